@@ -1,0 +1,723 @@
+//! The changeset document (PROTOCOL.md §2): a streaming reader and writer.
+//!
+//! The reader pulls one `<record>`, `<delete>` or `<alias>` at a time from any `BufRead`
+//! (gzip or plain, told apart by the magic bytes), checks names and values against the
+//! domain, and never holds more than one item and one bounded XML event in memory. The
+//! writer streams items out. Neither knows about databases, sessions or offline rights.
+
+use std::io::{self, BufRead, BufReader, Read, Write};
+
+use quick_xml::XmlVersion;
+use quick_xml::escape::{escape, resolve_predefined_entity};
+use quick_xml::events::{BytesStart, Event};
+
+use crate::domain::{self, Micros, TABLES, TableId, time, value};
+
+/// The only changeset version this server speaks.
+pub const VERSION: &str = "1";
+
+/// The largest single XML event (a tag with its attributes, or one run of text) the reader
+/// accepts; keeps a hostile document from making one event as large as the upload.
+pub const MAX_EVENT_BYTES: usize = 2 << 20;
+/// The longest field value accepted.
+pub const MAX_VALUE_BYTES: usize = 1 << 20;
+
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
+/// What is wrong with a document.
+#[derive(Debug, thiserror::Error)]
+pub enum CodecError {
+    /// Not XML, not a changeset, or cut short.
+    #[error("{0}")]
+    Malformed(String),
+    #[error("a changeset may not have a DOCTYPE")]
+    Doctype,
+    #[error("unknown changeset version {0:?}; this server speaks version {VERSION}")]
+    Version(String),
+    /// Well-formed, but a row names something unknown or holds a value that does not fit.
+    #[error("{message}")]
+    Invalid {
+        code: &'static str,
+        table: Option<String>,
+        id: Option<String>,
+        field: Option<String>,
+        message: String,
+    },
+    /// The decompressed document is larger than allowed.
+    #[error("the decompressed changeset is larger than {0} bytes")]
+    TooLarge(u64),
+    #[error("reading the changeset: {0}")]
+    Io(io::Error),
+}
+
+impl CodecError {
+    fn invalid(code: &'static str, message: impl Into<String>) -> Self {
+        CodecError::Invalid {
+            code,
+            table: None,
+            id: None,
+            field: None,
+            message: message.into(),
+        }
+    }
+}
+
+/// Whether the field's value at `base` was sent (`was=` / `was-null=`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Was {
+    Unknown,
+    Known(Option<String>),
+}
+
+/// One field of a `<record>`, its value in stored form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldChange {
+    /// Index into the table's `fields`.
+    pub index: usize,
+    pub value: Option<String>,
+    pub was: Was,
+}
+
+/// A `<record>`: a create (no base) or an edit (base), or in a download a whole row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub table: TableId,
+    pub id: String,
+    pub base: Option<Micros>,
+    pub updated: Option<Micros>,
+    pub fields: Vec<FieldChange>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delete {
+    pub table: TableId,
+    pub id: String,
+    pub base: Option<Micros>,
+    pub updated: Option<Micros>,
+}
+
+/// `<alias>`: the server joined a client's row onto an existing one (§4.5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Alias {
+    pub table: TableId,
+    pub id: String,
+    pub canonical: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Item {
+    Record(Record),
+    Delete(Delete),
+    Alias(Alias),
+}
+
+impl Item {
+    pub fn table(&self) -> TableId {
+        match self {
+            Item::Record(r) => r.table,
+            Item::Delete(d) => d.table,
+            Item::Alias(a) => a.table,
+        }
+    }
+
+    pub fn id(&self) -> &str {
+        match self {
+            Item::Record(r) => &r.id,
+            Item::Delete(d) => &d.id,
+            Item::Alias(a) => &a.id,
+        }
+    }
+}
+
+/// Counts bytes read from the inner reader, failing past a limit: bounds the decompressed
+/// size of an upload (a gzip bomb stops here) and, reset per event, the size of one event.
+struct Budget<R> {
+    inner: R,
+    total: u64,
+    total_limit: u64,
+    event: usize,
+}
+
+#[derive(Debug)]
+struct OverBudget(&'static str);
+
+impl std::fmt::Display for OverBudget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl std::error::Error for OverBudget {}
+
+impl<R: BufRead> Read for Budget<R> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let available = self.fill_buf()?;
+        let n = available.len().min(out.len());
+        out[..n].copy_from_slice(&available[..n]);
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+impl<R: BufRead> BufRead for Budget<R> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        if self.total > self.total_limit {
+            return Err(io::Error::other(OverBudget("total")));
+        }
+        if self.event > MAX_EVENT_BYTES {
+            return Err(io::Error::other(OverBudget("event")));
+        }
+        self.inner.fill_buf()
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.total += n as u64;
+        self.event += n;
+        self.inner.consume(n);
+    }
+}
+
+/// Opens a changeset that may be gzip-compressed, told apart by the magic bytes.
+pub fn decompressing<R: Read + 'static>(input: R) -> io::Result<Box<dyn BufRead>> {
+    let mut input = BufReader::with_capacity(64 << 10, input);
+    let gz = input.fill_buf()?.starts_with(&GZIP_MAGIC);
+    Ok(if gz {
+        Box::new(BufReader::with_capacity(
+            64 << 10,
+            flate2::bufread::MultiGzDecoder::new(input),
+        ))
+    } else {
+        Box::new(input)
+    })
+}
+
+/// The root element's attributes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Header {
+    pub since: Option<Micros>,
+}
+
+/// Reads a changeset item by item.
+pub struct ChangesetReader<R: BufRead> {
+    xml: quick_xml::Reader<Budget<R>>,
+    buf: Vec<u8>,
+    decompressed_limit: u64,
+    header: Option<Header>,
+    done: bool,
+}
+
+impl<R: BufRead> ChangesetReader<R> {
+    /// `decompressed_limit` bounds the bytes read from `input` (after decompression).
+    pub fn new(input: R, decompressed_limit: u64) -> Self {
+        let mut xml = quick_xml::Reader::from_reader(Budget {
+            inner: input,
+            total: 0,
+            total_limit: decompressed_limit,
+            event: 0,
+        });
+        let config = xml.config_mut();
+        config.check_end_names = true;
+        config.expand_empty_elements = false;
+        Self {
+            xml,
+            buf: Vec::with_capacity(4096),
+            decompressed_limit,
+            header: None,
+            done: false,
+        }
+    }
+
+    fn event(&mut self) -> Result<Event<'_>, CodecError> {
+        self.buf.clear();
+        self.xml.get_mut().event = 0;
+        let limit = self.decompressed_limit;
+        let position = self.xml.buffer_position();
+        self.xml
+            .read_event_into(&mut self.buf)
+            .map_err(|e| xml_error(e, limit, position))
+    }
+
+    /// The root element's attributes; reads up to and including the root tag.
+    pub fn header(&mut self) -> Result<Header, CodecError> {
+        if let Some(h) = &self.header {
+            return Ok(h.clone());
+        }
+        loop {
+            match self.event()? {
+                Event::Decl(_) | Event::PI(_) | Event::Comment(_) => {}
+                Event::DocType(_) => return Err(CodecError::Doctype),
+                Event::Text(t) if t.xml10_content().trim().is_empty() => {}
+                Event::Start(e) if e.name().0 == "changeset" => {
+                    let e = e.into_owned();
+                    return self.root(&e, false);
+                }
+                Event::Empty(e) if e.name().0 == "changeset" => {
+                    let e = e.into_owned();
+                    return self.root(&e, true);
+                }
+                Event::Start(e) | Event::Empty(e) => {
+                    return Err(CodecError::Malformed(format!(
+                        "the root element is <{}>, expected <changeset>",
+                        e.name().0
+                    )));
+                }
+                Event::Eof => {
+                    return Err(CodecError::Malformed(
+                        "the document is empty or is not XML".into(),
+                    ));
+                }
+                _ => {
+                    return Err(CodecError::Malformed(
+                        "the document does not start with a <changeset> element".into(),
+                    ));
+                }
+            }
+        }
+    }
+
+    fn root(&mut self, e: &BytesStart<'static>, empty: bool) -> Result<Header, CodecError> {
+        let mut version = None;
+        let mut since = None;
+        for (k, v) in attributes(e)? {
+            match k.as_str() {
+                "version" => version = Some(v),
+                "since" => {
+                    since = Some(time::parse(&v).ok_or_else(|| {
+                        CodecError::Malformed(format!(
+                            "the changeset's since {v:?} is not an RFC 3339 timestamp"
+                        ))
+                    })?)
+                }
+                _ => {}
+            }
+        }
+        match version {
+            Some(v) if v == VERSION => {}
+            Some(v) => return Err(CodecError::Version(v)),
+            None => {
+                return Err(CodecError::Malformed(
+                    "the <changeset> element has no version".into(),
+                ));
+            }
+        }
+        self.done = empty;
+        let header = Header { since };
+        self.header = Some(header.clone());
+        Ok(header)
+    }
+
+    /// The next item, or `None` after `</changeset>` and the end of the document.
+    pub fn next_item(&mut self) -> Result<Option<Item>, CodecError> {
+        self.header()?;
+        if self.done {
+            return self.expect_end_of_document().map(|()| None);
+        }
+        loop {
+            match self.event()? {
+                Event::Text(t) if t.xml10_content().trim().is_empty() => {}
+                Event::Comment(_) | Event::PI(_) => {}
+                Event::DocType(_) => return Err(CodecError::Doctype),
+                Event::End(_) => {
+                    self.done = true;
+                    return self.expect_end_of_document().map(|()| None);
+                }
+                Event::Start(e) => {
+                    let e = e.into_owned();
+                    return self.item(&e, false).map(Some);
+                }
+                Event::Empty(e) => {
+                    let e = e.into_owned();
+                    return self.item(&e, true).map(Some);
+                }
+                Event::Eof => return Err(truncated()),
+                Event::Text(_) | Event::GeneralRef(_) | Event::CData(_) => {
+                    return Err(CodecError::Malformed(
+                        "text directly inside <changeset>; only elements belong there".into(),
+                    ));
+                }
+                Event::Decl(_) => {
+                    return Err(CodecError::Malformed("a second XML declaration".into()));
+                }
+            }
+        }
+    }
+
+    fn expect_end_of_document(&mut self) -> Result<(), CodecError> {
+        loop {
+            match self.event()? {
+                Event::Eof => return Ok(()),
+                Event::Comment(_) | Event::PI(_) => {}
+                Event::Text(t) if t.xml10_content().trim().is_empty() => {}
+                _ => {
+                    return Err(CodecError::Malformed(
+                        "content after the end of </changeset>".into(),
+                    ));
+                }
+            }
+        }
+    }
+
+    fn item(&mut self, e: &BytesStart<'static>, empty: bool) -> Result<Item, CodecError> {
+        let name = e.name().0.to_owned();
+        let attrs = attributes(e)?;
+        let get = |k: &str| attrs.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        let table_name = get("table").unwrap_or_default().to_owned();
+        let raw_id = get("id").unwrap_or_default().to_owned();
+        let at = |code, message: String| CodecError::Invalid {
+            code,
+            table: Some(table_name.clone()).filter(|t| !t.is_empty()),
+            id: Some(raw_id.clone()).filter(|i| !i.is_empty()),
+            field: None,
+            message,
+        };
+        if !matches!(name.as_str(), "record" | "delete" | "alias") {
+            return Err(CodecError::Malformed(format!(
+                "unexpected element <{name}> in a changeset"
+            )));
+        }
+        if table_name.is_empty() {
+            return Err(at("missing-table", format!("a <{name}> has no table")));
+        }
+        let table = domain::table_by_name(&table_name)
+            .ok_or_else(|| at("unknown-table", format!("unknown table {table_name:?}")))?;
+        let id = value::parse_id(&raw_id)
+            .map_err(|_| at("invalid-id", format!("the id {raw_id:?} is not a UUID")))?;
+        let instant = |attr: &str| -> Result<Option<Micros>, CodecError> {
+            get(attr)
+                .map(|v| {
+                    time::parse(v).ok_or_else(|| {
+                        at(
+                            "invalid-timestamp",
+                            format!("{attr}={v:?} is not an RFC 3339 timestamp"),
+                        )
+                    })
+                })
+                .transpose()
+        };
+        let base = instant("base")?;
+        let updated = instant("updated")?;
+        match name.as_str() {
+            "delete" => {
+                if !empty {
+                    self.skip_to_end("delete")?;
+                }
+                Ok(Item::Delete(Delete {
+                    table,
+                    id,
+                    base,
+                    updated,
+                }))
+            }
+            "alias" => {
+                if !empty {
+                    self.skip_to_end("alias")?;
+                }
+                let canonical = value::parse_id(get("canonical").unwrap_or_default())
+                    .map_err(|_| at("invalid-id", "an <alias> without a valid canonical".into()))?;
+                Ok(Item::Alias(Alias {
+                    table,
+                    id,
+                    canonical,
+                }))
+            }
+            _ => {
+                let mut record = Record {
+                    table,
+                    id,
+                    base,
+                    updated,
+                    fields: Vec::new(),
+                };
+                if !empty {
+                    self.fields(&mut record)?;
+                }
+                Ok(Item::Record(record))
+            }
+        }
+    }
+
+    /// Skips an element's (ignored) content up to its end tag.
+    fn skip_to_end(&mut self, name: &str) -> Result<(), CodecError> {
+        let mut depth = 0usize;
+        loop {
+            match self.event()? {
+                Event::Start(_) => depth += 1,
+                Event::End(_) if depth == 0 => return Ok(()),
+                Event::End(_) => depth -= 1,
+                Event::Eof => return Err(truncated()),
+                Event::DocType(_) => return Err(CodecError::Doctype),
+                _ => {}
+            }
+            if depth > 8 {
+                return Err(CodecError::Malformed(format!(
+                    "a <{name}> nests elements too deeply"
+                )));
+            }
+        }
+    }
+
+    fn fields(&mut self, record: &mut Record) -> Result<(), CodecError> {
+        let table = &TABLES[record.table];
+        let row_error = |code, field: Option<&str>, message: String| CodecError::Invalid {
+            code,
+            table: Some(table.name.to_owned()),
+            id: Some(record.id.clone()),
+            field: field.map(str::to_owned),
+            message,
+        };
+        loop {
+            let (start, empty) = match self.event()? {
+                Event::Start(e) => (e.into_owned(), false),
+                Event::Empty(e) => (e.into_owned(), true),
+                Event::End(_) => return Ok(()),
+                Event::Text(t) if t.xml10_content().trim().is_empty() => continue,
+                Event::Comment(_) | Event::PI(_) => continue,
+                Event::Eof => return Err(truncated()),
+                Event::DocType(_) => return Err(CodecError::Doctype),
+                _ => {
+                    return Err(CodecError::Malformed(format!(
+                        "text directly inside the <record> of {} {}",
+                        table.name, record.id
+                    )));
+                }
+            };
+            if start.name().0 != "field" {
+                return Err(CodecError::Malformed(format!(
+                    "unexpected <{}> in the <record> of {} {}",
+                    start.name().0,
+                    table.name,
+                    record.id
+                )));
+            }
+            let attrs = attributes(&start)?;
+            let get = |k: &str| attrs.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+            let name = get("name").unwrap_or_default().to_owned();
+            let Some(index) = table.field_index(&name) else {
+                return Err(row_error(
+                    "unknown-field",
+                    Some(&name),
+                    format!("{} has no field {name:?}", table.name),
+                ));
+            };
+            if record.fields.iter().any(|f| f.index == index) {
+                return Err(row_error(
+                    "duplicate-field",
+                    Some(&name),
+                    format!("field {name:?} appears twice"),
+                ));
+            }
+            let null = get("null") == Some("true");
+            let text = if empty {
+                String::new()
+            } else {
+                self.text_until_end(&name)?
+            };
+            let def = &table.fields[index];
+            let raw = if null {
+                if !text.is_empty() {
+                    return Err(row_error(
+                        "invalid-value",
+                        Some(&name),
+                        format!("field {name:?} is marked null but has a value"),
+                    ));
+                }
+                None
+            } else {
+                Some(text.as_str())
+            };
+            let value = value::parse(def, raw).map_err(|e| {
+                row_error("invalid-value", Some(&name), format!("{name} {e}"))
+            })?;
+            let was = if get("was-null") == Some("true") {
+                Was::Known(None)
+            } else if let Some(w) = get("was") {
+                let parsed = value::parse(&crate::domain::Field { nullable: true, ..*def }, Some(w))
+                    .map_err(|e| {
+                        row_error("invalid-was", Some(&name), format!("was of {name} {e}"))
+                    })?;
+                Was::Known(parsed)
+            } else {
+                Was::Unknown
+            };
+            record.fields.push(FieldChange { index, value, was });
+        }
+    }
+
+    /// The text content of a `<field>`, entities resolved, up to its end tag.
+    fn text_until_end(&mut self, name: &str) -> Result<String, CodecError> {
+        let mut out = String::new();
+        loop {
+            match self.event()? {
+                Event::Text(t) => out.push_str(&t.xml10_content()),
+                Event::CData(c) => out.push_str(&c.xml10_content()),
+                Event::GeneralRef(r) => {
+                    if let Some(c) = r.resolve_char_ref().map_err(|e| {
+                        CodecError::Malformed(format!("a bad character reference: {e}"))
+                    })? {
+                        out.push(c);
+                    } else {
+                        let entity = r.xml10_content();
+                        let resolved = resolve_predefined_entity(&entity).ok_or_else(|| {
+                            CodecError::Malformed(format!(
+                                "unknown entity &{entity}; (only the five predefined ones are understood)"
+                            ))
+                        })?;
+                        out.push_str(resolved);
+                    }
+                }
+                Event::End(_) => return Ok(out),
+                Event::Comment(_) | Event::PI(_) => {}
+                Event::Eof => return Err(truncated()),
+                Event::DocType(_) => return Err(CodecError::Doctype),
+                _ => {
+                    return Err(CodecError::Malformed(format!(
+                        "field {name:?} holds an element; it may hold only text"
+                    )));
+                }
+            }
+            if out.len() > MAX_VALUE_BYTES {
+                return Err(CodecError::invalid(
+                    "value-too-long",
+                    format!("field {name:?} is longer than {MAX_VALUE_BYTES} bytes"),
+                ));
+            }
+        }
+    }
+}
+
+fn truncated() -> CodecError {
+    CodecError::Malformed("the changeset ends before </changeset>: truncated".into())
+}
+
+fn attributes(e: &BytesStart<'_>) -> Result<Vec<(String, String)>, CodecError> {
+    e.attributes()
+        .map(|a| {
+            let a = a.map_err(|err| CodecError::Malformed(format!("a bad attribute: {err}")))?;
+            let v = a
+                .normalized_value(XmlVersion::Implicit1_0)
+                .map_err(|err| CodecError::Malformed(format!("a bad attribute value: {err}")))?;
+            Ok((a.key.0.to_owned(), v.into_owned()))
+        })
+        .collect()
+}
+
+fn xml_error(e: quick_xml::Error, limit: u64, position: u64) -> CodecError {
+    if let quick_xml::Error::Io(io) = &e {
+        if let Some(inner) = io.get_ref().and_then(|i| i.downcast_ref::<OverBudget>()) {
+            return match inner.0 {
+                "total" => CodecError::TooLarge(limit),
+                _ => CodecError::invalid(
+                    "event-too-large",
+                    format!("one XML tag or text is larger than {MAX_EVENT_BYTES} bytes"),
+                ),
+            };
+        }
+        return match io.kind() {
+            io::ErrorKind::InvalidInput | io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof => {
+                CodecError::Malformed(format!("the upload is not a valid gzip or XML stream: {io}"))
+            }
+            _ => CodecError::Io(io::Error::new(io.kind(), io.to_string())),
+        };
+    }
+    CodecError::Malformed(format!("not well-formed XML near byte {position}: {e}"))
+}
+
+/// Writes a changeset item by item.
+pub struct ChangesetWriter<W: Write> {
+    out: W,
+}
+
+impl<W: Write> ChangesetWriter<W> {
+    pub fn start(mut out: W, since: Option<Micros>) -> io::Result<Self> {
+        out.write_all(b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<changeset version=\"1\"")?;
+        if let Some(s) = since {
+            write!(out, " since=\"{}\"", time::format(s))?;
+        }
+        out.write_all(b">\n")?;
+        Ok(Self { out })
+    }
+
+    pub fn item(&mut self, item: &Item) -> io::Result<()> {
+        match item {
+            Item::Record(r) => self.record(r),
+            Item::Delete(d) => {
+                let table = TABLES[d.table].name;
+                write!(self.out, "  <delete table=\"{table}\" id=\"{}\"", attr(&d.id))?;
+                self.times(d.base, d.updated)?;
+                self.out.write_all(b"/>\n")
+            }
+            Item::Alias(a) => writeln!(
+                self.out,
+                "  <alias table=\"{}\" id=\"{}\" canonical=\"{}\"/>",
+                TABLES[a.table].name,
+                attr(&a.id),
+                attr(&a.canonical)
+            ),
+        }
+    }
+
+    fn times(&mut self, base: Option<Micros>, updated: Option<Micros>) -> io::Result<()> {
+        if let Some(b) = base {
+            write!(self.out, " base=\"{}\"", time::format(b))?;
+        }
+        if let Some(u) = updated {
+            write!(self.out, " updated=\"{}\"", time::format(u))?;
+        }
+        Ok(())
+    }
+
+    fn record(&mut self, r: &Record) -> io::Result<()> {
+        let table = &TABLES[r.table];
+        write!(self.out, "  <record table=\"{}\" id=\"{}\"", table.name, attr(&r.id))?;
+        self.times(r.base, r.updated)?;
+        self.out.write_all(b">\n")?;
+        for f in &r.fields {
+            let name = table.fields[f.index].name;
+            write!(self.out, "    <field name=\"{name}\"")?;
+            match &f.was {
+                Was::Unknown => {}
+                Was::Known(None) => self.out.write_all(b" was-null=\"true\"")?,
+                Was::Known(Some(w)) => write!(self.out, " was=\"{}\"", attr(w))?,
+            }
+            match &f.value {
+                None => self.out.write_all(b" null=\"true\"/>\n")?,
+                Some(v) => write!(self.out, ">{}</field>\n", text(v))?,
+            }
+        }
+        self.out.write_all(b"  </record>\n")
+    }
+
+    pub fn finish(mut self) -> io::Result<W> {
+        self.out.write_all(b"</changeset>\n")?;
+        Ok(self.out)
+    }
+}
+
+/// Escapes element text; a carriage return becomes a reference, or the reader's
+/// end-of-line normalisation would turn it into a line feed.
+fn text(v: &str) -> std::borrow::Cow<'_, str> {
+    let escaped = escape(v);
+    if escaped.contains('\r') {
+        escaped.replace('\r', "&#13;").into()
+    } else {
+        escaped
+    }
+}
+
+/// Escapes an attribute value; whitespace other than a space is written as a reference so
+/// that attribute-value normalisation leaves it alone.
+fn attr(v: &str) -> std::borrow::Cow<'_, str> {
+    let escaped = escape(v);
+    if escaped.contains(['\n', '\r', '\t']) {
+        escaped
+            .replace('\n', "&#10;")
+            .replace('\r', "&#13;")
+            .replace('\t', "&#9;")
+            .into()
+    } else {
+        escaped
+    }
+}
+
+#[cfg(test)]
+mod tests;
