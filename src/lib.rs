@@ -9,3 +9,4 @@
 
 pub mod domain;
 pub mod sync;
+pub mod db;

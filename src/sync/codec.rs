@@ -63,14 +63,14 @@ impl CodecError {
 }
 
 /// Whether the field's value at `base` was sent (`was=` / `was-null=`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Was {
     Unknown,
     Known(Option<String>),
 }
 
 /// One field of a `<record>`, its value in stored form.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FieldChange {
     /// Index into the table's `fields`.
     pub index: usize,
@@ -79,7 +79,7 @@ pub struct FieldChange {
 }
 
 /// A `<record>`: a create (no base) or an edit (base), or in a download a whole row.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Record {
     pub table: TableId,
     pub id: String,
@@ -88,7 +88,7 @@ pub struct Record {
     pub fields: Vec<FieldChange>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Delete {
     pub table: TableId,
     pub id: String,
@@ -97,14 +97,14 @@ pub struct Delete {
 }
 
 /// `<alias>`: the server joined a client's row onto an existing one (§4.5).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Alias {
     pub table: TableId,
     pub id: String,
     pub canonical: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Item {
     Record(Record),
     Delete(Delete),

@@ -1,0 +1,12 @@
+DROP TABLE aliases;
+DROP TABLE conflict_fields;
+DROP TABLE conflicts;
+DROP TABLE sync_sessions;
+DROP TABLE devices;
+DROP TABLE users;
+DROP TABLE tombstones;
+DROP TABLE readings;
+DROP TABLE inspections;
+DROP TABLE assets;
+DROP TABLE sites;
+DROP TABLE write_lock;

@@ -1,0 +1,168 @@
+//! Connections, the pool, migrations, and the few statements that differ between SQLite
+//! and PostgreSQL. Everything above this module speaks one dialect-neutral SQL through
+//! [`Sql`]; the only backend-specific code lives in [`dialect`].
+
+pub mod dialect;
+pub mod repo;
+mod sql;
+
+use std::time::Duration;
+
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use diesel::r2d2::{self, ManageConnection};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+
+pub use sql::{Bind, Sql};
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+/// One connection to either database; diesel routes each query to the right backend.
+#[derive(diesel::MultiConnection)]
+pub enum DbConn {
+    Sqlite(diesel::SqliteConnection),
+    Pg(diesel::PgConnection),
+}
+
+pub type Pool = r2d2::Pool<Manager>;
+pub type PooledConn = r2d2::PooledConnection<Manager>;
+
+/// Errors of the database layer.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("unsupported database URL {0:?}: use sqlite://PATH or postgres://...")]
+    Scheme(String),
+    #[error("cannot connect to the database: {0}")]
+    Connect(String),
+    #[error("the database is unavailable: {0}")]
+    Pool(#[from] r2d2::PoolError),
+    #[error("database error: {0}")]
+    Query(#[from] diesel::result::Error),
+    #[error("running migrations: {0}")]
+    Migration(String),
+}
+
+impl DbError {
+    /// A failure of the database itself (down, locked, out of connections), as opposed to
+    /// a statement that is wrong; callers answer the first with 503.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            DbError::Pool(_) | DbError::Connect(_) => true,
+            DbError::Query(diesel::result::Error::DatabaseError(kind, info)) => {
+                let m = info.message();
+                matches!(kind, diesel::result::DatabaseErrorKind::ClosedConnection)
+                    || m.contains("database is locked")
+                    || m.contains("terminating connection")
+                    || m.contains("deadlock detected")
+                    || m.contains("could not serialize")
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Which database a URL names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    Sqlite(String),
+    Postgres(String),
+}
+
+impl Target {
+    pub fn parse(url: &str) -> Result<Self, DbError> {
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            if path.is_empty() {
+                return Err(DbError::Scheme(url.into()));
+            }
+            Ok(Target::Sqlite(path.to_owned()))
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Target::Postgres(url.to_owned()))
+        } else {
+            Err(DbError::Scheme(url.into()))
+        }
+    }
+}
+
+/// Opens connections for the pool, picking the backend by URL scheme.
+#[derive(Debug, Clone)]
+pub struct Manager {
+    target: Target,
+}
+
+impl ManageConnection for Manager {
+    type Connection = DbConn;
+    type Error = DbError;
+
+    fn connect(&self) -> Result<DbConn, DbError> {
+        match &self.target {
+            Target::Sqlite(path) => {
+                let mut c = diesel::SqliteConnection::establish(path)
+                    .map_err(|e| DbError::Connect(e.to_string()))?;
+                // WAL: readers never block the writer. busy_timeout: writers queue instead
+                // of failing with "database is locked". Foreign keys are off by default.
+                c.batch_execute(
+                    "PRAGMA busy_timeout = 30000; PRAGMA journal_mode = WAL; \
+                     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+                )?;
+                Ok(DbConn::Sqlite(c))
+            }
+            Target::Postgres(url) => diesel::PgConnection::establish(url)
+                .map(DbConn::Pg)
+                .map_err(|e| DbError::Connect(e.to_string())),
+        }
+    }
+
+    fn is_valid(&self, conn: &mut DbConn) -> Result<(), DbError> {
+        conn.batch_execute("SELECT 1").map_err(DbError::from)
+    }
+
+    fn has_broken(&self, _conn: &mut DbConn) -> bool {
+        false
+    }
+}
+
+/// Opens a pool on `url` and brings the schema up to date.
+pub fn connect(url: &str, max_size: u32) -> Result<Pool, DbError> {
+    let target = Target::parse(url)?;
+    let pool = r2d2::Pool::builder()
+        .max_size(max_size)
+        .connection_timeout(Duration::from_secs(10))
+        .test_on_check_out(matches!(target, Target::Postgres(_)))
+        .build(Manager { target })
+        .map_err(|e| DbError::Connect(e.to_string()))?;
+    let mut conn = pool.get()?;
+    migrate(&mut conn)?;
+    Ok(pool)
+}
+
+fn migrate(conn: &mut DbConn) -> Result<(), DbError> {
+    let result = match conn {
+        DbConn::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|_| ()),
+        DbConn::Pg(c) => {
+            // Several instances may start at once; one migrates, the others wait.
+            c.batch_execute("SELECT pg_advisory_lock(74110001)")?;
+            let r = c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|_| ());
+            c.batch_execute("SELECT pg_advisory_unlock(74110001)")?;
+            r
+        }
+    };
+    result.map_err(|e| DbError::Migration(e.to_string()))
+}
+
+/// Runs `f` in one write transaction holding `lock`, with the transaction's clock
+/// reading (see [`dialect`] for why both matter). Rolls back when `f` fails.
+pub fn write_txn<T, E>(
+    conn: &mut DbConn,
+    lock: dialect::WriteLock,
+    f: impl FnOnce(&mut DbConn, crate::domain::Micros) -> Result<T, E>,
+) -> Result<T, E>
+where
+    E: From<DbError> + From<diesel::result::Error>,
+{
+    conn.transaction(|c| {
+        dialect::begin_write(c, lock)?;
+        let now = dialect::clock(c)?;
+        f(c, now)
+    })
+}

@@ -1,0 +1,141 @@
+//! Users and their devices.
+
+use diesel::QueryableByName;
+use diesel::sql_types::{BigInt, Bool, Nullable, Text};
+
+use crate::db::{DbConn, DbError, Sql};
+use crate::domain::Micros;
+
+#[derive(Debug, Clone, QueryableByName)]
+pub struct User {
+    #[diesel(sql_type = Text)]
+    pub id: String,
+    #[diesel(sql_type = Text)]
+    pub name: String,
+    #[diesel(sql_type = Text)]
+    pub password_hash: String,
+    #[diesel(sql_type = Bool)]
+    pub is_admin: bool,
+    #[diesel(sql_type = Bool)]
+    pub is_conflict: bool,
+}
+
+const USER_COLUMNS: &str = "SELECT id, name, password_hash, is_admin, is_conflict FROM users";
+
+pub fn insert_user(
+    conn: &mut DbConn,
+    id: &str,
+    name: &str,
+    password_hash: &str,
+    is_admin: bool,
+    now: Micros,
+) -> Result<(), DbError> {
+    let mut sql = Sql::new(
+        "INSERT INTO users (id, name, password_hash, is_admin, is_conflict, created_at) VALUES (",
+    );
+    sql.params([id, name, password_hash])
+        .push(", ")
+        .param(is_admin)
+        .push(", ")
+        .param(false)
+        .push(", ")
+        .param(now)
+        .push(")");
+    sql.execute(conn)?;
+    Ok(())
+}
+
+pub fn user_by_name(conn: &mut DbConn, name: &str) -> Result<Option<User>, DbError> {
+    let mut sql = Sql::new(USER_COLUMNS);
+    sql.push(" WHERE name = ").param(name);
+    sql.first(conn)
+}
+
+pub fn user_by_id(conn: &mut DbConn, id: &str) -> Result<Option<User>, DbError> {
+    let mut sql = Sql::new(USER_COLUMNS);
+    sql.push(" WHERE id = ").param(id);
+    sql.first(conn)
+}
+
+pub fn set_conflict_flag(conn: &mut DbConn, user_id: &str, flag: bool) -> Result<(), DbError> {
+    let mut sql = Sql::new("UPDATE users SET is_conflict = ");
+    sql.param(flag).push(" WHERE id = ").param(user_id);
+    sql.execute(conn)?;
+    Ok(())
+}
+
+pub fn count_users(conn: &mut DbConn) -> Result<i64, DbError> {
+    count(conn, Sql::new("SELECT COUNT(*) AS n FROM users"))
+}
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+/// Runs a `SELECT COUNT(*) AS n ...`.
+pub fn count(conn: &mut DbConn, sql: Sql) -> Result<i64, DbError> {
+    Ok(sql.first::<Count>(conn)?.map_or(0, |c| c.n))
+}
+
+#[derive(Debug, Clone, QueryableByName)]
+pub struct Device {
+    #[diesel(sql_type = Text)]
+    pub id: String,
+    #[diesel(sql_type = Text)]
+    pub user_id: String,
+    #[diesel(sql_type = Text)]
+    pub label: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub last_session_id: Option<String>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub revoked_at: Option<i64>,
+}
+
+const DEVICE_COLUMNS: &str =
+    "SELECT id, user_id, label, last_session_id, revoked_at FROM devices";
+
+pub fn insert_device(
+    conn: &mut DbConn,
+    id: &str,
+    user_id: &str,
+    label: &str,
+    token_hash: &str,
+    now: Micros,
+) -> Result<(), DbError> {
+    let mut sql =
+        Sql::new("INSERT INTO devices (id, user_id, label, token_hash, created_at) VALUES (");
+    sql.params([id, user_id, label, token_hash])
+        .push(", ")
+        .param(now)
+        .push(")");
+    sql.execute(conn)?;
+    Ok(())
+}
+
+/// The device holding this token (by its hash), unless revoked.
+pub fn device_by_token_hash(conn: &mut DbConn, hash: &str) -> Result<Option<Device>, DbError> {
+    let mut sql = Sql::new(DEVICE_COLUMNS);
+    sql.push(" WHERE token_hash = ")
+        .param(hash)
+        .push(" AND revoked_at IS NULL");
+    sql.first(conn)
+}
+
+pub fn device_by_id(conn: &mut DbConn, id: &str) -> Result<Option<Device>, DbError> {
+    let mut sql = Sql::new(DEVICE_COLUMNS);
+    sql.push(" WHERE id = ").param(id);
+    sql.first(conn)
+}
+
+pub fn set_last_session(
+    conn: &mut DbConn,
+    device_id: &str,
+    session_id: &str,
+) -> Result<(), DbError> {
+    let mut sql = Sql::new("UPDATE devices SET last_session_id = ");
+    sql.param(session_id).push(" WHERE id = ").param(device_id);
+    sql.execute(conn)?;
+    Ok(())
+}

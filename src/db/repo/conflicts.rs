@@ -1,0 +1,274 @@
+//! Recorded conflicts and their fields.
+
+use diesel::QueryableByName;
+use diesel::sql_types::{BigInt, Bool, Nullable, Text};
+
+use crate::db::{DbConn, DbError, Sql};
+use crate::domain::Micros;
+
+use super::accounts::count;
+
+/// What kind of disagreement a conflict records.
+pub mod kind {
+    /// Fields edited on both sides.
+    pub const FIELDS: &str = "fields";
+    /// The device deleted a row the server changed since.
+    pub const DELETE: &str = "delete";
+    /// The device edited a row the server deleted since.
+    pub const EDIT_DELETED: &str = "edit_deleted";
+    /// The device created a row whose natural key the server already had.
+    pub const DUPLICATE: &str = "duplicate";
+}
+
+#[derive(Debug, Clone, QueryableByName)]
+pub struct Conflict {
+    #[diesel(sql_type = Text)]
+    pub id: String,
+    #[diesel(sql_type = Text)]
+    pub user_id: String,
+    #[diesel(sql_type = Text)]
+    pub device_id: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub session_id: Option<String>,
+    #[diesel(sql_type = Text)]
+    pub table_name: String,
+    #[diesel(sql_type = Text)]
+    pub row_id: String,
+    #[diesel(sql_type = Text)]
+    pub kind: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub client_id: Option<String>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub base: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub server_updated: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub offline_updated: Option<i64>,
+    #[diesel(sql_type = Text)]
+    pub status: String,
+    #[diesel(sql_type = BigInt)]
+    pub created_at: i64,
+    #[diesel(sql_type = BigInt)]
+    pub updated_at: i64,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub resolved_at: Option<i64>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub resolved_by: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub resolution: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
+pub struct ConflictField {
+    #[diesel(sql_type = Text)]
+    pub field: String,
+    #[diesel(sql_type = Bool)]
+    pub base_known: bool,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub base_value: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub server_value: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub offline_value: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub choice: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub chosen_value: Option<String>,
+}
+
+const COLUMNS: &str = "SELECT id, user_id, device_id, session_id, table_name, row_id, kind, \
+    client_id, base, server_updated, offline_updated, status, created_at, updated_at, \
+    resolved_at, resolved_by, resolution FROM conflicts";
+
+pub fn get(conn: &mut DbConn, id: &str) -> Result<Option<Conflict>, DbError> {
+    let mut sql = Sql::new(COLUMNS);
+    sql.push(" WHERE id = ").param(id);
+    sql.first(conn)
+}
+
+/// The user's open conflict on a row, if any (there is at most one).
+pub fn open_for_row(
+    conn: &mut DbConn,
+    user_id: &str,
+    table: &str,
+    row_id: &str,
+) -> Result<Option<Conflict>, DbError> {
+    let mut sql = Sql::new(COLUMNS);
+    sql.push(" WHERE user_id = ")
+        .param(user_id)
+        .push(" AND table_name = ")
+        .param(table)
+        .push(" AND row_id = ")
+        .param(row_id)
+        .push(" AND status = 'open'");
+    sql.first(conn)
+}
+
+pub fn insert(conn: &mut DbConn, c: &Conflict) -> Result<(), DbError> {
+    let mut sql = Sql::new(
+        "INSERT INTO conflicts (id, user_id, device_id, session_id, table_name, row_id, kind, \
+         client_id, base, server_updated, offline_updated, status, created_at, updated_at) VALUES (",
+    );
+    sql.params([&c.id, &c.user_id, &c.device_id])
+        .push(", ")
+        .param(c.session_id.clone())
+        .push(", ")
+        .params([&c.table_name, &c.row_id, &c.kind])
+        .push(", ")
+        .param(c.client_id.clone())
+        .push(", ")
+        .params([c.base, c.server_updated, c.offline_updated])
+        .push(", 'open', ")
+        .params([c.created_at, c.updated_at])
+        .push(")");
+    sql.execute(conn)?;
+    Ok(())
+}
+
+/// Refreshes an open conflict with a later upload's view of the same row.
+pub fn update_open(conn: &mut DbConn, c: &Conflict) -> Result<(), DbError> {
+    let mut sql = Sql::new("UPDATE conflicts SET device_id = ");
+    sql.param(&c.device_id)
+        .push(", session_id = ")
+        .param(c.session_id.clone())
+        .push(", kind = ")
+        .param(&c.kind)
+        .push(", client_id = ")
+        .param(c.client_id.clone())
+        .push(", base = ")
+        .param(c.base)
+        .push(", server_updated = ")
+        .param(c.server_updated)
+        .push(", offline_updated = ")
+        .param(c.offline_updated)
+        .push(", updated_at = ")
+        .param(c.updated_at)
+        .push(" WHERE id = ")
+        .param(&c.id);
+    sql.execute(conn)?;
+    Ok(())
+}
+
+/// Sets the server side of a conflict to what the server holds now (a stale form).
+pub fn refresh_server(
+    conn: &mut DbConn,
+    id: &str,
+    server_updated: Option<Micros>,
+    fields: &[(String, Option<String>)],
+) -> Result<(), DbError> {
+    let mut sql = Sql::new("UPDATE conflicts SET server_updated = ");
+    sql.param(server_updated).push(" WHERE id = ").param(id);
+    sql.execute(conn)?;
+    for (field, value) in fields {
+        let mut sql = Sql::new("UPDATE conflict_fields SET server_value = ");
+        sql.param(value.clone())
+            .push(" WHERE conflict_id = ")
+            .param(id)
+            .push(" AND field = ")
+            .param(field);
+        sql.execute(conn)?;
+    }
+    Ok(())
+}
+
+/// Inserts or replaces one field of a conflict.
+pub fn put_field(conn: &mut DbConn, conflict_id: &str, f: &ConflictField) -> Result<(), DbError> {
+    let mut del = Sql::new("DELETE FROM conflict_fields WHERE conflict_id = ");
+    del.param(conflict_id).push(" AND field = ").param(&f.field);
+    del.execute(conn)?;
+    let mut sql = Sql::new(
+        "INSERT INTO conflict_fields (conflict_id, field, base_known, base_value, server_value, \
+         offline_value) VALUES (",
+    );
+    sql.params([conflict_id, &f.field])
+        .push(", ")
+        .param(f.base_known)
+        .push(", ")
+        .params([
+            f.base_value.clone(),
+            f.server_value.clone(),
+            f.offline_value.clone(),
+        ])
+        .push(")");
+    sql.execute(conn)?;
+    Ok(())
+}
+
+pub fn fields(conn: &mut DbConn, conflict_id: &str) -> Result<Vec<ConflictField>, DbError> {
+    let mut sql = Sql::new(
+        "SELECT field, base_known, base_value, server_value, offline_value, choice, chosen_value \
+         FROM conflict_fields WHERE conflict_id = ",
+    );
+    sql.param(conflict_id).push(" ORDER BY field");
+    sql.load(conn)
+}
+
+pub fn record_choice(
+    conn: &mut DbConn,
+    conflict_id: &str,
+    field: &str,
+    choice: &str,
+    value: Option<&str>,
+) -> Result<(), DbError> {
+    let mut sql = Sql::new("UPDATE conflict_fields SET choice = ");
+    sql.param(choice)
+        .push(", chosen_value = ")
+        .param(value)
+        .push(" WHERE conflict_id = ")
+        .param(conflict_id)
+        .push(" AND field = ")
+        .param(field);
+    sql.execute(conn)?;
+    Ok(())
+}
+
+pub fn close(
+    conn: &mut DbConn,
+    id: &str,
+    by_user: &str,
+    resolution: &str,
+    now: Micros,
+) -> Result<(), DbError> {
+    let mut sql = Sql::new("UPDATE conflicts SET status = 'resolved', resolved_at = ");
+    sql.param(now)
+        .push(", updated_at = ")
+        .param(now)
+        .push(", resolved_by = ")
+        .param(by_user)
+        .push(", resolution = ")
+        .param(resolution)
+        .push(" WHERE id = ")
+        .param(id);
+    sql.execute(conn)?;
+    Ok(())
+}
+
+fn scope(sql: &mut Sql, user_id: Option<&str>, status: &str) {
+    sql.push(" WHERE status = ").param(status);
+    if let Some(u) = user_id {
+        sql.push(" AND user_id = ").param(u);
+    }
+}
+
+/// Conflicts of one user (or of everyone, for `None`), newest first.
+pub fn list(
+    conn: &mut DbConn,
+    user_id: Option<&str>,
+    status: &str,
+    limit: i64,
+    offset: i64,
+) -> Result<Vec<Conflict>, DbError> {
+    let mut sql = Sql::new(COLUMNS);
+    scope(&mut sql, user_id, status);
+    sql.push(" ORDER BY updated_at DESC, id LIMIT ")
+        .param(limit)
+        .push(" OFFSET ")
+        .param(offset);
+    sql.load(conn)
+}
+
+pub fn count_open(conn: &mut DbConn, user_id: Option<&str>) -> Result<i64, DbError> {
+    let mut sql = Sql::new("SELECT COUNT(*) AS n FROM conflicts");
+    scope(&mut sql, user_id, "open");
+    count(conn, sql)
+}

@@ -1,0 +1,8 @@
+//! Repository functions: each takes `&mut DbConn`, so that callers compose them inside one
+//! transaction. No HTTP, no sync rules.
+
+pub mod accounts;
+pub mod aliases;
+pub mod conflicts;
+pub mod rows;
+pub mod sessions;

@@ -1,0 +1,398 @@
+//! Rows of the synced tables, read and written in batches. SQL is generated from the
+//! domain declaration, so a new table or field needs no change here.
+
+use std::collections::HashMap;
+
+use diesel::QueryableByName;
+use diesel::sql_types::{BigInt, Nullable, Text};
+
+use crate::db::{DbConn, DbError, Sql, dialect};
+use crate::domain::{MAX_FIELDS, Micros, TABLES, Table, TableId, Values};
+
+/// A row as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Row {
+    pub id: String,
+    pub last_updated: Micros,
+    pub values: Values,
+}
+
+/// The fixed-width shape every row is read into: the table's fields, padded with NULLs.
+#[derive(QueryableByName)]
+struct RawRow {
+    #[diesel(sql_type = Text)]
+    id: String,
+    #[diesel(sql_type = BigInt)]
+    last_updated: i64,
+    #[diesel(sql_type = Nullable<Text>)]
+    f0: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    f1: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    f2: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    f3: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    f4: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    f5: Option<String>,
+}
+
+impl RawRow {
+    fn into_row(self, table: &Table) -> Row {
+        let mut all = [self.f0, self.f1, self.f2, self.f3, self.f4, self.f5];
+        let values = all[..table.fields.len()]
+            .iter_mut()
+            .map(Option::take)
+            .collect();
+        Row {
+            id: self.id,
+            last_updated: self.last_updated,
+            values,
+        }
+    }
+}
+
+/// Up to this many ids go into one `IN (...)`; far below both backends' parameter limits.
+pub const BATCH: usize = 500;
+
+fn select_columns(table: &Table) -> String {
+    let mut cols = String::from("SELECT id, last_updated");
+    for i in 0..MAX_FIELDS {
+        match table.fields.get(i) {
+            Some(f) => cols.push_str(&format!(", {} AS f{i}", f.name)),
+            None => cols.push_str(&format!(", CAST(NULL AS TEXT) AS f{i}")),
+        }
+    }
+    cols.push_str(" FROM ");
+    cols.push_str(table.name);
+    cols
+}
+
+fn load(conn: &mut DbConn, table: &Table, sql: &Sql) -> Result<Vec<Row>, DbError> {
+    Ok(sql
+        .load::<RawRow>(conn)?
+        .into_iter()
+        .map(|r| r.into_row(table))
+        .collect())
+}
+
+/// The rows with these ids, locked for update where the backend supports it.
+pub fn by_ids(
+    conn: &mut DbConn,
+    table: TableId,
+    ids: &[String],
+    lock: bool,
+) -> Result<HashMap<String, Row>, DbError> {
+    let table = &TABLES[table];
+    let mut out = HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(BATCH) {
+        let mut sql = Sql::new(select_columns(table));
+        sql.push(" WHERE id IN (").params(chunk).push(") ORDER BY id");
+        if lock {
+            sql.push(dialect::for_update(conn));
+        }
+        for row in load(conn, table, &sql)? {
+            out.insert(row.id.clone(), row);
+        }
+    }
+    Ok(out)
+}
+
+/// One row by id.
+pub fn get(conn: &mut DbConn, table: TableId, id: &str) -> Result<Option<Row>, DbError> {
+    Ok(by_ids(conn, table, &[id.to_owned()], false)?.remove(id))
+}
+
+/// The rows whose natural key is one of `keys`, by key.
+pub fn by_natural_keys(
+    conn: &mut DbConn,
+    table: TableId,
+    keys: &[String],
+) -> Result<HashMap<String, Row>, DbError> {
+    let def = &TABLES[table];
+    let Some(k) = def.natural_key_index() else {
+        return Ok(HashMap::new());
+    };
+    let mut out = HashMap::new();
+    for chunk in keys.chunks(BATCH) {
+        let mut sql = Sql::new(select_columns(def));
+        sql.push(&format!(" WHERE {} IN (", def.fields[k].name))
+            .params(chunk)
+            .push(")");
+        for row in load(conn, def, &sql)? {
+            if let Some(key) = row.values[k].clone() {
+                out.insert(key, row);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Inserts rows, many per statement.
+pub fn insert(
+    conn: &mut DbConn,
+    table: TableId,
+    rows: &[(String, Values, Micros)],
+) -> Result<(), DbError> {
+    let def = &TABLES[table];
+    let columns: Vec<&str> = def.fields.iter().map(|f| f.name).collect();
+    let per_statement = (BATCH * 4 / (columns.len() + 2)).max(1);
+    for chunk in rows.chunks(per_statement) {
+        let mut sql = Sql::new(format!(
+            "INSERT INTO {} (id, {}, last_updated) VALUES ",
+            def.name,
+            columns.join(", ")
+        ));
+        for (i, (id, values, stamp)) in chunk.iter().enumerate() {
+            sql.push(if i == 0 { "(" } else { ", (" });
+            sql.param(id).push(", ");
+            sql.params(values.iter().cloned()).push(", ");
+            sql.param(*stamp).push(")");
+        }
+        sql.execute(conn)?;
+    }
+    Ok(())
+}
+
+/// Sets some fields of one row and stamps it.
+pub fn update(
+    conn: &mut DbConn,
+    table: TableId,
+    id: &str,
+    fields: &[(usize, Option<String>)],
+    stamp: Micros,
+) -> Result<(), DbError> {
+    let def = &TABLES[table];
+    let mut sql = Sql::new(format!("UPDATE {} SET ", def.name));
+    for (index, value) in fields {
+        sql.push(def.fields[*index].name).push(" = ").param(value.clone()).push(", ");
+    }
+    sql.push("last_updated = ").param(stamp);
+    sql.push(" WHERE id = ").param(id);
+    sql.execute(conn)?;
+    Ok(())
+}
+
+/// A deleted row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tombstone {
+    pub id: String,
+    pub last_updated: Micros,
+    /// The row's values when it was deleted, for restoring it.
+    pub values: Option<Values>,
+}
+
+#[derive(QueryableByName)]
+struct RawTombstone {
+    #[diesel(sql_type = Text)]
+    table_name: String,
+    #[diesel(sql_type = Text)]
+    id: String,
+    #[diesel(sql_type = BigInt)]
+    last_updated: i64,
+    #[diesel(sql_type = Nullable<Text>)]
+    row_data: Option<String>,
+}
+
+impl RawTombstone {
+    fn into_tombstone(self) -> Tombstone {
+        Tombstone {
+            id: self.id,
+            last_updated: self.last_updated,
+            values: self.row_data.and_then(|d| serde_json::from_str(&d).ok()),
+        }
+    }
+}
+
+pub fn tombstones(
+    conn: &mut DbConn,
+    table: TableId,
+    ids: &[String],
+) -> Result<HashMap<String, Tombstone>, DbError> {
+    let mut out = HashMap::new();
+    for chunk in ids.chunks(BATCH) {
+        let mut sql = Sql::new(
+            "SELECT table_name, id, last_updated, row_data FROM tombstones WHERE table_name = ",
+        );
+        sql.param(TABLES[table].name).push(" AND id IN (").params(chunk).push(")");
+        for t in sql.load::<RawTombstone>(conn)? {
+            let t = t.into_tombstone();
+            out.insert(t.id.clone(), t);
+        }
+    }
+    Ok(out)
+}
+
+/// Gives a tombstone a new stamp (a resolution that keeps a row deleted is a new write).
+pub fn touch_tombstone(
+    conn: &mut DbConn,
+    table: TableId,
+    id: &str,
+    stamp: Micros,
+) -> Result<(), DbError> {
+    let mut sql = Sql::new("UPDATE tombstones SET last_updated = ");
+    sql.param(stamp)
+        .push(" WHERE table_name = ")
+        .param(TABLES[table].name)
+        .push(" AND id = ")
+        .param(id);
+    sql.execute(conn)?;
+    Ok(())
+}
+
+/// Removes a tombstone (the row is restored).
+pub fn remove_tombstone(conn: &mut DbConn, table: TableId, id: &str) -> Result<(), DbError> {
+    let mut sql = Sql::new("DELETE FROM tombstones WHERE table_name = ");
+    sql.param(TABLES[table].name).push(" AND id = ").param(id);
+    sql.execute(conn)?;
+    Ok(())
+}
+
+/// Deletes rows and, first, every row below them; each gets a tombstone stamped after
+/// `now` (and after its own last stamp). Returns how many rows were deleted.
+pub fn delete_cascade(
+    conn: &mut DbConn,
+    table: TableId,
+    ids: &[String],
+    now: Micros,
+) -> Result<usize, DbError> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let mut deleted = 0;
+    for (child, fk) in TABLES[table].children() {
+        let def = &TABLES[child];
+        for chunk in ids.chunks(BATCH) {
+            let mut sql = Sql::new(select_columns(def));
+            sql.push(&format!(" WHERE {} IN (", def.fields[fk].name))
+                .params(chunk)
+                .push(")");
+            let kids: Vec<String> = load(conn, def, &sql)?.into_iter().map(|r| r.id).collect();
+            deleted += delete_cascade(conn, child, &kids, now)?;
+        }
+    }
+    let def = &TABLES[table];
+    for chunk in ids.chunks(BATCH) {
+        let rows = by_ids(conn, table, chunk, false)?;
+        for row in rows.values() {
+            let stamp = crate::domain::time::after(now.max(row.last_updated + 1));
+            let data = serde_json::to_string(&row.values).unwrap_or_default();
+            let mut sql = Sql::new(
+                "INSERT INTO tombstones (table_name, id, last_updated, row_data) VALUES (",
+            );
+            sql.param(def.name)
+                .push(", ")
+                .param(&row.id)
+                .push(", ")
+                .param(stamp)
+                .push(", ")
+                .param(data)
+                .push(")");
+            // A row deleted, restored and deleted again already has a tombstone row.
+            remove_tombstone(conn, table, &row.id)?;
+            sql.execute(conn)?;
+        }
+        let mut sql = Sql::new(format!("DELETE FROM {} WHERE id IN (", def.name));
+        sql.params(chunk).push(")");
+        deleted += sql.execute(conn)?;
+    }
+    Ok(deleted)
+}
+
+/// A page of rows changed at or after `since`, in (last_updated, id) order after `after`.
+pub fn changed_since(
+    conn: &mut DbConn,
+    table: TableId,
+    since: Option<Micros>,
+    after: Option<&(Micros, String)>,
+    limit: usize,
+) -> Result<Vec<Row>, DbError> {
+    let def = &TABLES[table];
+    let mut sql = Sql::new(select_columns(def));
+    sql.push(" WHERE last_updated >= ").param(since.unwrap_or(i64::MIN));
+    if let Some((stamp, id)) = after {
+        sql.push(" AND (last_updated > ")
+            .param(*stamp)
+            .push(" OR (last_updated = ")
+            .param(*stamp)
+            .push(" AND id > ")
+            .param(id)
+            .push("))");
+    }
+    sql.push(" ORDER BY last_updated, id LIMIT ").param(limit as i64);
+    load(conn, def, &sql)
+}
+
+/// A page of tombstones stamped at or after `since`, in (last_updated, table, id) order.
+pub fn tombstones_since(
+    conn: &mut DbConn,
+    since: Micros,
+    after: Option<&(Micros, String, String)>,
+    limit: usize,
+) -> Result<Vec<(TableId, Tombstone)>, DbError> {
+    let mut sql = Sql::new(
+        "SELECT table_name, id, last_updated, row_data FROM tombstones WHERE last_updated >= ",
+    );
+    sql.param(since);
+    if let Some((stamp, table, id)) = after {
+        sql.push(" AND (last_updated > ")
+            .param(*stamp)
+            .push(" OR (last_updated = ")
+            .param(*stamp)
+            .push(" AND (table_name > ")
+            .param(table)
+            .push(" OR (table_name = ")
+            .param(table)
+            .push(" AND id > ")
+            .param(id)
+            .push("))))");
+    }
+    sql.push(" ORDER BY last_updated, table_name, id LIMIT ")
+        .param(limit as i64);
+    Ok(sql
+        .load::<RawTombstone>(conn)?
+        .into_iter()
+        .filter_map(|t| {
+            let table = crate::domain::table_by_name(&t.table_name)?;
+            Some((table, t.into_tombstone()))
+        })
+        .collect())
+}
+
+/// Which of `ids` exist in `table`.
+pub fn existing(
+    conn: &mut DbConn,
+    table: TableId,
+    ids: &[String],
+) -> Result<std::collections::HashSet<String>, DbError> {
+    #[derive(QueryableByName)]
+    struct Id {
+        #[diesel(sql_type = Text)]
+        id: String,
+    }
+    let mut out = std::collections::HashSet::new();
+    for chunk in ids.chunks(BATCH) {
+        let mut sql = Sql::new(format!("SELECT id FROM {} WHERE id IN (", TABLES[table].name));
+        sql.params(chunk).push(")");
+        out.extend(sql.load::<Id>(conn)?.into_iter().map(|r| r.id));
+    }
+    Ok(out)
+}
+
+/// Every row of `table` whose foreign key points at `parent_id`, oldest first.
+pub fn children_of(
+    conn: &mut DbConn,
+    table: TableId,
+    parent_id: &str,
+) -> Result<Vec<Row>, DbError> {
+    let def = &TABLES[table];
+    let Some((fk, _)) = def.parent() else {
+        return Ok(Vec::new());
+    };
+    let mut sql = Sql::new(select_columns(def));
+    sql.push(&format!(" WHERE {} = ", def.fields[fk].name))
+        .param(parent_id)
+        .push(" ORDER BY id");
+    load(conn, def, &sql)
+}

@@ -1,0 +1,131 @@
+//! Sync sessions.
+
+use diesel::QueryableByName;
+use diesel::sql_types::{BigInt, Nullable, Text};
+
+use crate::db::{DbConn, DbError, Sql, dialect};
+use crate::domain::Micros;
+
+#[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
+pub struct Session {
+    #[diesel(sql_type = Text)]
+    pub id: String,
+    #[diesel(sql_type = Text)]
+    pub device_id: String,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub since: Option<i64>,
+    #[diesel(sql_type = BigInt)]
+    pub started: i64,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub finished: Option<i64>,
+    #[diesel(sql_type = Text)]
+    pub status: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub upload_sha256: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub upload_result: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub failure: Option<String>,
+}
+
+const COLUMNS: &str = "SELECT id, device_id, since, started, finished, status, upload_sha256, \
+                       upload_result, failure FROM sync_sessions";
+
+pub fn get(conn: &mut DbConn, id: &str, lock: bool) -> Result<Option<Session>, DbError> {
+    let mut sql = Sql::new(COLUMNS);
+    sql.push(" WHERE id = ").param(id);
+    if lock {
+        sql.push(dialect::for_update(conn));
+    }
+    sql.first(conn)
+}
+
+pub fn insert(
+    conn: &mut DbConn,
+    id: &str,
+    device_id: &str,
+    since: Option<Micros>,
+    started: Micros,
+    clock_offset: Option<i64>,
+) -> Result<(), DbError> {
+    let mut sql = Sql::new(
+        "INSERT INTO sync_sessions (id, device_id, since, started, status, clock_offset) VALUES (",
+    );
+    sql.params([id, device_id])
+        .push(", ")
+        .param(since)
+        .push(", ")
+        .param(started)
+        .push(", 'open', ")
+        .param(clock_offset)
+        .push(")");
+    sql.execute(conn)?;
+    Ok(())
+}
+
+/// Marks every open session of the device abandoned (a new one replaces it).
+pub fn abandon_open(conn: &mut DbConn, device_id: &str, now: Micros) -> Result<usize, DbError> {
+    let mut sql = Sql::new("UPDATE sync_sessions SET status = 'abandoned', finished = ");
+    sql.param(now)
+        .push(", failure = 'replaced by a newer session' WHERE device_id = ")
+        .param(device_id)
+        .push(" AND status = 'open'");
+    sql.execute(conn)
+}
+
+pub fn fail(conn: &mut DbConn, id: &str, reason: &str, now: Micros) -> Result<(), DbError> {
+    let mut sql = Sql::new("UPDATE sync_sessions SET status = 'failed', finished = ");
+    sql.param(now)
+        .push(", failure = ")
+        .param(reason)
+        .push(" WHERE id = ")
+        .param(id)
+        .push(" AND status = 'open'");
+    sql.execute(conn)?;
+    Ok(())
+}
+
+/// Upload counts, as stored with the session.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub applied: i64,
+    pub unchanged: i64,
+    pub conflicts: i64,
+}
+
+pub fn record_upload(
+    conn: &mut DbConn,
+    id: &str,
+    sha256: &str,
+    result: &str,
+    counts: Counts,
+) -> Result<(), DbError> {
+    let mut sql = Sql::new("UPDATE sync_sessions SET upload_sha256 = ");
+    sql.param(sha256)
+        .push(", upload_result = ")
+        .param(result)
+        .push(", applied = ")
+        .param(counts.applied)
+        .push(", unchanged = ")
+        .param(counts.unchanged)
+        .push(", conflicts = ")
+        .param(counts.conflicts)
+        .push(" WHERE id = ")
+        .param(id);
+    sql.execute(conn)?;
+    Ok(())
+}
+
+pub fn record_download(conn: &mut DbConn, id: &str, rows: i64) -> Result<(), DbError> {
+    let mut sql = Sql::new("UPDATE sync_sessions SET downloaded = ");
+    sql.param(rows).push(" WHERE id = ").param(id);
+    sql.execute(conn)?;
+    Ok(())
+}
+
+pub fn complete(conn: &mut DbConn, id: &str, now: Micros) -> Result<(), DbError> {
+    let mut sql = Sql::new("UPDATE sync_sessions SET status = 'complete', finished = ");
+    sql.param(now).push(" WHERE id = ").param(id);
+    sql.execute(conn)?;
+    Ok(())
+}

@@ -1,0 +1,171 @@
+//! A statement with positional parameters written once, in `?` style, and run on either
+//! backend.
+
+use diesel::QueryableByName;
+use diesel::RunQueryDsl;
+use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
+use diesel::sql_types::{BigInt, Bool, Nullable, Text};
+
+use super::{DbConn, DbError, MultiBackend};
+
+/// A parameter value.
+#[derive(Debug, Clone)]
+pub enum Bind {
+    Text(Option<String>),
+    Int(Option<i64>),
+    Bool(bool),
+}
+
+impl From<&str> for Bind {
+    fn from(v: &str) -> Self {
+        Bind::Text(Some(v.to_owned()))
+    }
+}
+impl From<String> for Bind {
+    fn from(v: String) -> Self {
+        Bind::Text(Some(v))
+    }
+}
+impl From<&String> for Bind {
+    fn from(v: &String) -> Self {
+        Bind::Text(Some(v.clone()))
+    }
+}
+impl From<Option<String>> for Bind {
+    fn from(v: Option<String>) -> Self {
+        Bind::Text(v)
+    }
+}
+impl From<Option<&str>> for Bind {
+    fn from(v: Option<&str>) -> Self {
+        Bind::Text(v.map(str::to_owned))
+    }
+}
+impl From<i64> for Bind {
+    fn from(v: i64) -> Self {
+        Bind::Int(Some(v))
+    }
+}
+impl From<Option<i64>> for Bind {
+    fn from(v: Option<i64>) -> Self {
+        Bind::Int(v)
+    }
+}
+impl From<bool> for Bind {
+    fn from(v: bool) -> Self {
+        Bind::Bool(v)
+    }
+}
+
+/// SQL text with `?` placeholders and its parameters.
+#[derive(Debug, Default, Clone)]
+pub struct Sql {
+    text: String,
+    binds: Vec<Bind>,
+}
+
+impl Sql {
+    pub fn new(text: impl Into<String>) -> Self {
+        Sql {
+            text: text.into(),
+            binds: Vec::new(),
+        }
+    }
+
+    /// Appends SQL text (no parameters).
+    pub fn push(&mut self, text: &str) -> &mut Self {
+        self.text.push_str(text);
+        self
+    }
+
+    /// Appends one `?` and its value.
+    pub fn param(&mut self, value: impl Into<Bind>) -> &mut Self {
+        self.text.push('?');
+        self.binds.push(value.into());
+        self
+    }
+
+    /// Appends `?, ?, ...` for each value.
+    pub fn params<B: Into<Bind>>(&mut self, values: impl IntoIterator<Item = B>) -> &mut Self {
+        for (i, v) in values.into_iter().enumerate() {
+            if i > 0 {
+                self.text.push_str(", ");
+            }
+            self.param(v);
+        }
+        self
+    }
+
+    /// Binds a value to a `?` already written in the text.
+    pub fn bind(mut self, value: impl Into<Bind>) -> Self {
+        self.binds.push(value.into());
+        self
+    }
+
+    fn query(&self, conn: &DbConn) -> BoxedSqlQuery<'static, MultiBackend, SqlQuery> {
+        let text = match conn {
+            DbConn::Sqlite(_) => self.text.clone(),
+            DbConn::Pg(_) => numbered_placeholders(&self.text),
+        };
+        let mut q = diesel::sql_query(text).into_boxed::<MultiBackend>();
+        for b in &self.binds {
+            q = match b.clone() {
+                Bind::Text(v) => q.bind::<Nullable<Text>, _>(v),
+                Bind::Int(v) => q.bind::<Nullable<BigInt>, _>(v),
+                Bind::Bool(v) => q.bind::<Bool, _>(v),
+            };
+        }
+        q
+    }
+
+    pub fn execute(&self, conn: &mut DbConn) -> Result<usize, DbError> {
+        Ok(self.query(conn).execute(conn)?)
+    }
+
+    pub fn load<T>(&self, conn: &mut DbConn) -> Result<Vec<T>, DbError>
+    where
+        T: QueryableByName<MultiBackend> + 'static,
+    {
+        Ok(self.query(conn).load(conn)?)
+    }
+
+    pub fn first<T>(&self, conn: &mut DbConn) -> Result<Option<T>, DbError>
+    where
+        T: QueryableByName<MultiBackend> + 'static,
+    {
+        Ok(self.load(conn)?.into_iter().next())
+    }
+}
+
+/// `?` → `$1, $2, ...` outside string literals, for PostgreSQL.
+fn numbered_placeholders(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 16);
+    let mut n = 0;
+    let mut in_string = false;
+    for c in text.chars() {
+        match c {
+            '\'' => {
+                in_string = !in_string;
+                out.push(c);
+            }
+            '?' if !in_string => {
+                n += 1;
+                out.push('$');
+                out.push_str(&n.to_string());
+            }
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn placeholders_are_numbered_outside_strings() {
+        assert_eq!(
+            super::numbered_placeholders("a = ? AND b = '?' AND c IN (?, ?)"),
+            "a = $1 AND b = '?' AND c IN ($2, $3)"
+        );
+    }
+}
