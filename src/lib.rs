@@ -10,3 +10,7 @@
 pub mod domain;
 pub mod sync;
 pub mod db;
+pub mod accounts;
+pub mod web;
+pub mod cli;
+pub mod demo;

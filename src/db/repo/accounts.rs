@@ -139,3 +139,24 @@ pub fn set_last_session(
     sql.execute(conn)?;
     Ok(())
 }
+
+/// Device labels by id, for lists.
+pub fn device_labels(
+    conn: &mut DbConn,
+    ids: &[String],
+) -> Result<std::collections::HashMap<String, String>, DbError> {
+    #[derive(QueryableByName)]
+    struct Label {
+        #[diesel(sql_type = Text)]
+        id: String,
+        #[diesel(sql_type = Text)]
+        label: String,
+    }
+    let mut out = std::collections::HashMap::new();
+    for chunk in ids.chunks(super::rows::BATCH) {
+        let mut sql = Sql::new("SELECT id, label FROM devices WHERE id IN (");
+        sql.params(chunk).push(")");
+        out.extend(sql.load::<Label>(conn)?.into_iter().map(|l| (l.id, l.label)));
+    }
+    Ok(out)
+}

@@ -1,0 +1,159 @@
+//! Users and devices as the rest of the program sees them: passwords (argon2), device
+//! tokens (random, stored as SHA-256 only), and the checks that go with them.
+
+use argon2::password_hash::phc::PasswordHash;
+use argon2::{Argon2, PasswordHasher, PasswordVerifier};
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+
+use crate::db::dialect::WriteLock;
+use crate::db::repo::accounts::{self, Device, User};
+use crate::db::{DbConn, DbError, write_txn};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    #[error("a user named {0:?} already exists")]
+    UserExists(String),
+    #[error("there is no user named {0:?}")]
+    NoSuchUser(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("hashing the password failed: {0}")]
+    Hash(String),
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+impl From<diesel::result::Error> for AccountError {
+    fn from(e: diesel::result::Error) -> Self {
+        AccountError::Db(DbError::Query(e))
+    }
+}
+
+pub fn hash_password(password: &str) -> Result<String, AccountError> {
+    Argon2::default()
+        .hash_password(password.as_bytes())
+        .map(|h| h.to_string())
+        .map_err(|e| AccountError::Hash(e.to_string()))
+}
+
+/// Whether `password` matches the stored hash; a malformed hash never matches.
+pub fn verify_password(hash: &str, password: &str) -> bool {
+    PasswordHash::new(hash)
+        .map(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+        .unwrap_or(false)
+}
+
+/// A hash that no password matches, verified against when the user does not exist, so
+/// that a wrong name takes as long as a wrong password.
+fn decoy_hash() -> &'static str {
+    static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DECOY.get_or_init(|| hash_password("offsync decoy password").unwrap_or_default())
+}
+
+pub fn add_user(
+    conn: &mut DbConn,
+    name: &str,
+    password: &str,
+    is_admin: bool,
+) -> Result<User, AccountError> {
+    let name = name.trim();
+    if name.is_empty() || name.len() > 100 || name.chars().any(char::is_control) {
+        return Err(AccountError::Invalid(
+            "a user name must be 1 to 100 printable characters".into(),
+        ));
+    }
+    if password.len() < 4 {
+        return Err(AccountError::Invalid(
+            "a password must have at least 4 characters".into(),
+        ));
+    }
+    let hash = hash_password(password)?;
+    let id = uuid::Uuid::new_v4().to_string();
+    write_txn(conn, WriteLock::Shared, |c, now| {
+        if accounts::user_by_name(c, name)?.is_some() {
+            return Err(AccountError::UserExists(name.to_owned()));
+        }
+        accounts::insert_user(c, &id, name, &hash, is_admin, now)?;
+        accounts::user_by_id(c, &id)?.ok_or_else(|| AccountError::NoSuchUser(name.to_owned()))
+    })
+}
+
+/// Checks a sign-in; `None` for a wrong name or password alike.
+pub fn sign_in(conn: &mut DbConn, name: &str, password: &str) -> Result<Option<User>, DbError> {
+    let user = accounts::user_by_name(conn, name.trim())?;
+    let hash = user.as_ref().map_or(decoy_hash(), |u| u.password_hash.as_str());
+    let ok = verify_password(hash, password);
+    Ok(user.filter(|_| ok))
+}
+
+/// The stored form of a device token.
+pub fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// A new device token: a prefix saying what it is, then 256 random bits in hex. Letters,
+/// digits, `_` and `.` only, never starting with `-`.
+pub fn new_token() -> String {
+    let mut secret = [0u8; 32];
+    rand::rng().fill_bytes(&mut secret);
+    format!("osd_{}", hex::encode(secret))
+}
+
+/// Registers a device for `user_name`; returns the device and its token (shown once).
+pub fn add_device(
+    conn: &mut DbConn,
+    user_name: &str,
+    label: &str,
+) -> Result<(Device, String), AccountError> {
+    let label = label.trim();
+    if label.is_empty() || label.len() > 200 {
+        return Err(AccountError::Invalid(
+            "a device name must be 1 to 200 characters".into(),
+        ));
+    }
+    let token = new_token();
+    let id = uuid::Uuid::new_v4().to_string();
+    write_txn(conn, WriteLock::Shared, |c, now| {
+        let user = accounts::user_by_name(c, user_name.trim())?
+            .ok_or_else(|| AccountError::NoSuchUser(user_name.to_owned()))?;
+        accounts::insert_device(c, &id, &user.id, label, &token_hash(&token), now)?;
+        let device = accounts::device_by_id(c, &id)?
+            .ok_or_else(|| AccountError::Invalid("the new device vanished".into()))?;
+        Ok((device, token))
+    })
+}
+
+/// The device a bearer token belongs to, unless unknown or revoked. The lookup is by the
+/// token's hash, so response times say nothing about how much of a guess was right.
+pub fn device_for_token(conn: &mut DbConn, token: &str) -> Result<Option<Device>, DbError> {
+    if token.is_empty() || token.len() > 200 {
+        return Ok(None);
+    }
+    accounts::device_by_token_hash(conn, &token_hash(token))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_verify_only_themselves() {
+        let h = hash_password("correct horse").unwrap();
+        assert!(verify_password(&h, "correct horse"));
+        assert!(!verify_password(&h, "correct horsf"));
+        assert!(!verify_password("not a hash", "correct horse"));
+    }
+
+    #[test]
+    fn tokens_are_command_line_safe_and_unique() {
+        let a = new_token();
+        let b = new_token();
+        assert_ne!(a, b);
+        for t in [&a, &b] {
+            assert!(!t.starts_with('-'));
+            assert!(t.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.'));
+        }
+        assert_ne!(token_hash(&a), a);
+    }
+}

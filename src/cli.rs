@@ -1,0 +1,311 @@
+//! The command line (PROTOCOL.md §6). Parses, opens the database (running migrations),
+//! and calls the library; errors go to stderr with a non-zero exit status.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+
+use crate::db::{self, Pool, Target};
+use crate::sync::session::Limits;
+use crate::{accounts, demo, sync, web};
+
+/// offsync: the sync server for field inspection data, and its offline copy.
+#[derive(Debug, Parser)]
+#[command(name = "offsync", version, about)]
+pub struct Cli {
+    /// Database to use: sqlite://PATH or postgres://USER:PASSWORD@HOST/NAME.
+    #[arg(long, global = true, env = "DATABASE_URL", default_value = "sqlite://offsync.db")]
+    database_url: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the main server (migrations run at start).
+    Serve(ServeArgs),
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage devices.
+    #[command(subcommand)]
+    Device(DeviceCommand),
+    /// Load a changeset (gzip or plain) as online edits, in one transaction.
+    Import {
+        /// The changeset file.
+        file: PathBuf,
+    },
+    /// Fill an empty database with demo data and demo users; prints their logins.
+    Demo,
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    bind: String,
+    /// Largest accepted upload, compressed, in bytes.
+    #[arg(long, env = "OFFSYNC_MAX_UPLOAD_BYTES", default_value_t = 64 << 20)]
+    max_upload_bytes: u64,
+    /// Largest accepted upload after decompression, in bytes.
+    #[arg(long, env = "OFFSYNC_MAX_DECOMPRESSED_BYTES", default_value_t = 1 << 30)]
+    max_decompressed_bytes: u64,
+    /// File holding the key that signs session cookies (made when missing). Give every
+    /// instance the same file. Default: beside the SQLite database, or ./offsync-session.key.
+    #[arg(long, env = "OFFSYNC_SESSION_KEY_FILE")]
+    session_key_file: Option<PathBuf>,
+    /// Mark session cookies Secure (when served behind TLS).
+    #[arg(long, env = "OFFSYNC_SECURE_COOKIES")]
+    secure_cookies: bool,
+    /// HTTP worker threads (default: one per core).
+    #[arg(long, env = "OFFSYNC_WORKERS")]
+    workers: Option<usize>,
+    /// Database connections in the pool.
+    #[arg(long, env = "OFFSYNC_POOL_SIZE", default_value_t = 16)]
+    pool_size: u32,
+    /// Load the demo data set first if the database is empty.
+    #[arg(long)]
+    demo: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Create a user.
+    Add {
+        name: String,
+        #[arg(long)]
+        password: String,
+        /// May see and resolve everyone's conflicts.
+        #[arg(long)]
+        admin: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DeviceCommand {
+    /// Register a device; prints its token alone on stdout.
+    Add {
+        #[arg(long)]
+        user: String,
+        #[arg(long)]
+        name: String,
+    },
+}
+
+/// Runs the command line; the process's exit status.
+pub fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let serving = matches!(cli.command, Command::Serve(_));
+    init_logging(if serving { "info" } else { "warn" });
+    match run(cli) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("offsync: error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("OFFSYNC_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn open(url: &str, size: u32) -> anyhow::Result<Pool> {
+    db::connect(url, size).with_context(|| format!("opening {}", redact(url)))
+}
+
+/// A database URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    let url = cli.database_url;
+    match cli.command {
+        Command::Serve(args) => serve(&url, args),
+        Command::User(UserCommand::Add {
+            name,
+            password,
+            admin,
+        }) => {
+            let pool = open(&url, 1)?;
+            let mut conn = pool.get()?;
+            let user = accounts::add_user(&mut conn, &name, &password, admin)?;
+            eprintln!(
+                "created user {}{}",
+                user.name,
+                if admin { " (administrator)" } else { "" }
+            );
+            Ok(())
+        }
+        Command::Device(DeviceCommand::Add { user, name }) => {
+            let pool = open(&url, 1)?;
+            let mut conn = pool.get()?;
+            let (_, token) = accounts::add_device(&mut conn, &user, &name)?;
+            println!("{token}");
+            Ok(())
+        }
+        Command::Import { file } => {
+            let pool = open(&url, 1)?;
+            let mut conn = pool.get()?;
+            let input = std::fs::File::open(&file)
+                .with_context(|| format!("opening {}", file.display()))?;
+            let done = sync::import::import(&mut conn, input, u64::MAX)
+                .map_err(|e| describe_sync_error(&e))
+                .with_context(|| format!("importing {}", file.display()))?;
+            eprintln!(
+                "imported {}: {} created, {} updated, {} deleted",
+                file.display(),
+                done.created,
+                done.updated,
+                done.deleted
+            );
+            Ok(())
+        }
+        Command::Demo => {
+            let pool = open(&url, 1)?;
+            let mut conn = pool.get()?;
+            let logins = demo::load(&mut conn)?;
+            print_logins(&logins);
+            Ok(())
+        }
+    }
+}
+
+/// A sync error with the row and field it names, for the terminal.
+fn describe_sync_error(e: &sync::SyncError) -> anyhow::Error {
+    match e {
+        sync::SyncError::Rejected {
+            table, id, field, ..
+        } => {
+            let mut at = String::new();
+            if let Some(t) = table {
+                at.push_str(&format!(" [table {t}"));
+                if let Some(i) = id {
+                    at.push_str(&format!(", id {i}"));
+                }
+                if let Some(f) = field {
+                    at.push_str(&format!(", field {f}"));
+                }
+                at.push(']');
+            }
+            anyhow::anyhow!("{e}{at}")
+        }
+        other => anyhow::anyhow!("{other}"),
+    }
+}
+
+fn print_logins(logins: &[(String, String, bool)]) {
+    println!("Demo users (user name / password):");
+    for (name, password, admin) in logins {
+        println!(
+            "  {name} / {password}{}",
+            if *admin { "  (administrator)" } else { "" }
+        );
+    }
+}
+
+fn serve(url: &str, args: ServeArgs) -> anyhow::Result<()> {
+    let pool = open(url, args.pool_size)?;
+    if args.demo {
+        let mut conn = pool.get()?;
+        match demo::load(&mut conn) {
+            Ok(logins) => print_logins(&logins),
+            Err(demo::DemoError::NotEmpty) => {
+                eprintln!("the database already holds data; demo data not loaded")
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let key_file = match args.session_key_file {
+        Some(p) => p,
+        None => default_key_file(url)?,
+    };
+    let session_key = web_key(&key_file)?;
+    let listener =
+        TcpListener::bind(&args.bind).with_context(|| format!("binding {}", args.bind))?;
+    let address = listener.local_addr()?;
+    let settings = web::WebSettings {
+        limits: Limits {
+            max_upload_bytes: args.max_upload_bytes,
+            max_decompressed_bytes: args.max_decompressed_bytes,
+        },
+        session_key,
+        secure_cookies: args.secure_cookies,
+        workers: args.workers.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(2, std::num::NonZero::get)
+        }),
+    };
+    eprintln!("offsync is serving {} on http://{address}/ (sign in at http://{address}/login)", redact(url));
+    actix_web::rt::System::new().block_on(async move {
+        web::serve(listener, pool, settings)?.await
+    })?;
+    Ok(())
+}
+
+fn default_key_file(url: &str) -> anyhow::Result<PathBuf> {
+    Ok(match Target::parse(url)? {
+        Target::Sqlite(path) => PathBuf::from(format!("{path}.session-key")),
+        Target::Postgres(_) => PathBuf::from("offsync-session.key"),
+    })
+}
+
+/// The cookie signing key from `path`, made (and kept there, readable by the owner only)
+/// when the file does not exist.
+fn web_key(path: &Path) -> anyhow::Result<actix_web::cookie::Key> {
+    use actix_web::cookie::Key;
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            let bytes = hex::decode(text.trim())
+                .with_context(|| format!("{} does not hold a hex key", path.display()))?;
+            if bytes.len() < 64 {
+                bail!("{} holds a key shorter than 64 bytes", path.display());
+            }
+            Ok(Key::from(&bytes))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key = Key::generate();
+            write_private(path, &hex::encode(key.master()))
+                .with_context(|| format!("writing the session key to {}", path.display()))?;
+            Ok(key)
+        }
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)?.write_all(text.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn passwords_are_hidden_in_urls() {
+        assert_eq!(
+            super::redact("postgres://root:secret@127.0.0.1:5432/db"),
+            "postgres://root:***@127.0.0.1:5432/db"
+        );
+        assert_eq!(super::redact("sqlite://offsync.db"), "sqlite://offsync.db");
+    }
+}

@@ -1,0 +1,278 @@
+//! The device API (PROTOCOL.md §3): thin handlers that authenticate the device, move the
+//! request body to and from the blocking pool, and call the sync engine.
+
+use std::future::{Ready, ready};
+use std::io::{Seek, SeekFrom, Write};
+
+use actix_multipart::Multipart;
+use actix_web::http::StatusCode;
+use actix_web::http::header::ContentType;
+use actix_web::web::{self, Bytes, Data, Path};
+use actix_web::{FromRequest, HttpRequest, HttpResponse};
+use futures_util::StreamExt;
+use sha2::{Digest, Sha256};
+
+use super::AppState;
+use super::error::ApiError;
+use crate::accounts;
+use crate::db::repo::accounts::Device;
+use crate::domain::time;
+use crate::sync::{download, session};
+
+/// The token's text from `Authorization: Bearer TOKEN`.
+pub struct BearerToken(Option<String>);
+
+impl FromRequest for BearerToken {
+    type Error = actix_web::Error;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let token = req
+            .headers()
+            .get(actix_web::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(|t| t.trim().to_owned());
+        ready(Ok(BearerToken(token)))
+    }
+}
+
+async fn authenticate(state: &AppState, token: BearerToken) -> Result<Device, ApiError> {
+    let Some(token) = token.0 else {
+        return Err(ApiError::unauthorized());
+    };
+    let pool = state.pool.clone();
+    let device = web::block(move || {
+        let mut conn = pool.get()?;
+        accounts::device_for_token(&mut conn, &token)
+    })
+    .await??;
+    device.ok_or_else(ApiError::unauthorized)
+}
+
+fn xml(status: StatusCode, body: String) -> HttpResponse {
+    HttpResponse::build(status)
+        .content_type(ContentType::xml())
+        .body(body)
+}
+
+#[derive(serde::Deserialize)]
+pub struct ClockParam {
+    clock: Option<String>,
+}
+
+/// `POST /api/sync/sessions`: opens a session. The device's clock may come as a query
+/// parameter or a form field named `clock`.
+pub async fn open_session(
+    state: Data<AppState>,
+    token: BearerToken,
+    query: web::Query<ClockParam>,
+    body: Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let device = authenticate(&state, token).await?;
+    let from_form = serde_urlencoded_clock(&body);
+    let clock = match query.into_inner().clock.or(from_form) {
+        Some(text) => Some(time::parse(&text).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid-clock",
+                format!("clock {text:?} is not an RFC 3339 timestamp"),
+            )
+        })?),
+        None => None,
+    };
+    let pool = state.pool.clone();
+    let s = web::block(move || {
+        let mut conn = pool.get().map_err(crate::db::DbError::from)?;
+        session::open(&mut conn, &device, clock)
+    })
+    .await??;
+    Ok(xml(StatusCode::CREATED, session::session_xml(&s, false)))
+}
+
+/// The `clock` field of a form-encoded body, if that is what the body is.
+fn serde_urlencoded_clock(body: &[u8]) -> Option<String> {
+    serde_urlencoded::from_bytes::<ClockParam>(body)
+        .ok()
+        .and_then(|p| p.clock)
+}
+
+/// `POST /api/sync/sessions/{id}/upload`: the changeset in the multipart file `changes`.
+pub async fn upload(
+    state: Data<AppState>,
+    token: BearerToken,
+    path: Path<String>,
+    mut form: Multipart,
+) -> Result<HttpResponse, ApiError> {
+    let device = authenticate(&state, token).await?;
+    let session_id = path.into_inner();
+    let limit = state.limits.max_upload_bytes;
+    let mut received: Option<(std::fs::File, String)> = None;
+    while let Some(field) = form.next().await {
+        let mut field = field.map_err(|e| {
+            ApiError::new(StatusCode::BAD_REQUEST, "malformed", format!("a broken multipart body: {e}"))
+        })?;
+        if field.name() != Some("changes") || received.is_some() {
+            // Other parts are not ours; drain them.
+            while let Some(chunk) = field.next().await {
+                chunk.map_err(|e| {
+                    ApiError::new(StatusCode::BAD_REQUEST, "malformed", format!("a broken multipart body: {e}"))
+                })?;
+            }
+            continue;
+        }
+        let mut file = tempfile::tempfile().map_err(ApiError::internal)?;
+        let mut hasher = Sha256::new();
+        let mut size = 0u64;
+        while let Some(chunk) = field.next().await {
+            let chunk = chunk.map_err(|e| {
+                ApiError::new(StatusCode::BAD_REQUEST, "malformed", format!("a broken multipart body: {e}"))
+            })?;
+            size += chunk.len() as u64;
+            if size > limit {
+                return Err(ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "too-large",
+                    format!("the uploaded file is larger than {limit} bytes"),
+                ));
+            }
+            hasher.update(&chunk);
+            file.write_all(&chunk).map_err(ApiError::internal)?;
+        }
+        file.seek(SeekFrom::Start(0)).map_err(ApiError::internal)?;
+        received = Some((file, hex::encode(hasher.finalize())));
+    }
+    let Some((file, sha256)) = received else {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "missing-file",
+            "the upload has no file part named \"changes\"",
+        ));
+    };
+    let pool = state.pool.clone();
+    let limits = state.limits;
+    let result = web::block(move || {
+        session::upload(&pool, &device, &session_id, file, &sha256, limits)
+    })
+    .await??;
+    Ok(xml(StatusCode::OK, result))
+}
+
+/// Hands the gzip stream from the blocking writer to the response, in bounded pieces.
+struct ChannelWriter {
+    tx: tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
+    buf: Vec<u8>,
+}
+
+const CHUNK: usize = 64 << 10;
+
+impl Write for ChannelWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= CHUNK {
+            self.flush()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK)));
+        self.tx
+            .blocking_send(Ok(chunk))
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client went away"))
+    }
+}
+
+/// `GET /api/sync/sessions/{id}/changes`: the gzip changeset of everything changed since
+/// the session's `since`, streamed as it is read.
+pub async fn download_changes(
+    state: Data<AppState>,
+    token: BearerToken,
+    path: Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let device = authenticate(&state, token).await?;
+    let session_id = path.into_inner();
+    let pool = state.pool.clone();
+    let prepared = web::block(move || {
+        let mut conn = pool.get().map_err(crate::db::DbError::from)?;
+        download::prepare(&mut conn, &device, &session_id)
+    })
+    .await??;
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let pool = state.pool.clone();
+    tokio::task::spawn_blocking(move || {
+        let error_tx = tx.clone();
+        let mut out = ChannelWriter {
+            tx,
+            buf: Vec::with_capacity(CHUNK),
+        };
+        let outcome = download::write(&pool, &prepared, &mut out).and_then(|n| {
+            out.flush()?;
+            Ok(n)
+        });
+        match outcome {
+            Ok(rows) => tracing::info!(session = %prepared.session.id, rows, "download sent"),
+            Err(e) => {
+                tracing::warn!(session = %prepared.session.id, error = %e, "download cut short");
+                // Ends the response with an error, so the client sees a broken stream
+                // rather than a complete-looking one.
+                let _ = error_tx.blocking_send(Err(std::io::Error::other(e.to_string())));
+            }
+        }
+    });
+    let body = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    Ok(HttpResponse::Ok()
+        .content_type("application/gzip")
+        .streaming(body))
+}
+
+/// `POST /api/sync/sessions/{id}/complete`.
+pub async fn complete_session(
+    state: Data<AppState>,
+    token: BearerToken,
+    path: Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let device = authenticate(&state, token).await?;
+    let session_id = path.into_inner();
+    let pool = state.pool.clone();
+    let s = web::block(move || {
+        let mut conn = pool.get().map_err(crate::db::DbError::from)?;
+        session::complete(&mut conn, &device, &session_id)
+    })
+    .await??;
+    Ok(xml(StatusCode::OK, session::session_xml(&s, true)))
+}
+
+/// `GET /api/sync/state`.
+pub async fn sync_state(state: Data<AppState>, token: BearerToken) -> Result<HttpResponse, ApiError> {
+    let device = authenticate(&state, token).await?;
+    let pool = state.pool.clone();
+    let st = web::block(move || {
+        let mut conn = pool.get().map_err(crate::db::DbError::from)?;
+        session::state(&mut conn, &device)
+    })
+    .await??;
+    let mut body = String::from("<state");
+    if let Some(t) = st.last_sync {
+        body.push_str(&format!(" lastSync=\"{}\"", time::format(t)));
+    }
+    body.push_str(&format!(
+        " isConflict=\"{}\" conflicts=\"{}\"/>",
+        st.is_conflict, st.conflicts
+    ));
+    Ok(xml(StatusCode::OK, body))
+}
+
+/// Any other path under `/api`: an `<error>` body rather than an HTML page.
+pub async fn api_not_found() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not-found",
+        "no such API endpoint",
+    ))
+}

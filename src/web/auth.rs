@@ -1,0 +1,185 @@
+//! Signing in and out of the pages, the signed-in user, and CSRF tokens.
+
+use actix_session::Session;
+use actix_web::http::StatusCode;
+use actix_web::http::header::LOCATION;
+use actix_web::web::{self, Data, Form};
+use actix_web::{HttpResponse, web::Html};
+use askama::Template;
+use rand::RngCore;
+
+use super::AppState;
+use super::error::PageError;
+use crate::accounts;
+use crate::db::repo::accounts::{User, user_by_id};
+use crate::db::repo::conflicts;
+
+const USER_KEY: &str = "user_id";
+const CSRF_KEY: &str = "csrf";
+
+/// The session's CSRF token, made on first use.
+pub fn csrf_token(session: &Session) -> String {
+    if let Ok(Some(t)) = session.get::<String>(CSRF_KEY) {
+        return t;
+    }
+    let mut bytes = [0u8; 24];
+    rand::rng().fill_bytes(&mut bytes);
+    let token = hex::encode(bytes);
+    // A session that cannot be written only means the next form post is refused.
+    let _ = session.insert(CSRF_KEY, &token);
+    token
+}
+
+/// Refuses a form post whose token is not the session's.
+pub fn check_csrf(session: &Session, posted: Option<&str>) -> Result<(), PageError> {
+    let expected = session.get::<String>(CSRF_KEY).ok().flatten();
+    match (expected, posted) {
+        (Some(e), Some(p)) if constant_time_eq(e.as_bytes(), p.as_bytes()) => Ok(()),
+        _ => Err(PageError::new(
+            StatusCode::FORBIDDEN,
+            "This form has expired or did not come from this site. Go back, reload the page and try again.",
+        )),
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// What every page's layout shows about the person.
+pub struct Layout {
+    pub user_name: Option<String>,
+    pub is_admin: bool,
+    pub is_conflict: bool,
+    pub conflicts: i64,
+    pub csrf: String,
+}
+
+/// The signed-in user and the layout facts about them.
+pub struct Viewer {
+    pub user: User,
+    pub layout: Layout,
+}
+
+/// The signed-in user, or a redirect to the sign-in page.
+pub async fn viewer(state: &AppState, session: &Session) -> Result<Viewer, PageError> {
+    let Some(user_id) = session.get::<String>(USER_KEY).ok().flatten() else {
+        return Err(PageError::sign_in());
+    };
+    let pool = state.pool.clone();
+    let found = web::block(move || {
+        let mut conn = pool.get()?;
+        let user = user_by_id(&mut conn, &user_id)?;
+        let open = match &user {
+            Some(u) => conflicts::count_open(&mut conn, Some(&u.id))?,
+            None => 0,
+        };
+        Ok::<_, crate::db::DbError>(user.map(|u| (u, open)))
+    })
+    .await??;
+    let Some((user, open)) = found else {
+        session.purge();
+        return Err(PageError::sign_in());
+    };
+    let layout = Layout {
+        user_name: Some(user.name.clone()),
+        is_admin: user.is_admin,
+        is_conflict: user.is_conflict,
+        conflicts: open,
+        csrf: csrf_token(session),
+    };
+    Ok(Viewer { user, layout })
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage {
+    layout: Layout,
+    username: String,
+    error: Option<String>,
+}
+
+fn anonymous_layout(session: &Session) -> Layout {
+    Layout {
+        user_name: None,
+        is_admin: false,
+        is_conflict: false,
+        conflicts: 0,
+        csrf: csrf_token(session),
+    }
+}
+
+/// `GET /login`.
+pub async fn login_form(session: Session) -> Result<Html, PageError> {
+    let page = LoginPage {
+        layout: anonymous_layout(&session),
+        username: String::new(),
+        error: None,
+    };
+    Ok(Html::new(page.render()?))
+}
+
+#[derive(serde::Deserialize)]
+pub struct LoginForm {
+    username: String,
+    password: String,
+    csrf: Option<String>,
+}
+
+/// `POST /login`.
+pub async fn login(
+    state: Data<AppState>,
+    session: Session,
+    form: Form<LoginForm>,
+) -> Result<HttpResponse, PageError> {
+    let form = form.into_inner();
+    check_csrf(&session, form.csrf.as_deref())?;
+    let pool = state.pool.clone();
+    let (name, password) = (form.username.clone(), form.password);
+    let user = web::block(move || {
+        let mut conn = pool.get()?;
+        accounts::sign_in(&mut conn, &name, &password)
+    })
+    .await??;
+    let Some(user) = user else {
+        let page = LoginPage {
+            layout: anonymous_layout(&session),
+            username: form.username,
+            error: Some("That user name and password do not match. Please try again.".into()),
+        };
+        return Ok(HttpResponse::build(StatusCode::UNAUTHORIZED)
+            .content_type("text/html; charset=utf-8")
+            .body(page.render()?));
+    };
+    // A new session on sign-in, so that a token planted before it is worthless after.
+    session.renew();
+    session
+        .insert(USER_KEY, &user.id)
+        .map_err(PageError::internal)?;
+    tracing::info!(user = %user.name, "signed in");
+    Ok(HttpResponse::SeeOther()
+        .insert_header((LOCATION, "/conflicts"))
+        .finish())
+}
+
+#[derive(serde::Deserialize)]
+pub struct CsrfOnly {
+    csrf: Option<String>,
+}
+
+/// `POST /logout`.
+pub async fn logout(session: Session, form: Form<CsrfOnly>) -> Result<HttpResponse, PageError> {
+    check_csrf(&session, form.csrf.as_deref())?;
+    session.purge();
+    Ok(HttpResponse::SeeOther()
+        .insert_header((LOCATION, "/login"))
+        .finish())
+}
+
+/// `GET /`: the conflicts for a signed-in person, else the sign-in page.
+pub async fn home(session: Session) -> HttpResponse {
+    let signed_in = session.get::<String>(USER_KEY).ok().flatten().is_some();
+    HttpResponse::SeeOther()
+        .insert_header((LOCATION, if signed_in { "/conflicts" } else { "/login" }))
+        .finish()
+}

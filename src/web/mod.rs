@@ -1,0 +1,128 @@
+//! The HTTP edge: routes, shared state, middleware. Handlers are thin: they authenticate,
+//! move work to the blocking pool and call the engine; pages are askama templates.
+
+pub mod api;
+pub mod auth;
+pub mod conflicts;
+pub mod error;
+
+use std::net::TcpListener;
+
+use actix_session::SessionMiddleware;
+use actix_session::config::CookieContentSecurity;
+use actix_session::storage::CookieSessionStore;
+use actix_web::cookie::{Key, SameSite};
+use actix_web::dev::Server;
+use actix_web::http::header::ContentType;
+use actix_web::middleware::{DefaultHeaders, Logger};
+use actix_web::web::{self, Data};
+use actix_web::{App, HttpResponse, HttpServer};
+
+use crate::db::Pool;
+use crate::sync::session::Limits;
+
+/// What every handler shares.
+pub struct AppState {
+    pub pool: Pool,
+    pub limits: Limits,
+}
+
+/// Settings of the web layer.
+#[derive(Clone)]
+pub struct WebSettings {
+    pub limits: Limits,
+    /// Signs the session cookie; the same key on every instance keeps sessions valid
+    /// across them.
+    pub session_key: Key,
+    /// Mark the cookie Secure (serve behind TLS).
+    pub secure_cookies: bool,
+    pub workers: usize,
+}
+
+const STYLESHEET: &str = include_str!("../../static/offsync.css");
+
+async fn stylesheet() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/css; charset=utf-8")
+        .insert_header(("Cache-Control", "public, max-age=3600"))
+        .body(STYLESHEET)
+}
+
+/// `GET /healthz`: 200 when the database answers.
+async fn healthz(state: Data<AppState>) -> HttpResponse {
+    let pool = state.pool.clone();
+    let ok = web::block(move || {
+        let mut conn = pool.get()?;
+        crate::db::repo::accounts::count_users(&mut conn)
+    })
+    .await
+    .map(|r| r.is_ok())
+    .unwrap_or(false);
+    if ok {
+        HttpResponse::Ok().content_type(ContentType::plaintext()).body("ok\n")
+    } else {
+        HttpResponse::ServiceUnavailable()
+            .content_type(ContentType::plaintext())
+            .body("database unavailable\n")
+    }
+}
+
+/// Routes and their state; used by `serve` and by tests.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/api")
+            .route("/sync/sessions", web::post().to(api::open_session))
+            .route("/sync/sessions/{id}/upload", web::post().to(api::upload))
+            .route("/sync/sessions/{id}/changes", web::get().to(api::download_changes))
+            .route("/sync/sessions/{id}/complete", web::post().to(api::complete_session))
+            .route("/sync/state", web::get().to(api::sync_state))
+            .default_service(web::to(api::api_not_found)),
+    )
+    .route("/", web::get().to(auth::home))
+    .route("/login", web::get().to(auth::login_form))
+    .route("/login", web::post().to(auth::login))
+    .route("/logout", web::post().to(auth::logout))
+    .route("/conflicts", web::get().to(conflicts::list))
+    .route("/conflicts/{id}", web::get().to(conflicts::show_conflict))
+    .route("/conflicts/{id}", web::post().to(conflicts::resolve_conflict))
+    .route("/static/offsync.css", web::get().to(stylesheet))
+    .route("/healthz", web::get().to(healthz));
+}
+
+/// Starts serving on `listener` (already bound, so tests can use port 0).
+pub fn serve(listener: TcpListener, pool: Pool, settings: WebSettings) -> std::io::Result<Server> {
+    let state = Data::new(AppState {
+        pool,
+        limits: settings.limits,
+    });
+    let key = settings.session_key.clone();
+    let secure = settings.secure_cookies;
+    let server = HttpServer::new(move || {
+        let session = SessionMiddleware::builder(CookieSessionStore::default(), key.clone())
+            .cookie_name("offsync".into())
+            .cookie_http_only(true)
+            .cookie_same_site(SameSite::Lax)
+            .cookie_secure(secure)
+            .cookie_content_security(CookieContentSecurity::Private)
+            .build();
+        App::new()
+            .app_data(state.clone())
+            .app_data(web::FormConfig::default().limit(256 << 10))
+            .wrap(session)
+            .wrap(
+                DefaultHeaders::new()
+                    .add(("X-Content-Type-Options", "nosniff"))
+                    .add(("Referrer-Policy", "same-origin"))
+                    .add((
+                        "Content-Security-Policy",
+                        "default-src 'self'; frame-ancestors 'none'; form-action 'self'",
+                    )),
+            )
+            .wrap(Logger::new("%r %s %b %Dms").log_target("offsync::http"))
+            .configure(configure)
+    })
+    .workers(settings.workers.max(1))
+    .listen(listener)?
+    .run();
+    Ok(server)
+}
