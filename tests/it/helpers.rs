@@ -1,0 +1,615 @@
+//! The test server and a device client that speaks the contract over real HTTP.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::net::TcpListener;
+use std::sync::mpsc;
+
+use diesel::Connection;
+use diesel::connection::SimpleConnection;
+use flate2::Compression;
+use flate2::write::GzEncoder;
+use offsync::db::{self, Pool};
+use offsync::domain::TABLES;
+pub use offsync::domain::time;
+use offsync::sync::codec::{ChangesetReader, Item};
+use offsync::sync::session::Limits;
+use offsync::web::{self, WebSettings};
+
+/// Which database a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The PostgreSQL server for tests, from `OFFSYNC_TEST_PG` (a URL of any database on the
+/// server, e.g. postgres://root:root@127.0.0.1:5432/postgres). Without it the PostgreSQL
+/// variant of a test prints a notice and passes on a laptop, and fails under CI=true.
+pub fn postgres_admin_url() -> Option<String> {
+    match std::env::var("OFFSYNC_TEST_PG") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            assert!(
+                std::env::var("CI").map(|v| v != "true").unwrap_or(true),
+                "CI=true but OFFSYNC_TEST_PG is not set: the PostgreSQL tests must run in CI"
+            );
+            eprintln!("notice: OFFSYNC_TEST_PG is not set; skipping the PostgreSQL variant");
+            None
+        }
+    }
+}
+
+/// A fresh, empty database of the backend; `None` when PostgreSQL is not available here.
+pub struct TestDb {
+    pub url: String,
+    admin: Option<(String, String)>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestDb {
+    pub fn new(backend: Backend) -> Option<TestDb> {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("a temporary directory");
+                let url = format!("sqlite://{}", dir.path().join("test.db").display());
+                Some(TestDb {
+                    url,
+                    admin: None,
+                    _dir: Some(dir),
+                })
+            }
+            Backend::Postgres => {
+                let admin = postgres_admin_url()?;
+                let name = format!("offsync_test_{}", uuid::Uuid::new_v4().simple());
+                let mut conn = diesel::PgConnection::establish(&admin)
+                    .unwrap_or_else(|e| panic!("cannot reach PostgreSQL at OFFSYNC_TEST_PG: {e}"));
+                conn.batch_execute(&format!("CREATE DATABASE {name}"))
+                    .expect("CREATE DATABASE");
+                let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+                Some(TestDb {
+                    url: format!("{base}/{name}"),
+                    admin: Some((admin.clone(), name)),
+                    _dir: None,
+                })
+            }
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some((admin, name)) = &self.admin
+            && let Ok(mut conn) = diesel::PgConnection::establish(admin)
+        {
+            let _ = conn.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+        }
+    }
+}
+
+/// A running offsync server on a free loopback port.
+pub struct TestApp {
+    pub base: String,
+    pub pool: Pool,
+    pub db: TestDb,
+    handle: actix_web::dev::ServerHandle,
+    thread: Option<std::thread::JoinHandle<()>>,
+    counter: std::cell::Cell<u32>,
+}
+
+impl TestApp {
+    pub fn spawn(backend: Backend) -> Option<TestApp> {
+        Self::spawn_with(backend, Limits::default())
+    }
+
+    pub fn spawn_with(backend: Backend, limits: Limits) -> Option<TestApp> {
+        let db = TestDb::new(backend)?;
+        let pool = db::connect(&db.url, 8).expect("connecting to the test database");
+        let listener = TcpListener::bind("127.0.0.1:0").expect("a free port");
+        let base = format!("http://{}", listener.local_addr().expect("an address"));
+        let settings = WebSettings {
+            limits,
+            session_key: actix_web::cookie::Key::generate(),
+            secure_cookies: false,
+            workers: 2,
+        };
+        let (tx, rx) = mpsc::channel();
+        let server_pool = pool.clone();
+        let thread = std::thread::spawn(move || {
+            actix_web::rt::System::new().block_on(async move {
+                let server = web::serve(listener, server_pool, settings).expect("the server starts");
+                tx.send(server.handle()).expect("the test waits for the handle");
+                let _ = server.await;
+            });
+        });
+        let handle = rx.recv().expect("the server's handle");
+        Some(TestApp {
+            base,
+            pool,
+            db,
+            handle,
+            thread: Some(thread),
+            counter: std::cell::Cell::new(0),
+        })
+    }
+
+    pub fn conn(&self) -> db::PooledConn {
+        self.pool.get().expect("a connection")
+    }
+
+    /// A unique string for names and tags.
+    pub fn uniq(&self, prefix: &str) -> String {
+        self.counter.set(self.counter.get() + 1);
+        format!("{prefix}-{}-{}", self.counter.get(), &uuid::Uuid::new_v4().simple().to_string()[..6])
+    }
+
+    pub fn add_user(&self, name: &str, password: &str, admin: bool) {
+        offsync::accounts::add_user(&mut self.conn(), name, password, admin).expect("add user");
+    }
+
+    /// A new device of `user` (created when missing).
+    pub fn device(&self, user: &str) -> Device {
+        let mut conn = self.conn();
+        if offsync::db::repo::accounts::user_by_name(&mut conn, user).unwrap().is_none() {
+            offsync::accounts::add_user(&mut conn, user, "password", false).unwrap();
+        }
+        let (_, token) =
+            offsync::accounts::add_device(&mut conn, user, &self.uniq("laptop")).expect("add device");
+        Device {
+            base: self.base.clone(),
+            token,
+            http: client(),
+            replica: HashMap::new(),
+        }
+    }
+
+    /// Loads rows as online edits (`offsync import`).
+    pub fn import(&self, doc: &str) {
+        offsync::sync::import::import(&mut self.conn(), std::io::Cursor::new(doc.as_bytes().to_vec()), u64::MAX)
+            .expect("import");
+    }
+
+    /// The server's row, by a fresh device's full download.
+    pub fn row(&self, table: &str, id: &str) -> Option<ServerRow> {
+        let t = offsync::domain::table_by_name(table).unwrap();
+        offsync::db::repo::rows::get(&mut self.conn(), t, id)
+            .unwrap()
+            .map(|r| ServerRow {
+                updated: r.last_updated,
+                fields: TABLES[t]
+                    .fields
+                    .iter()
+                    .zip(r.values)
+                    .map(|(f, v)| (f.name.to_owned(), v))
+                    .collect(),
+            })
+    }
+
+    /// A site and an asset under it, imported; returns (site id, asset id).
+    pub fn seed_asset(&self) -> (String, String) {
+        let site = uid();
+        let asset = uid();
+        let code = self.uniq("S");
+        let tag = self.uniq("T");
+        self.import(&doc(&[
+            create("sites", &site, &[("code", Some(&code)), ("name", Some("Site")), ("address", None), ("access_notes", Some("gate"))]),
+            create("assets", &asset, &[("site_id", Some(&site)), ("tag", Some(&tag)), ("description", Some("Pump")), ("status", Some("ok")), ("notes", Some("n0"))]),
+        ]));
+        (site, asset)
+    }
+
+    /// An inspection with one reading under `asset`; returns (inspection id, reading id).
+    pub fn seed_inspection(&self, asset: &str) -> (String, String) {
+        let inspection = uid();
+        let reading = uid();
+        self.import(&doc(&[
+            create("inspections", &inspection, &inspection_fields(asset)),
+            create("readings", &reading, &reading_fields(&inspection)),
+        ]));
+        (inspection, reading)
+    }
+
+    /// Changes a row online (a later server version).
+    pub fn online_edit(&self, table: &str, id: &str, field: &str, value: Option<&str>) {
+        self.import(&doc(&[create(table, id, &[(field, value)])]));
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let stop = self.handle.stop(false);
+        let _ = futures_executor_block_on(stop);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn futures_executor_block_on<F: std::future::Future>(f: F) -> F::Output {
+    actix_web::rt::System::new().block_on(f)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerRow {
+    pub updated: i64,
+    pub fields: HashMap<String, Option<String>>,
+}
+
+pub fn client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .timeout(std::time::Duration::from_secs(60))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("an HTTP client")
+}
+
+pub fn uid() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+// ---------------------------------------------------------------------------------------
+// Changeset documents, written by hand so that tests control the exact markup.
+
+pub fn esc(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// A `<record>` creating a row.
+pub fn create(table: &str, id: &str, fields: &[(&str, Option<&str>)]) -> String {
+    record(table, id, None, &fields.iter().map(|(n, v)| (*n, *v, None)).collect::<Vec<_>>())
+}
+
+/// A `<record>` editing a row at `base`; each field (name, value, was) with `was` as
+/// `Some(Some(v))`, `Some(None)` (was-null) or `None` (not sent).
+pub fn record(
+    table: &str,
+    id: &str,
+    base: Option<&str>,
+    fields: &[(&str, Option<&str>, Option<Option<&str>>)],
+) -> String {
+    let mut out = format!("<record table=\"{table}\" id=\"{id}\"");
+    if let Some(b) = base {
+        out.push_str(&format!(" base=\"{b}\""));
+    }
+    out.push_str(" updated=\"2026-11-21T09:14:03.000000Z\">");
+    for (name, value, was) in fields {
+        out.push_str(&format!("<field name=\"{name}\""));
+        match was {
+            Some(Some(w)) => out.push_str(&format!(" was=\"{}\"", esc(w))),
+            Some(None) => out.push_str(" was-null=\"true\""),
+            None => {}
+        }
+        match value {
+            Some(v) => out.push_str(&format!(">{}</field>", esc(v))),
+            None => out.push_str(" null=\"true\"/>"),
+        }
+    }
+    out.push_str("</record>");
+    out
+}
+
+pub fn edit(table: &str, id: &str, base: &str, fields: &[(&str, Option<&str>)]) -> String {
+    record(table, id, Some(base), &fields.iter().map(|(n, v)| (*n, *v, None)).collect::<Vec<_>>())
+}
+
+pub fn delete(table: &str, id: &str, base: &str) -> String {
+    format!("<delete table=\"{table}\" id=\"{id}\" base=\"{base}\"/>")
+}
+
+pub fn doc(items: &[String]) -> String {
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<changeset version=\"1\">\n{}\n</changeset>\n",
+        items.join("\n")
+    )
+}
+
+pub fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut gz = GzEncoder::new(Vec::new(), Compression::fast());
+    gz.write_all(bytes).expect("gzip");
+    gz.finish().expect("gzip")
+}
+
+pub fn inspection_fields(asset: &str) -> Vec<(&str, Option<&str>)> {
+    vec![
+        ("asset_id", Some(asset)),
+        ("inspected_at", Some("2026-11-21T09:00:00Z")),
+        ("inspector", Some("Jo")),
+        ("result", Some("pass")),
+        ("summary", Some("ok")),
+    ]
+}
+
+pub fn reading_fields(inspection: &str) -> Vec<(&str, Option<&str>)> {
+    vec![("inspection_id", Some(inspection)), ("kind", Some("pressure")), ("value", Some("4.2")), ("unit", Some("bar"))]
+}
+
+// ---------------------------------------------------------------------------------------
+// The device side.
+
+/// An answer: status and body text.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub body: String,
+    pub bytes: Vec<u8>,
+    pub content_type: String,
+}
+
+impl Answer {
+    /// The value of an attribute of the body's root element.
+    pub fn attr(&self, name: &str) -> Option<String> {
+        attr(&self.body, name)
+    }
+
+    /// Asserts an `<error>` answer with this status and, where given, naming these.
+    pub fn assert_error(&self, status: u16, table: Option<&str>, id: Option<&str>, field: Option<&str>) {
+        assert_eq!(self.status, status, "expected {status}, got: {}", self.body);
+        assert!(self.body.starts_with("<error code=\""), "not an <error>: {}", self.body);
+        assert!(self.attr("code").is_some_and(|c| !c.is_empty() && !c.contains(' ')));
+        assert_eq!(self.attr("table").as_deref(), table, "table in {}", self.body);
+        assert_eq!(self.attr("id").as_deref(), id, "id in {}", self.body);
+        assert_eq!(self.attr("field").as_deref(), field, "field in {}", self.body);
+    }
+}
+
+/// An attribute of the first element of `xml`.
+pub fn attr(xml: &str, name: &str) -> Option<String> {
+    let needle = format!(" {name}=\"");
+    let start = xml.find(&needle)? + needle.len();
+    let end = xml[start..].find('"')? + start;
+    Some(
+        xml[start..end]
+            .replace("&quot;", "\"")
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&amp;", "&"),
+    )
+}
+
+fn answer(r: reqwest::blocking::Response) -> Answer {
+    let status = r.status().as_u16();
+    let content_type = r
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let bytes = r.bytes().map(|b| b.to_vec()).unwrap_or_default();
+    Answer {
+        status,
+        body: String::from_utf8_lossy(&bytes).into_owned(),
+        bytes,
+        content_type,
+    }
+}
+
+/// A session as the server announced it.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub id: String,
+    pub since: Option<String>,
+    pub started: String,
+}
+
+/// A download, parsed with the library's reader.
+#[derive(Debug, Default)]
+pub struct Download {
+    pub since: Option<i64>,
+    pub items: Vec<Item>,
+}
+
+impl Download {
+    pub fn record(&self, table: &str, id: &str) -> Option<&offsync::sync::codec::Record> {
+        let t = offsync::domain::table_by_name(table)?;
+        self.items.iter().find_map(|i| match i {
+            Item::Record(r) if r.table == t && r.id == id => Some(r),
+            _ => None,
+        })
+    }
+
+    pub fn value(&self, table: &str, id: &str, field: &str) -> Option<Option<String>> {
+        let t = offsync::domain::table_by_name(table)?;
+        let index = TABLES[t].field_index(field)?;
+        self.record(table, id)
+            .map(|r| r.fields.iter().find(|f| f.index == index).and_then(|f| f.value.clone()))
+    }
+
+    pub fn deleted(&self, table: &str, id: &str) -> bool {
+        let t = offsync::domain::table_by_name(table).unwrap();
+        self.items.iter().any(|i| matches!(i, Item::Delete(d) if d.table == t && d.id == id))
+    }
+
+    pub fn aliases(&self) -> Vec<(String, String)> {
+        self.items
+            .iter()
+            .filter_map(|i| match i {
+                Item::Alias(a) => Some((a.id.clone(), a.canonical.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+pub struct Device {
+    pub base: String,
+    pub token: String,
+    pub http: reqwest::blocking::Client,
+    /// (table, id) → the row's `updated` as last downloaded.
+    pub replica: HashMap<(String, String), i64>,
+}
+
+impl Device {
+    pub fn with_token(&self, token: &str) -> Device {
+        Device {
+            base: self.base.clone(),
+            token: token.to_owned(),
+            http: client(),
+            replica: HashMap::new(),
+        }
+    }
+
+    pub fn open_raw(&self) -> Answer {
+        answer(
+            self.http
+                .post(format!("{}/api/sync/sessions", self.base))
+                .bearer_auth(&self.token)
+                .send()
+                .expect("open"),
+        )
+    }
+
+    pub fn open(&self) -> Session {
+        let a = self.open_raw();
+        assert_eq!(a.status, 201, "open: {}", a.body);
+        Session {
+            id: a.attr("id").expect("session id"),
+            since: a.attr("since"),
+            started: a.attr("started").expect("started"),
+        }
+    }
+
+    pub fn upload_bytes(&self, sid: &str, file: Vec<u8>) -> Answer {
+        let part = reqwest::blocking::multipart::Part::bytes(file)
+            .file_name("changes.xml.gz")
+            .mime_str("application/gzip")
+            .expect("a mime type");
+        let form = reqwest::blocking::multipart::Form::new().part("changes", part);
+        answer(
+            self.http
+                .post(format!("{}/api/sync/sessions/{sid}/upload", self.base))
+                .bearer_auth(&self.token)
+                .multipart(form)
+                .send()
+                .expect("upload"),
+        )
+    }
+
+    pub fn upload_raw(&self, sid: &str, xml: &str) -> Answer {
+        self.upload_bytes(sid, gzip(xml.as_bytes()))
+    }
+
+    /// Uploads and returns (applied, unchanged, conflicts, isConflict).
+    pub fn upload(&self, sid: &str, items: &[String]) -> (u64, u64, u64, bool) {
+        let a = self.upload_raw(sid, &doc(items));
+        assert_eq!(a.status, 200, "upload: {}", a.body);
+        counts(&a)
+    }
+
+    pub fn download_raw(&self, sid: &str) -> Answer {
+        answer(
+            self.http
+                .get(format!("{}/api/sync/sessions/{sid}/changes", self.base))
+                .bearer_auth(&self.token)
+                .send()
+                .expect("download"),
+        )
+    }
+
+    pub fn download(&mut self, sid: &str) -> Download {
+        let a = self.download_raw(sid);
+        assert_eq!(a.status, 200, "download: {}", a.body);
+        assert_eq!(a.content_type, "application/gzip");
+        assert_eq!(&a.bytes[..2], &[0x1f, 0x8b], "a download is gzip");
+        let d = parse(&a.bytes);
+        for i in &d.items {
+            match i {
+                Item::Record(r) => {
+                    self.replica.insert(
+                        (TABLES[r.table].name.to_owned(), r.id.clone()),
+                        r.updated.expect("downloads carry updated"),
+                    );
+                }
+                Item::Delete(x) => {
+                    self.replica.remove(&(TABLES[x.table].name.to_owned(), x.id.clone()));
+                }
+                Item::Alias(_) => {}
+            }
+        }
+        d
+    }
+
+    pub fn complete_raw(&self, sid: &str) -> Answer {
+        answer(
+            self.http
+                .post(format!("{}/api/sync/sessions/{sid}/complete", self.base))
+                .bearer_auth(&self.token)
+                .send()
+                .expect("complete"),
+        )
+    }
+
+    pub fn complete(&self, sid: &str) {
+        let a = self.complete_raw(sid);
+        assert_eq!(a.status, 200, "complete: {}", a.body);
+        assert_eq!(a.attr("status").as_deref(), Some("complete"));
+    }
+
+    pub fn state_raw(&self) -> Answer {
+        answer(
+            self.http
+                .get(format!("{}/api/sync/state", self.base))
+                .bearer_auth(&self.token)
+                .send()
+                .expect("state"),
+        )
+    }
+
+    /// (lastSync, isConflict, conflicts)
+    pub fn state(&self) -> (Option<String>, bool, u64) {
+        let a = self.state_raw();
+        assert_eq!(a.status, 200, "state: {}", a.body);
+        (
+            a.attr("lastSync"),
+            a.attr("isConflict").as_deref() == Some("true"),
+            a.attr("conflicts").and_then(|c| c.parse().ok()).expect("conflicts"),
+        )
+    }
+
+    /// One whole sync; returns the upload's counts (if any) and the download.
+    pub fn sync(&mut self, items: &[String]) -> (Option<(u64, u64, u64, bool)>, Download) {
+        let s = self.open();
+        let result = if items.is_empty() { None } else { Some(self.upload(&s.id, items)) };
+        let d = self.download(&s.id);
+        self.complete(&s.id);
+        (result, d)
+    }
+
+    /// The base (server `updated`) this device holds for a row, in wire form.
+    pub fn base(&self, table: &str, id: &str) -> String {
+        time::format(
+            *self
+                .replica
+                .get(&(table.to_owned(), id.to_owned()))
+                .unwrap_or_else(|| panic!("the device never received {table} {id}")),
+        )
+    }
+}
+
+pub fn counts(a: &Answer) -> (u64, u64, u64, bool) {
+    let n = |k: &str| a.attr(k).and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("{k} in {}", a.body));
+    (n("applied"), n("unchanged"), n("conflicts"), a.attr("isConflict").as_deref() == Some("true"))
+}
+
+pub fn parse(bytes: &[u8]) -> Download {
+    let input = offsync::sync::codec::decompressing(std::io::Cursor::new(bytes.to_vec())).expect("gzip");
+    let mut r = ChangesetReader::new(input, u64::MAX);
+    let since = r.header().expect("a changeset header").since;
+    let mut items = Vec::new();
+    while let Some(i) = r.next_item().expect("a well-formed download") {
+        items.push(i);
+    }
+    Download { since, items }
+}
+
+/// Runs a test body on SQLite and on PostgreSQL.
+#[macro_export]
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[test] fn $name() { super::$name($crate::helpers::Backend::Sqlite) })*
+        }
+        mod postgres {
+            $(#[test] fn $name() { super::$name($crate::helpers::Backend::Postgres) })*
+        }
+    };
+}

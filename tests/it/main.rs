@@ -1,0 +1,13 @@
+//! Integration tests over real HTTP: each test starts offsync on a free port over a fresh
+//! database, on SQLite and (when `OFFSYNC_TEST_PG` is set) on PostgreSQL.
+
+mod helpers;
+
+mod concurrency;
+mod conflicts;
+mod duplicates;
+mod pages;
+mod rejections;
+mod sessions;
+mod uploads;
+mod wire_schema;

@@ -1,0 +1,306 @@
+//! PROTOCOL.md §5: signing in and resolving conflicts through the HTML form.
+
+use crate::helpers::*;
+use crate::on_both;
+
+on_both!(
+    sign_in_refuses_a_wrong_password_without_saying_which_part,
+    forms_without_the_csrf_token_are_refused,
+    resolving_field_by_field_saves_and_clears_the_flag,
+    a_stale_form_does_not_overwrite_and_asks_again,
+    a_delete_conflict_offers_the_row_choice,
+    an_edit_of_a_deleted_row_can_be_restored,
+    users_see_only_their_own_conflicts,
+    an_edited_value_and_keep_all,
+);
+
+struct Browser {
+    base: String,
+    http: reqwest::blocking::Client,
+}
+
+impl Browser {
+    fn new(app: &TestApp) -> Browser {
+        Browser {
+            base: app.base.clone(),
+            http: reqwest::blocking::Client::builder()
+                .cookie_store(true)
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+        }
+    }
+
+    fn get(&self, path: &str) -> (u16, String) {
+        let r = self.http.get(format!("{}{path}", self.base)).send().unwrap();
+        (r.status().as_u16(), r.text().unwrap())
+    }
+
+    fn post(&self, path: &str, pairs: &[(&str, &str)]) -> (u16, String, Option<String>) {
+        let body = serde_urlencoded::to_string(pairs).unwrap();
+        let r = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .unwrap();
+        let loc = r.headers().get("location").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        (r.status().as_u16(), r.text().unwrap(), loc)
+    }
+
+    fn csrf(&self, page: &str) -> String {
+        attr_after(page, "name=\"csrf\"", "value").expect("a csrf field")
+    }
+
+    fn sign_in(&self, user: &str, password: &str) -> (u16, String, Option<String>) {
+        let (status, page) = self.get("/login");
+        assert_eq!(status, 200);
+        assert!(page.contains("name=\"username\"") && page.contains("type=\"password\""));
+        let csrf = self.csrf(&page);
+        self.post("/login", &[("csrf", &csrf), ("username", user), ("password", password)])
+    }
+
+    fn signed_in(app: &TestApp, user: &str) -> Browser {
+        let b = Browser::new(app);
+        let (status, _, loc) = b.sign_in(user, "password");
+        assert_eq!(status, 303);
+        assert_eq!(loc.as_deref(), Some("/conflicts"));
+        b
+    }
+
+    /// The ids linked from /conflicts.
+    fn conflict_ids(&self) -> Vec<String> {
+        let (status, page) = self.get("/conflicts");
+        assert_eq!(status, 200);
+        page.match_indices("href=\"/conflicts/")
+            .map(|(i, m)| {
+                let rest = &page[i + m.len()..];
+                rest[..rest.find('"').unwrap()].to_owned()
+            })
+            .collect()
+    }
+}
+
+/// The value of attribute `name` in the tag that contains `marker`.
+fn attr_after(page: &str, marker: &str, name: &str) -> Option<String> {
+    let at = page.find(marker)?;
+    let tag_start = page[..at].rfind('<')?;
+    let tag_end = at + page[at..].find('>')?;
+    attr(&page[tag_start..tag_end], name)
+}
+
+/// A conflict on an asset's notes for `user`; returns the asset id.
+fn make_conflict(app: &TestApp, user: &str, offline: &str) -> String {
+    let (_, asset) = app.seed_asset();
+    let mut d = app.device(user);
+    d.sync(&[]);
+    let base = d.base("assets", &asset);
+    app.online_edit("assets", &asset, "notes", Some("server notes"));
+    let (r, _) = d.sync(&[edit("assets", &asset, &base, &[("notes", Some(offline)), ("status", Some("broken"))])]);
+    assert_eq!(r.unwrap().2, 1);
+    asset
+}
+
+fn form_version(page: &str) -> String {
+    attr_after(page, "name=\"version\"", "value").unwrap()
+}
+
+fn sign_in_refuses_a_wrong_password_without_saying_which_part(b: Backend) {
+    let Some(app) = TestApp::spawn(b) else { return };
+    app.add_user("alice", "password", false);
+    let br = Browser::new(&app);
+    let (wrong_pw, page_pw, _) = br.sign_in("alice", "nope");
+    let (wrong_user, page_user, _) = br.sign_in("nobody", "password");
+    assert_eq!((wrong_pw, wrong_user), (401, 401));
+    let message = "That user name and password do not match";
+    assert!(page_pw.contains(message) && page_user.contains(message));
+    assert_eq!(br.get("/conflicts").0, 303, "still signed out");
+    let (ok, _, _) = br.sign_in("alice", "password");
+    assert_eq!(ok, 303);
+    assert_eq!(br.get("/conflicts").0, 200);
+}
+
+fn forms_without_the_csrf_token_are_refused(b: Backend) {
+    let Some(app) = TestApp::spawn(b) else { return };
+    app.add_user("alice", "password", false);
+    let br = Browser::new(&app);
+    br.get("/login");
+    let (status, _, _) = br.post("/login", &[("username", "alice"), ("password", "password")]);
+    assert_eq!(status, 403);
+    let (status, _, _) = br.post("/login", &[("csrf", "forged"), ("username", "alice"), ("password", "password")]);
+    assert_eq!(status, 403);
+    let asset = make_conflict(&app, "carol", "offline notes");
+    let br = Browser::signed_in(&app, "carol");
+    let id = br.conflict_ids().pop().unwrap();
+    let (_, page) = br.get(&format!("/conflicts/{id}"));
+    let version = form_version(&page);
+    let (status, _, _) = br.post(&format!("/conflicts/{id}"), &[("version", &version), ("choice.notes", "offline"), ("choice.status", "offline")]);
+    assert_eq!(status, 403);
+    assert_eq!(app.row("assets", &asset).unwrap().fields["notes"].as_deref(), Some("server notes"));
+}
+
+fn resolving_field_by_field_saves_and_clears_the_flag(b: Backend) {
+    let Some(app) = TestApp::spawn(b) else { return };
+    let asset = make_conflict(&app, "carol", "offline <notes>");
+    let other = make_conflict(&app, "carol", "second");
+    let br = Browser::signed_in(&app, "carol");
+    let ids = br.conflict_ids();
+    assert_eq!(ids.len(), 2);
+    let (_, list) = br.get("/conflicts");
+    assert!(list.contains("2 conflicts wait for you"), "the banner counts them");
+    let before = app.row("assets", &asset).unwrap();
+    let id = ids.iter().find(|id| br.get(&format!("/conflicts/{id}")).1.contains(&asset)).unwrap();
+    let (status, page) = br.get(&format!("/conflicts/{id}"));
+    assert_eq!(status, 200);
+    assert!(!page.contains("offline <notes>"), "values are escaped");
+    assert!(page.contains("offline &#60;notes&#62;") || page.contains("offline &lt;notes&gt;"), "and shown");
+    assert!(page.contains("server notes"));
+    for v in ["server", "offline"] {
+        assert!(page.contains(&format!("name=\"choice.notes\" value=\"{v}\"")));
+    }
+    let csrf = br.csrf(&page);
+    let (status, _, loc) = br.post(&format!("/conflicts/{id}"), &[
+        ("csrf", &csrf), ("version", &form_version(&page)), ("choice.notes", "offline"), ("choice.status", "server"),
+    ]);
+    assert_eq!(status, 303);
+    assert_eq!(loc.as_deref(), Some("/conflicts"));
+    let after = app.row("assets", &asset).unwrap();
+    assert_eq!(after.fields["notes"].as_deref(), Some("offline <notes>"));
+    assert_eq!(after.fields["status"].as_deref(), Some("ok"));
+    assert!(after.updated > before.updated, "a resolution is a new version");
+    let d = app.device("carol");
+    assert_eq!(d.state(), (None, true, 1), "one conflict left: the flag stays");
+    let last = br.conflict_ids().pop().unwrap();
+    let (_, page) = br.get(&format!("/conflicts/{last}"));
+    let (status, _, _) = br.post(&format!("/conflicts/{last}"), &[
+        ("csrf", &csrf), ("version", &form_version(&page)), ("choice.notes", "server"), ("choice.status", "server"),
+    ]);
+    assert_eq!(status, 303);
+    let other_row = app.row("assets", &other).unwrap();
+    assert_eq!(other_row.fields["notes"].as_deref(), Some("server notes"));
+    assert_eq!(d.state(), (None, false, 0), "the last resolution resets the flag");
+    let (_, list) = br.get("/conflicts");
+    assert!(!list.contains("wait for you"), "no banner");
+    // A resolved conflict cannot be resolved twice.
+    let (status, _, _) = br.post(&format!("/conflicts/{last}"), &[("csrf", &csrf), ("version", &form_version(&page)), ("choice.notes", "offline"), ("choice.status", "offline")]);
+    assert_eq!(status, 409);
+}
+
+fn a_stale_form_does_not_overwrite_and_asks_again(b: Backend) {
+    let Some(app) = TestApp::spawn(b) else { return };
+    let asset = make_conflict(&app, "carol", "offline");
+    let br = Browser::signed_in(&app, "carol");
+    let id = br.conflict_ids().pop().unwrap();
+    let (_, page) = br.get(&format!("/conflicts/{id}"));
+    app.online_edit("assets", &asset, "notes", Some("newer server"));
+    let changed = app.row("assets", &asset).unwrap();
+    let csrf = br.csrf(&page);
+    let (status, again, _) = br.post(&format!("/conflicts/{id}"), &[
+        ("csrf", &csrf), ("version", &form_version(&page)), ("choice.notes", "offline"), ("choice.status", "offline"),
+    ]);
+    assert_eq!(status, 409);
+    assert!(again.contains("newer server"), "the new server values are shown");
+    assert_eq!(app.row("assets", &asset).unwrap(), changed, "nothing was overwritten");
+    let (status, _, _) = br.post(&format!("/conflicts/{id}"), &[
+        ("csrf", &csrf), ("version", &form_version(&again)), ("choice.notes", "offline"), ("choice.status", "offline"),
+    ]);
+    assert_eq!(status, 303);
+    assert_eq!(app.row("assets", &asset).unwrap().fields["notes"].as_deref(), Some("offline"));
+}
+
+fn a_delete_conflict_offers_the_row_choice(b: Backend) {
+    let Some(app) = TestApp::spawn(b) else { return };
+    let (_, asset) = app.seed_asset();
+    let (inspection, reading) = app.seed_inspection(&asset);
+    let mut d = app.device("carol");
+    d.sync(&[]);
+    let base = d.base("inspections", &inspection);
+    app.online_edit("inspections", &inspection, "summary", Some("changed"));
+    d.sync(&[delete("inspections", &inspection, &base)]);
+    let br = Browser::signed_in(&app, "carol");
+    let id = br.conflict_ids().pop().unwrap();
+    let (_, page) = br.get(&format!("/conflicts/{id}"));
+    assert!(page.contains("name=\"choice.row\" value=\"server\"") && page.contains("name=\"choice.row\" value=\"offline\""));
+    let (status, _, _) = br.post(&format!("/conflicts/{id}"), &[("csrf", &br.csrf(&page)), ("version", &form_version(&page)), ("choice.row", "offline")]);
+    assert_eq!(status, 303);
+    assert!(app.row("inspections", &inspection).is_none(), "the offline delete was carried out");
+    assert!(app.row("readings", &reading).is_none());
+}
+
+fn an_edit_of_a_deleted_row_can_be_restored(b: Backend) {
+    let Some(app) = TestApp::spawn(b) else { return };
+    let (_, asset) = app.seed_asset();
+    let (inspection, _) = app.seed_inspection(&asset);
+    let mut d = app.device("carol");
+    let mut office = app.device("office");
+    d.sync(&[]);
+    office.sync(&[]);
+    let base = d.base("inspections", &inspection);
+    office.sync(&[delete("inspections", &inspection, &office.base("inspections", &inspection))]);
+    d.sync(&[edit("inspections", &inspection, &base, &[("summary", Some("keep me"))])]);
+    let br = Browser::signed_in(&app, "carol");
+    let id = br.conflict_ids().pop().unwrap();
+    let (_, page) = br.get(&format!("/conflicts/{id}"));
+    let (status, _, _) = br.post(&format!("/conflicts/{id}"), &[("csrf", &br.csrf(&page)), ("version", &form_version(&page)), ("choice.row", "offline")]);
+    assert_eq!(status, 303);
+    let row = app.row("inspections", &inspection).expect("restored");
+    assert_eq!(row.fields["summary"].as_deref(), Some("keep me"));
+    assert_eq!(row.fields["inspector"].as_deref(), Some("Jo"), "the rest comes from the deleted row");
+    let (_, dl) = office.sync(&[]);
+    assert!(dl.record("inspections", &inspection).is_some(), "other devices get the restored row");
+}
+
+fn users_see_only_their_own_conflicts(b: Backend) {
+    let Some(app) = TestApp::spawn(b) else { return };
+    let asset = make_conflict(&app, "carol", "offline");
+    app.add_user("mallory", "password", false);
+    app.add_user("root", "password", true);
+    let carol = Browser::signed_in(&app, "carol");
+    let id = carol.conflict_ids().pop().unwrap();
+    let mallory = Browser::signed_in(&app, "mallory");
+    assert!(mallory.conflict_ids().is_empty());
+    assert_eq!(mallory.get(&format!("/conflicts/{id}")).0, 404);
+    let (_, page) = mallory.get("/conflicts");
+    let (status, _, _) = mallory.post(&format!("/conflicts/{id}"), &[("csrf", &mallory.csrf(&page)), ("choice.notes", "offline"), ("choice.status", "offline")]);
+    assert_eq!(status, 404);
+    assert_eq!(app.row("assets", &asset).unwrap().fields["notes"].as_deref(), Some("server notes"));
+    let admin = Browser::signed_in(&app, "root");
+    assert_eq!(admin.conflict_ids(), vec![id.clone()], "an administrator sees everyone's");
+    let (_, page) = admin.get(&format!("/conflicts/{id}"));
+    let (status, _, _) = admin.post(&format!("/conflicts/{id}"), &[("csrf", &admin.csrf(&page)), ("version", &form_version(&page)), ("choice.notes", "offline"), ("choice.status", "offline")]);
+    assert_eq!(status, 303);
+    assert_eq!(app.device("carol").state().1, false, "the owner's flag is reset");
+}
+
+fn an_edited_value_and_keep_all(b: Backend) {
+    let Some(app) = TestApp::spawn(b) else { return };
+    let first = make_conflict(&app, "carol", "offline");
+    let second = make_conflict(&app, "carol", "offline 2");
+    let br = Browser::signed_in(&app, "carol");
+    let ids = br.conflict_ids();
+    let page_of = |asset: &str| {
+        ids.iter()
+            .map(|id| (id.clone(), br.get(&format!("/conflicts/{id}")).1))
+            .find(|(_, p)| p.contains(asset))
+            .unwrap()
+    };
+    let (id, page) = page_of(&first);
+    let (status, again, _) = br.post(&format!("/conflicts/{id}"), &[
+        ("csrf", &br.csrf(&page)), ("version", &form_version(&page)), ("choice.notes", "edited"), ("edited.notes", "both, merged"), ("choice.status", "edited"), ("edited.status", "fine"),
+    ]);
+    assert_eq!(status, 422, "an edited value outside the allowed set is refused");
+    assert!(again.contains("status must be one of"), "and says why");
+    let (status, _, _) = br.post(&format!("/conflicts/{id}"), &[
+        ("csrf", &br.csrf(&page)), ("version", &form_version(&page)), ("choice.notes", "edited"), ("edited.notes", "both, merged"), ("choice.status", "offline"),
+    ]);
+    assert_eq!(status, 303);
+    let row = app.row("assets", &first).unwrap();
+    assert_eq!(row.fields["notes"].as_deref(), Some("both, merged"));
+    assert_eq!(row.fields["status"].as_deref(), Some("broken"));
+    let (id, page) = page_of(&second);
+    let (status, _, _) = br.post(&format!("/conflicts/{id}"), &[("csrf", &br.csrf(&page)), ("version", &form_version(&page)), ("all", "offline")]);
+    assert_eq!(status, 303);
+    let row = app.row("assets", &second).unwrap();
+    assert_eq!((row.fields["notes"].as_deref(), row.fields["status"].as_deref()), (Some("offline 2"), Some("broken")));
+}
