@@ -40,7 +40,11 @@ pub fn hash_password(password: &str) -> Result<String, AccountError> {
 /// Whether `password` matches the stored hash; a malformed hash never matches.
 pub fn verify_password(hash: &str, password: &str) -> bool {
     PasswordHash::new(hash)
-        .map(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+        .map(|h| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &h)
+                .is_ok()
+        })
         .unwrap_or(false)
 }
 
@@ -82,7 +86,9 @@ pub fn add_user(
 /// Checks a sign-in; `None` for a wrong name or password alike.
 pub fn sign_in(conn: &mut DbConn, name: &str, password: &str) -> Result<Option<User>, DbError> {
     let user = accounts::user_by_name(conn, name.trim())?;
-    let hash = user.as_ref().map_or(decoy_hash(), |u| u.password_hash.as_str());
+    let hash = user
+        .as_ref()
+        .map_or(decoy_hash(), |u| u.password_hash.as_str());
     let ok = verify_password(hash, password);
     Ok(user.filter(|_| ok))
 }
@@ -152,7 +158,10 @@ mod tests {
         assert_ne!(a, b);
         for t in [&a, &b] {
             assert!(!t.starts_with('-'));
-            assert!(t.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.'));
+            assert!(
+                t.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+            );
         }
         assert_ne!(token_hash(&a), a);
     }

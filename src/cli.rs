@@ -16,7 +16,12 @@ use crate::{accounts, demo, sync, web};
 #[command(name = "offsync", version, about)]
 pub struct Cli {
     /// Database to use: sqlite://PATH or postgres://USER:PASSWORD@HOST/NAME.
-    #[arg(long, global = true, env = "DATABASE_URL", default_value = "sqlite://offsync.db")]
+    #[arg(
+        long,
+        global = true,
+        env = "DATABASE_URL",
+        default_value = "sqlite://offsync.db"
+    )]
     database_url: String,
     #[command(subcommand)]
     command: Command,
@@ -252,10 +257,12 @@ fn serve(url: &str, args: ServeArgs) -> anyhow::Result<()> {
             std::thread::available_parallelism().map_or(2, std::num::NonZero::get)
         }),
     };
-    eprintln!("offsync is serving {} on http://{address}/ (sign in at http://{address}/login)", redact(url));
-    actix_web::rt::System::new().block_on(async move {
-        web::serve(listener, pool, settings)?.await
-    })?;
+    eprintln!(
+        "offsync is serving {} on http://{address}/ (sign in at http://{address}/login)",
+        redact(url)
+    );
+    actix_web::rt::System::new()
+        .block_on(async move { web::serve(listener, pool, settings)?.await })?;
     Ok(())
 }
 

@@ -51,27 +51,108 @@ fn record(table: &str, id: String, values: &[Option<&str>]) -> Item {
 
 fn data_set() -> Vec<Item> {
     let mut items = vec![
-        record("sites", id(1), &[Some("NPS"), Some("North pumping station"), Some("1 Quay Road, Portsmouth PO1 3LJ"), Some("Key at the gate house; ask for Sam")]),
-        record("sites", id(2), &[Some("WTW"), Some("Westfield water treatment works"), Some("Westfield Lane, Fareham"), Some("Hard hat and hi-vis")]),
-        record("sites", id(3), &[Some("RSV"), Some("Hilltop service reservoir"), None, None]),
+        record(
+            "sites",
+            id(1),
+            &[
+                Some("NPS"),
+                Some("North pumping station"),
+                Some("1 Quay Road, Portsmouth PO1 3LJ"),
+                Some("Key at the gate house; ask for Sam"),
+            ],
+        ),
+        record(
+            "sites",
+            id(2),
+            &[
+                Some("WTW"),
+                Some("Westfield water treatment works"),
+                Some("Westfield Lane, Fareham"),
+                Some("Hard hat and hi-vis"),
+            ],
+        ),
+        record(
+            "sites",
+            id(3),
+            &[Some("RSV"), Some("Hilltop service reservoir"), None, None],
+        ),
     ];
     let assets = [
-        (10, 1, "P-001", "Duty pump 1 (Grundfos NB 65-200)", "ok", Some("Bearing noise at 50 Hz")),
-        (11, 1, "P-002", "Standby pump 2", "degraded", Some("Seal weeping")),
-        (12, 2, "V-010", "Inlet valve DN150", "ok", Some("Actuator replaced 2025")),
+        (
+            10,
+            1,
+            "P-001",
+            "Duty pump 1 (Grundfos NB 65-200)",
+            "ok",
+            Some("Bearing noise at 50 Hz"),
+        ),
+        (
+            11,
+            1,
+            "P-002",
+            "Standby pump 2",
+            "degraded",
+            Some("Seal weeping"),
+        ),
+        (
+            12,
+            2,
+            "V-010",
+            "Inlet valve DN150",
+            "ok",
+            Some("Actuator replaced 2025"),
+        ),
         (13, 2, "B-020", "Blower 2", "broken", Some("Awaiting parts")),
         (14, 3, "L-100", "Level sensor", "ok", None),
     ];
     for (n, site, tag, description, status, notes) in assets {
-        items.push(record("assets", id(n), &[Some(&id(site)), Some(tag), Some(description), Some(status), notes]));
+        items.push(record(
+            "assets",
+            id(n),
+            &[
+                Some(&id(site)),
+                Some(tag),
+                Some(description),
+                Some(status),
+                notes,
+            ],
+        ));
     }
     let inspections = [
-        (20, 10, "2026-11-19T08:30:00.000000Z", "pass", "Running normally"),
-        (21, 11, "2026-11-19T09:15:30.000000Z", "fail", "Seal must be replaced"),
-        (22, 12, "2026-11-20T10:00:00.000000Z", "pass", "Opens and closes fully"),
+        (
+            20,
+            10,
+            "2026-11-19T08:30:00.000000Z",
+            "pass",
+            "Running normally",
+        ),
+        (
+            21,
+            11,
+            "2026-11-19T09:15:30.000000Z",
+            "fail",
+            "Seal must be replaced",
+        ),
+        (
+            22,
+            12,
+            "2026-11-20T10:00:00.000000Z",
+            "pass",
+            "Opens and closes fully",
+        ),
     ];
     for (n, asset, at, result, summary) in inspections {
-        items.push(record("inspections", id(n), &[Some(&id(asset)), Some(at), Some("Jo Bloggs"), Some(result), Some(summary)]));
+        items.push(record(
+            "inspections",
+            id(n),
+            &[
+                Some(&id(asset)),
+                Some(at),
+                Some("Jo Bloggs"),
+                Some(result),
+                Some(summary),
+            ],
+        ));
     }
     let readings = [
         (30, 20, "pressure", "4.25", "bar"),
@@ -80,7 +161,11 @@ fn data_set() -> Vec<Item> {
         (33, 22, "travel time", "38", "s"),
     ];
     for (n, inspection, kind, value, unit) in readings {
-        items.push(record("readings", id(n), &[Some(&id(inspection)), Some(kind), Some(value), Some(unit)]));
+        items.push(record(
+            "readings",
+            id(n),
+            &[Some(&id(inspection)), Some(kind), Some(value), Some(unit)],
+        ));
     }
     items
 }
@@ -88,7 +173,11 @@ fn data_set() -> Vec<Item> {
 /// Loads the demo data set and users into an empty database; returns the logins.
 pub fn load(conn: &mut DbConn) -> Result<Vec<(String, String, bool)>, DemoError> {
     for t in TABLES {
-        if count(conn, Sql::new(format!("SELECT COUNT(*) AS n FROM {}", t.name)))? > 0 {
+        if count(
+            conn,
+            Sql::new(format!("SELECT COUNT(*) AS n FROM {}", t.name)),
+        )? > 0
+        {
             return Err(DemoError::NotEmpty);
         }
     }

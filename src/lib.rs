@@ -7,10 +7,10 @@
 //! - `db`: connections, migrations, and the repository functions;
 //! - `domain`: the synced tables declared once, values and times.
 
+pub mod accounts;
+pub mod cli;
+pub mod db;
+pub mod demo;
 pub mod domain;
 pub mod sync;
-pub mod db;
-pub mod accounts;
 pub mod web;
-pub mod cli;
-pub mod demo;

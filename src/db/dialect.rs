@@ -60,12 +60,12 @@ struct Clock {
 pub fn clock(conn: &mut DbConn) -> Result<Micros, DbError> {
     let candidate = match conn {
         DbConn::Sqlite(_) => chrono::Utc::now().timestamp_micros(),
-        DbConn::Pg(_) => {
-            Sql::new("SELECT CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000000 AS BIGINT) AS now")
-                .first::<Clock>(conn)?
-                .map(|c| c.now)
-                .unwrap_or_else(|| chrono::Utc::now().timestamp_micros())
-        }
+        DbConn::Pg(_) => Sql::new(
+            "SELECT CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000000 AS BIGINT) AS now",
+        )
+        .first::<Clock>(conn)?
+        .map(|c| c.now)
+        .unwrap_or_else(|| chrono::Utc::now().timestamp_micros()),
     };
     Ok(time::after(candidate))
 }

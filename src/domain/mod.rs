@@ -147,10 +147,13 @@ impl Table {
 
     /// The foreign-key field and the parent table, for child tables.
     pub fn parent(&self) -> Option<(usize, TableId)> {
-        self.fields.iter().enumerate().find_map(|(i, f)| match f.ty {
-            Parent(p) => table_by_name(p).map(|t| (i, t)),
-            _ => None,
-        })
+        self.fields
+            .iter()
+            .enumerate()
+            .find_map(|(i, f)| match f.ty {
+                Parent(p) => table_by_name(p).map(|t| (i, t)),
+                _ => None,
+            })
     }
 
     /// The tables whose rows point at rows of this one, with their foreign-key field.
@@ -180,12 +183,20 @@ mod tests {
     #[test]
     fn tables_are_declared_parents_first() {
         for (i, t) in TABLES.iter().enumerate() {
-            assert!(t.fields.len() <= MAX_FIELDS, "{} has too many fields", t.name);
+            assert!(
+                t.fields.len() <= MAX_FIELDS,
+                "{} has too many fields",
+                t.name
+            );
             if let Some((_, parent)) = t.parent() {
                 assert!(parent < i, "{} comes before its parent", t.name);
             }
             if let Some(k) = t.natural_key {
-                assert!(t.field_index(k).is_some(), "{}: natural key {k} is no field", t.name);
+                assert!(
+                    t.field_index(k).is_some(),
+                    "{}: natural key {k} is no field",
+                    t.name
+                );
             }
         }
     }
@@ -195,6 +206,11 @@ mod tests {
         let assets = &TABLES[table_by_name("assets").unwrap()];
         let kids: Vec<_> = assets.children().map(|(t, _)| TABLES[t].name).collect();
         assert_eq!(kids, vec!["inspections"]);
-        assert!(TABLES[table_by_name("readings").unwrap()].children().next().is_none());
+        assert!(
+            TABLES[table_by_name("readings").unwrap()]
+                .children()
+                .next()
+                .is_none()
+        );
     }
 }

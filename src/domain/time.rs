@@ -37,8 +37,7 @@ pub fn after(candidate: Micros) -> Micros {
     let mut last = LAST_ISSUED.load(Ordering::Relaxed);
     loop {
         let next = candidate.max(last + 1);
-        match LAST_ISSUED.compare_exchange_weak(last, next, Ordering::Relaxed, Ordering::Relaxed)
-        {
+        match LAST_ISSUED.compare_exchange_weak(last, next, Ordering::Relaxed, Ordering::Relaxed) {
             Ok(_) => return next,
             Err(seen) => last = seen,
         }
@@ -55,12 +54,21 @@ mod tests {
         assert_eq!(parse("2026-11-20T11:00:00.123456+01:00"), Some(z));
         assert_eq!(parse("2026-11-20T10:00:00.123456789Z"), Some(z));
         assert_eq!(format(z), "2026-11-20T10:00:00.123456Z");
-        assert_eq!(format(parse("2026-11-20T10:00:00Z").unwrap()), "2026-11-20T10:00:00.000000Z");
+        assert_eq!(
+            format(parse("2026-11-20T10:00:00Z").unwrap()),
+            "2026-11-20T10:00:00.000000Z"
+        );
     }
 
     #[test]
     fn rejects_what_is_not_rfc3339() {
-        for bad in ["", "2026-11-20", "2026-11-20 10:00:00", "yesterday", "2026-13-01T00:00:00Z"] {
+        for bad in [
+            "",
+            "2026-11-20",
+            "2026-11-20 10:00:00",
+            "yesterday",
+            "2026-13-01T00:00:00Z",
+        ] {
             assert_eq!(parse(bad), None, "{bad:?}");
         }
     }

@@ -71,10 +71,12 @@ pub fn same(ty: FieldType, a: Option<&str>, b: Option<&str>) -> bool {
     match (a, b) {
         (None, None) => true,
         (Some(a), Some(b)) => match ty {
-            FieldType::Decimal => match (normalize_decimal(a.trim()), normalize_decimal(b.trim())) {
-                (Some(x), Some(y)) => x == y,
-                _ => a == b,
-            },
+            FieldType::Decimal => {
+                match (normalize_decimal(a.trim()), normalize_decimal(b.trim())) {
+                    (Some(x), Some(y)) => x == y,
+                    _ => a == b,
+                }
+            }
             FieldType::Timestamp => match (time::parse(a), time::parse(b)) {
                 (Some(x), Some(y)) => x == y,
                 _ => a == b,
@@ -141,7 +143,11 @@ mod tests {
             ("-1", "1", false),
         ];
         for (a, b, same_value) in cases {
-            assert_eq!(same(FieldType::Decimal, Some(a), Some(b)), same_value, "{a} vs {b}");
+            assert_eq!(
+                same(FieldType::Decimal, Some(a), Some(b)),
+                same_value,
+                "{a} vs {b}"
+            );
         }
     }
 
@@ -175,20 +181,32 @@ mod tests {
 
     #[test]
     fn parse_checks_type_set_and_nullability() {
-        assert_eq!(parse(field("assets", "status"), Some("ok")), Ok(Some("ok".into())));
+        assert_eq!(
+            parse(field("assets", "status"), Some("ok")),
+            Ok(Some("ok".into()))
+        );
         assert!(matches!(
             parse(field("assets", "status"), Some("fine")),
             Err(ValueError::NotAllowed { .. })
         ));
-        assert_eq!(parse(field("assets", "status"), None), Err(ValueError::Null));
+        assert_eq!(
+            parse(field("assets", "status"), None),
+            Err(ValueError::Null)
+        );
         assert_eq!(parse(field("assets", "notes"), None), Ok(None));
         assert_eq!(
-            parse(field("inspections", "inspected_at"), Some("2026-11-20T11:00:00+01:00")),
+            parse(
+                field("inspections", "inspected_at"),
+                Some("2026-11-20T11:00:00+01:00")
+            ),
             Ok(Some("2026-11-20T10:00:00.000000Z".into()))
         );
         assert!(parse(field("readings", "value"), Some("abc")).is_err());
         assert_eq!(
-            parse(field("assets", "site_id"), Some("0193A1C4-0000-7000-8000-000000000001")),
+            parse(
+                field("assets", "site_id"),
+                Some("0193A1C4-0000-7000-8000-000000000001")
+            ),
             Ok(Some("0193a1c4-0000-7000-8000-000000000001".into()))
         );
         assert!(parse(field("assets", "site_id"), Some("site-1")).is_err());

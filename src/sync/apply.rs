@@ -10,11 +10,11 @@ use std::collections::{HashMap, HashSet};
 use super::SyncError;
 use super::codec::{Delete, FieldChange, Item, Record, Was};
 use super::spool::Spool;
+use crate::db::DbConn;
 use crate::db::repo::conflicts::{self, Conflict, ConflictField, kind};
 use crate::db::repo::rows::{self, Row, Tombstone};
 use crate::db::repo::sessions::Counts;
 use crate::db::repo::{accounts, aliases};
-use crate::db::DbConn;
 use crate::domain::{Micros, TABLES, Table, TableId, Values, time, value};
 
 /// Items judged per batch.
@@ -508,14 +508,7 @@ fn duplicate(
     values: &Values,
 ) -> Result<Outcome, SyncError> {
     let def = &TABLES[table];
-    aliases::insert(
-        conn,
-        table,
-        &r.id,
-        &existing.id,
-        ctx.who.device_id,
-        ctx.now,
-    )?;
+    aliases::insert(conn, table, &r.id, &existing.id, ctx.who.device_id, ctx.now)?;
     let differing: Vec<ConflictField> = def
         .fields
         .iter()
@@ -550,7 +543,10 @@ fn duplicate(
 }
 
 /// Records a conflict for the uploader, or updates their open one on the same row.
-#[expect(clippy::too_many_arguments, reason = "one call per conflict kind, all named")]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one call per conflict kind, all named"
+)]
 fn record_conflict(
     conn: &mut DbConn,
     ctx: &mut Ctx<'_>,

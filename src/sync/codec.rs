@@ -525,16 +525,19 @@ impl<R: BufRead> ChangesetReader<R> {
             } else {
                 Some(text.as_str())
             };
-            let value = value::parse(def, raw).map_err(|e| {
-                row_error("invalid-value", Some(&name), format!("{name} {e}"))
-            })?;
+            let value = value::parse(def, raw)
+                .map_err(|e| row_error("invalid-value", Some(&name), format!("{name} {e}")))?;
             let was = if get("was-null") == Some("true") {
                 Was::Known(None)
             } else if let Some(w) = get("was") {
-                let parsed = value::parse(&crate::domain::Field { nullable: true, ..*def }, Some(w))
-                    .map_err(|e| {
-                        row_error("invalid-was", Some(&name), format!("was of {name} {e}"))
-                    })?;
+                let parsed = value::parse(
+                    &crate::domain::Field {
+                        nullable: true,
+                        ..*def
+                    },
+                    Some(w),
+                )
+                .map_err(|e| row_error("invalid-was", Some(&name), format!("was of {name} {e}")))?;
                 Was::Known(parsed)
             } else {
                 Was::Unknown
@@ -613,9 +616,11 @@ fn xml_error(e: quick_xml::Error, limit: u64, position: u64) -> CodecError {
             };
         }
         return match io.kind() {
-            io::ErrorKind::InvalidInput | io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof => {
-                CodecError::Malformed(format!("the upload is not a valid gzip or XML stream: {io}"))
-            }
+            io::ErrorKind::InvalidInput
+            | io::ErrorKind::InvalidData
+            | io::ErrorKind::UnexpectedEof => CodecError::Malformed(format!(
+                "the upload is not a valid gzip or XML stream: {io}"
+            )),
             _ => CodecError::Io(io::Error::new(io.kind(), io.to_string())),
         };
     }
@@ -642,7 +647,11 @@ impl<W: Write> ChangesetWriter<W> {
             Item::Record(r) => self.record(r),
             Item::Delete(d) => {
                 let table = TABLES[d.table].name;
-                write!(self.out, "  <delete table=\"{table}\" id=\"{}\"", attr(&d.id))?;
+                write!(
+                    self.out,
+                    "  <delete table=\"{table}\" id=\"{}\"",
+                    attr(&d.id)
+                )?;
                 self.times(d.base, d.updated)?;
                 self.out.write_all(b"/>\n")
             }
@@ -668,7 +677,12 @@ impl<W: Write> ChangesetWriter<W> {
 
     fn record(&mut self, r: &Record) -> io::Result<()> {
         let table = &TABLES[r.table];
-        write!(self.out, "  <record table=\"{}\" id=\"{}\"", table.name, attr(&r.id))?;
+        write!(
+            self.out,
+            "  <record table=\"{}\" id=\"{}\"",
+            table.name,
+            attr(&r.id)
+        )?;
         self.times(r.base, r.updated)?;
         self.out.write_all(b">\n")?;
         for f in &r.fields {
@@ -681,7 +695,7 @@ impl<W: Write> ChangesetWriter<W> {
             }
             match &f.value {
                 None => self.out.write_all(b" null=\"true\"/>\n")?,
-                Some(v) => write!(self.out, ">{}</field>\n", text(v))?,
+                Some(v) => writeln!(self.out, ">{}</field>", text(v))?,
             }
         }
         self.out.write_all(b"  </record>\n")

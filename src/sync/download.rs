@@ -29,7 +29,11 @@ pub struct Prepared {
 }
 
 /// Checks that the session may download and takes the device's undelivered aliases.
-pub fn prepare(conn: &mut DbConn, device: &Device, session_id: &str) -> Result<Prepared, SyncError> {
+pub fn prepare(
+    conn: &mut DbConn,
+    device: &Device,
+    session_id: &str,
+) -> Result<Prepared, SyncError> {
     write_txn(conn, WriteLock::Shared, |c, _now| {
         let session = find(c, device, session_id, true)?;
         ensure_open(&session)?;
@@ -76,7 +80,9 @@ pub fn write(pool: &Pool, prepared: &Prepared, out: impl Write) -> Result<u64, S
             }
             sent += page.len() as u64;
             match page.last() {
-                Some(last) if page.len() == PAGE => after = Some((last.last_updated, last.id.clone())),
+                Some(last) if page.len() == PAGE => {
+                    after = Some((last.last_updated, last.id.clone()))
+                }
                 _ => break,
             }
         }

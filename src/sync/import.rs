@@ -123,8 +123,11 @@ fn import_batch(
                 }
                 match existing.get(&r.id) {
                     Some(row) => {
-                        let fields: Vec<_> =
-                            r.fields.iter().map(|f| (f.index, f.value.clone())).collect();
+                        let fields: Vec<_> = r
+                            .fields
+                            .iter()
+                            .map(|f| (f.index, f.value.clone()))
+                            .collect();
                         let stamp = time::after(now.max(row.last_updated + 1));
                         rows::update(conn, table, &r.id, &fields, stamp)?;
                         done.updated += 1;

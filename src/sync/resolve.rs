@@ -78,9 +78,11 @@ pub fn server_version(conn: &mut DbConn, c: &Conflict) -> Result<Option<Micros>,
     if let Some(row) = rows::get(conn, table, &c.row_id)? {
         return Ok(Some(row.last_updated));
     }
-    Ok(rows::tombstones(conn, table, std::slice::from_ref(&c.row_id))?
-        .remove(&c.row_id)
-        .map(|t| t.last_updated))
+    Ok(
+        rows::tombstones(conn, table, std::slice::from_ref(&c.row_id))?
+            .remove(&c.row_id)
+            .map(|t| t.last_updated),
+    )
 }
 
 pub fn resolve(
@@ -94,8 +96,9 @@ pub fn resolve(
         if conflict.status != "open" {
             return Err(ResolveError::AlreadyResolved);
         }
-        let table = table_by_name(&conflict.table_name)
-            .ok_or_else(|| ResolveError::Impossible("the conflict names an unknown table".into()))?;
+        let table = table_by_name(&conflict.table_name).ok_or_else(|| {
+            ResolveError::Impossible("the conflict names an unknown table".into())
+        })?;
         let def = &TABLES[table];
         let row = rows::by_ids(c, table, std::slice::from_ref(&conflict.row_id), true)?
             .remove(&conflict.row_id);
@@ -132,10 +135,20 @@ pub fn resolve(
                     summary.push("row: offline (deleted)".to_owned());
                 }
                 Some(Choice::Server) => {
-                    rows::update(c, table, &row.id, &[], time::after(now.max(row.last_updated + 1)))?;
+                    rows::update(
+                        c,
+                        table,
+                        &row.id,
+                        &[],
+                        time::after(now.max(row.last_updated + 1)),
+                    )?;
                     summary.push("row: server (kept)".to_owned());
                 }
-                _ => return Err(ResolveError::Invalid("choose whether the row is deleted or kept".into())),
+                _ => {
+                    return Err(ResolveError::Invalid(
+                        "choose whether the row is deleted or kept".into(),
+                    ));
+                }
             },
             (kind::EDIT_DELETED, None) => {
                 let tomb = tomb.ok_or_else(|| {
@@ -143,13 +156,19 @@ pub fn resolve(
                 })?;
                 match res.row {
                     Some(Choice::Server) => {
-                        rows::touch_tombstone(c, table, &tomb.id, time::after(now.max(tomb.last_updated + 1)))?;
+                        rows::touch_tombstone(
+                            c,
+                            table,
+                            &tomb.id,
+                            time::after(now.max(tomb.last_updated + 1)),
+                        )?;
                         summary.push("row: server (stays deleted)".to_owned());
                     }
                     Some(Choice::Offline) => {
                         let mut values = tomb.values.clone().ok_or_else(|| {
                             ResolveError::Impossible(
-                                "the deleted row's values were not kept, so it cannot be restored".into(),
+                                "the deleted row's values were not kept, so it cannot be restored"
+                                    .into(),
                             )
                         })?;
                         for f in &fields {
@@ -163,14 +182,20 @@ pub fn resolve(
                         rows::insert(c, table, &[(tomb.id.clone(), values, stamp)])?;
                         summary.push("row: offline (restored)".to_owned());
                     }
-                    _ => return Err(ResolveError::Invalid("choose whether the row stays deleted or is restored".into())),
+                    _ => {
+                        return Err(ResolveError::Invalid(
+                            "choose whether the row stays deleted or is restored".into(),
+                        ));
+                    }
                 }
             }
             (kind::FIELDS | kind::DUPLICATE, Some(row)) => {
                 let mut changes = Vec::new();
                 let mut values = row.values.clone();
                 for f in &fields {
-                    let Some(i) = def.field_index(&f.field) else { continue };
+                    let Some(i) = def.field_index(&f.field) else {
+                        continue;
+                    };
                     let chosen = match res.fields.get(&f.field) {
                         Some(Choice::Server) => row.values[i].clone(),
                         Some(Choice::Offline) => f.offline_value.clone(),
@@ -196,7 +221,13 @@ pub fn resolve(
                 if values != row.values {
                     check_restorable(c, table, &row.id, &values)?;
                 }
-                rows::update(c, table, &row.id, &changes, time::after(now.max(row.last_updated + 1)))?;
+                rows::update(
+                    c,
+                    table,
+                    &row.id,
+                    &changes,
+                    time::after(now.max(row.last_updated + 1)),
+                )?;
             }
             _ => {
                 return Err(ResolveError::Impossible(
@@ -231,7 +262,8 @@ fn check_restorable(
     }
     if let Some(k) = def.natural_key_index()
         && let Some(key) = values[k].clone()
-        && let Some(other) = rows::by_natural_keys(conn, table, std::slice::from_ref(&key))?.remove(&key)
+        && let Some(other) =
+            rows::by_natural_keys(conn, table, std::slice::from_ref(&key))?.remove(&key)
         && other.id != id
     {
         return Err(ResolveError::Impossible(format!(

@@ -66,7 +66,9 @@ pub fn find(
 ) -> Result<Session, SyncError> {
     match sessions::get(conn, id, lock)? {
         Some(s) if s.device_id == device.id => Ok(s),
-        _ => Err(SyncError::NotFound(format!("no session {id} for this device"))),
+        _ => Err(SyncError::NotFound(format!(
+            "no session {id} for this device"
+        ))),
     }
 }
 
@@ -84,9 +86,15 @@ pub fn ensure_open(s: &Session) -> Result<(), SyncError> {
         ),
         "abandoned" => (
             "session-abandoned",
-            format!("session {} was replaced by a newer session of this device", s.id),
+            format!(
+                "session {} was replaced by a newer session of this device",
+                s.id
+            ),
         ),
-        _ => ("session-complete", format!("session {} is already complete", s.id)),
+        _ => (
+            "session-complete",
+            format!("session {} is already complete", s.id),
+        ),
     };
     Err(SyncError::State { code, message: why })
 }
@@ -138,9 +146,7 @@ pub fn upload(
     }
     let outcome = decompressing(file)
         .map_err(SyncError::from)
-        .and_then(|input| {
-            Spool::fill(ChangesetReader::new(input, limits.max_decompressed_bytes))
-        })
+        .and_then(|input| Spool::fill(ChangesetReader::new(input, limits.max_decompressed_bytes)))
         .and_then(|spool| apply_in_transaction(&mut conn, device, session_id, sha256, spool));
     match outcome {
         Err(e) if e.is_client_error() => {

@@ -66,8 +66,7 @@ impl Batches {
                 if self.readers[self.table].read_line(&mut self.line)? == 0 {
                     break;
                 }
-                let item: Item =
-                    serde_json::from_str(&self.line).map_err(std::io::Error::other)?;
+                let item: Item = serde_json::from_str(&self.line).map_err(std::io::Error::other)?;
                 batch.push(item);
             }
             if batch.is_empty() {

@@ -110,13 +110,21 @@ pub async fn upload(
     let mut received: Option<(std::fs::File, String)> = None;
     while let Some(field) = form.next().await {
         let mut field = field.map_err(|e| {
-            ApiError::new(StatusCode::BAD_REQUEST, "malformed", format!("a broken multipart body: {e}"))
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "malformed",
+                format!("a broken multipart body: {e}"),
+            )
         })?;
         if field.name() != Some("changes") || received.is_some() {
             // Other parts are not ours; drain them.
             while let Some(chunk) = field.next().await {
                 chunk.map_err(|e| {
-                    ApiError::new(StatusCode::BAD_REQUEST, "malformed", format!("a broken multipart body: {e}"))
+                    ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "malformed",
+                        format!("a broken multipart body: {e}"),
+                    )
                 })?;
             }
             continue;
@@ -126,7 +134,11 @@ pub async fn upload(
         let mut size = 0u64;
         while let Some(chunk) = field.next().await {
             let chunk = chunk.map_err(|e| {
-                ApiError::new(StatusCode::BAD_REQUEST, "malformed", format!("a broken multipart body: {e}"))
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "malformed",
+                    format!("a broken multipart body: {e}"),
+                )
             })?;
             size += chunk.len() as u64;
             if size > limit {
@@ -151,10 +163,9 @@ pub async fn upload(
     };
     let pool = state.pool.clone();
     let limits = state.limits;
-    let result = web::block(move || {
-        session::upload(&pool, &device, &session_id, file, &sha256, limits)
-    })
-    .await??;
+    let result =
+        web::block(move || session::upload(&pool, &device, &session_id, file, &sha256, limits))
+            .await??;
     Ok(xml(StatusCode::OK, result))
 }
 
@@ -180,9 +191,9 @@ impl Write for ChannelWriter {
             return Ok(());
         }
         let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK)));
-        self.tx
-            .blocking_send(Ok(chunk))
-            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client went away"))
+        self.tx.blocking_send(Ok(chunk)).map_err(|_| {
+            std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client went away")
+        })
     }
 }
 
@@ -249,7 +260,10 @@ pub async fn complete_session(
 }
 
 /// `GET /api/sync/state`.
-pub async fn sync_state(state: Data<AppState>, token: BearerToken) -> Result<HttpResponse, ApiError> {
+pub async fn sync_state(
+    state: Data<AppState>,
+    token: BearerToken,
+) -> Result<HttpResponse, ApiError> {
     let device = authenticate(&state, token).await?;
     let pool = state.pool.clone();
     let st = web::block(move || {

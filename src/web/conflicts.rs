@@ -4,10 +4,10 @@
 use std::collections::HashMap;
 
 use actix_session::Session;
+use actix_web::HttpResponse;
 use actix_web::http::StatusCode;
 use actix_web::http::header::LOCATION;
 use actix_web::web::{self, Data, Form, Html, Path, Query};
-use actix_web::HttpResponse;
 use askama::Template;
 
 use super::AppState;
@@ -92,7 +92,11 @@ pub async fn list(
     let v = viewer(&state, &session).await?;
     let page = query.page.unwrap_or(1).max(1);
     let pool = state.pool.clone();
-    let scope = if v.user.is_admin { None } else { Some(v.user.id.clone()) };
+    let scope = if v.user.is_admin {
+        None
+    } else {
+        Some(v.user.id.clone())
+    };
     let (items, total) = web::block(move || {
         let mut conn = pool.get()?;
         let scope = scope.as_deref();
@@ -187,15 +191,31 @@ fn conflict_page(
     let device = device_labels(conn, std::slice::from_ref(&c.device_id))?
         .remove(&c.device_id)
         .unwrap_or_default();
-    let owner = user_by_id(conn, &c.user_id)?.map(|u| u.name).unwrap_or_default();
+    let owner = user_by_id(conn, &c.user_id)?
+        .map(|u| u.name)
+        .unwrap_or_default();
     let (row_server, row_offline) = match c.kind.as_str() {
-        kind::DELETE => ("Keep the row (as the server has it)", "Delete the row (as done offline)"),
-        _ => ("Keep it deleted (as the server has it)", "Restore the row with the offline changes"),
+        kind::DELETE => (
+            "Keep the row (as the server has it)",
+            "Delete the row (as done offline)",
+        ),
+        _ => (
+            "Keep it deleted (as the server has it)",
+            "Restore the row with the offline changes",
+        ),
     };
     let view = |f: &ConflictField| FieldView {
         name: f.field.clone(),
-        base: if f.base_known { show(&f.base_value) } else { "unknown".into() },
-        server: if c.kind == kind::EDIT_DELETED { "(deleted)".into() } else { show(&f.server_value) },
+        base: if f.base_known {
+            show(&f.base_value)
+        } else {
+            "unknown".into()
+        },
+        server: if c.kind == kind::EDIT_DELETED {
+            "(deleted)".into()
+        } else {
+            show(&f.server_value)
+        },
         offline: show(&f.offline_value),
         chosen: f.choice.clone().unwrap_or_default(),
     };
@@ -284,9 +304,15 @@ pub async fn resolve_conflict(
 ) -> Result<HttpResponse, PageError> {
     let v = viewer(&state, &session).await?;
     let pairs = form.into_inner();
-    let posted_csrf = pairs.iter().find(|(k, _)| k == "csrf").map(|(_, v)| v.as_str());
+    let posted_csrf = pairs
+        .iter()
+        .find(|(k, _)| k == "csrf")
+        .map(|(_, v)| v.as_str());
     check_csrf(&session, posted_csrf)?;
-    let all = pairs.iter().find(|(k, _)| k == "all").map(|(_, v)| v.clone());
+    let all = pairs
+        .iter()
+        .find(|(k, _)| k == "all")
+        .map(|(_, v)| v.clone());
     let mut res = parse_resolution(&pairs);
     let id = path.into_inner();
     let pool = state.pool.clone();

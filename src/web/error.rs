@@ -54,7 +54,13 @@ impl ApiError {
 
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}: {}", self.status.as_u16(), self.code, self.message)
+        write!(
+            f,
+            "{} {}: {}",
+            self.status.as_u16(),
+            self.code,
+            self.message
+        )
     }
 }
 
@@ -66,7 +72,11 @@ impl ResponseError for ApiError {
     fn error_response(&self) -> HttpResponse {
         use quick_xml::escape::escape;
         let mut body = format!("<error code=\"{}\"", self.code);
-        for (name, value) in [("table", &self.table), ("id", &self.id), ("field", &self.field)] {
+        for (name, value) in [
+            ("table", &self.table),
+            ("id", &self.id),
+            ("field", &self.field),
+        ] {
             if let Some(v) = value {
                 body.push_str(&format!(" {name}=\"{}\"", escape(v.as_str())));
             }

@@ -59,7 +59,9 @@ async fn healthz(state: Data<AppState>) -> HttpResponse {
     .map(|r| r.is_ok())
     .unwrap_or(false);
     if ok {
-        HttpResponse::Ok().content_type(ContentType::plaintext()).body("ok\n")
+        HttpResponse::Ok()
+            .content_type(ContentType::plaintext())
+            .body("ok\n")
     } else {
         HttpResponse::ServiceUnavailable()
             .content_type(ContentType::plaintext())
@@ -73,8 +75,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::scope("/api")
             .route("/sync/sessions", web::post().to(api::open_session))
             .route("/sync/sessions/{id}/upload", web::post().to(api::upload))
-            .route("/sync/sessions/{id}/changes", web::get().to(api::download_changes))
-            .route("/sync/sessions/{id}/complete", web::post().to(api::complete_session))
+            .route(
+                "/sync/sessions/{id}/changes",
+                web::get().to(api::download_changes),
+            )
+            .route(
+                "/sync/sessions/{id}/complete",
+                web::post().to(api::complete_session),
+            )
             .route("/sync/state", web::get().to(api::sync_state))
             .default_service(web::to(api::api_not_found)),
     )
@@ -84,7 +92,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .route("/logout", web::post().to(auth::logout))
     .route("/conflicts", web::get().to(conflicts::list))
     .route("/conflicts/{id}", web::get().to(conflicts::show_conflict))
-    .route("/conflicts/{id}", web::post().to(conflicts::resolve_conflict))
+    .route(
+        "/conflicts/{id}",
+        web::post().to(conflicts::resolve_conflict),
+    )
     .route("/static/offsync.css", web::get().to(stylesheet))
     .route("/healthz", web::get().to(healthz));
 }

@@ -13,7 +13,10 @@ use offsync::domain::table_by_name;
 use crate::helpers::*;
 use crate::on_both;
 
-on_both!(writers_committing_out_of_order_never_slip_past_a_download, one_device_has_one_open_session);
+on_both!(
+    writers_committing_out_of_order_never_slip_past_a_download,
+    one_device_has_one_open_session
+);
 
 fn writers_committing_out_of_order_never_slip_past_a_download(b: Backend) {
     let Some(app) = TestApp::spawn(b) else { return };
@@ -34,8 +37,18 @@ fn writers_committing_out_of_order_never_slip_past_a_download(b: Backend) {
                     // while, so that later stamps commit before earlier ones.
                     let hold = Duration::from_millis((w * 13 + i * 7) % 40);
                     write_txn::<_, offsync::db::DbError>(&mut conn, WriteLock::Shared, |c, now| {
-                        let values = vec![Some(site.clone()), Some(format!("W{w}-{id}")), None, Some("ok".into()), None];
-                        rows::insert(c, assets, &[(id.clone(), values, offsync::domain::time::after(now))])?;
+                        let values = vec![
+                            Some(site.clone()),
+                            Some(format!("W{w}-{id}")),
+                            None,
+                            Some("ok".into()),
+                            None,
+                        ];
+                        rows::insert(
+                            c,
+                            assets,
+                            &[(id.clone(), values, offsync::domain::time::after(now))],
+                        )?;
                         std::thread::sleep(hold);
                         Ok(())
                     })
@@ -79,6 +92,9 @@ fn one_device_has_one_open_session(b: Backend) {
         let b = s.spawn(|| d.open());
         (a.join().unwrap(), b.join().unwrap())
     });
-    let usable: Vec<_> = [&x, &y].into_iter().filter(|s| d.download_raw(&s.id).status == 200).collect();
+    let usable: Vec<_> = [&x, &y]
+        .into_iter()
+        .filter(|s| d.download_raw(&s.id).status == 200)
+        .collect();
     assert_eq!(usable.len(), 1, "exactly one session of the device is open");
 }

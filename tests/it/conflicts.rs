@@ -15,9 +15,14 @@ on_both!(
     the_rest_of_the_upload_goes_on_after_a_conflict,
 );
 
-fn open_conflicts(app: &TestApp, user: &str) -> Vec<(conflicts::Conflict, Vec<conflicts::ConflictField>)> {
+fn open_conflicts(
+    app: &TestApp,
+    user: &str,
+) -> Vec<(conflicts::Conflict, Vec<conflicts::ConflictField>)> {
     let mut conn = app.conn();
-    let u = offsync::db::repo::accounts::user_by_name(&mut conn, user).unwrap().unwrap();
+    let u = offsync::db::repo::accounts::user_by_name(&mut conn, user)
+        .unwrap()
+        .unwrap();
     conflicts::list(&mut conn, Some(&u.id), "open", 100, 0)
         .unwrap()
         .into_iter()
@@ -36,16 +41,31 @@ fn a_stale_edit_with_another_value_is_a_conflict(b: Backend) {
     let base = d.base("assets", &asset);
     app.online_edit("assets", &asset, "notes", Some("server"));
     let server = app.row("assets", &asset).unwrap();
-    let (r, _) = d.sync(&[record("assets", &asset, Some(&base), &[("notes", Some("offline"), Some(Some("n0")))])]);
+    let (r, _) = d.sync(&[record(
+        "assets",
+        &asset,
+        Some(&base),
+        &[("notes", Some("offline"), Some(Some("n0")))],
+    )]);
     assert_eq!(r, Some((0, 0, 1, true)));
-    assert_eq!(app.row("assets", &asset).unwrap(), server, "the server row and its last_updated stay");
+    assert_eq!(
+        app.row("assets", &asset).unwrap(),
+        server,
+        "the server row and its last_updated stay"
+    );
     let open = open_conflicts(&app, "alice");
     assert_eq!(open.len(), 1);
     let (c, fields) = &open[0];
-    assert_eq!((c.table_name.as_str(), c.row_id.as_str(), c.kind.as_str()), ("assets", asset.as_str(), "fields"));
+    assert_eq!(
+        (c.table_name.as_str(), c.row_id.as_str(), c.kind.as_str()),
+        ("assets", asset.as_str(), "fields")
+    );
     assert_eq!(c.base, time::parse(&base));
     assert_eq!(c.server_updated, Some(server.updated));
-    assert!(c.offline_updated.is_some(), "the laptop's change time is kept");
+    assert!(
+        c.offline_updated.is_some(),
+        "the laptop's change time is kept"
+    );
     assert_eq!(fields.len(), 1);
     let f = &fields[0];
     assert_eq!(f.field, "notes");
@@ -62,15 +82,32 @@ fn a_field_only_the_laptop_changed_is_applied_beside_a_conflict(b: Backend) {
     d.sync(&[]);
     let base = d.base("assets", &asset);
     app.online_edit("assets", &asset, "notes", Some("server"));
-    let (r, _) = d.sync(&[record("assets", &asset, Some(&base), &[
-        ("status", Some("broken"), Some(Some("ok"))),
-        ("notes", Some("offline"), Some(Some("n0"))),
-        ("description", Some("Pump"), Some(Some("Pump"))),
-    ])]);
-    assert_eq!(r, Some((0, 0, 1, true)), "a row with a field in conflict counts as a conflict");
+    let (r, _) = d.sync(&[record(
+        "assets",
+        &asset,
+        Some(&base),
+        &[
+            ("status", Some("broken"), Some(Some("ok"))),
+            ("notes", Some("offline"), Some(Some("n0"))),
+            ("description", Some("Pump"), Some(Some("Pump"))),
+        ],
+    )]);
+    assert_eq!(
+        r,
+        Some((0, 0, 1, true)),
+        "a row with a field in conflict counts as a conflict"
+    );
     let row = app.row("assets", &asset).unwrap();
-    assert_eq!(row.fields["status"].as_deref(), Some("broken"), "only the laptop changed status: applied");
-    assert_eq!(row.fields["notes"].as_deref(), Some("server"), "both changed notes: the server's stays");
+    assert_eq!(
+        row.fields["status"].as_deref(),
+        Some("broken"),
+        "only the laptop changed status: applied"
+    );
+    assert_eq!(
+        row.fields["notes"].as_deref(),
+        Some("server"),
+        "both changed notes: the server's stays"
+    );
     let open = open_conflicts(&app, "alice");
     let names: Vec<_> = open[0].1.iter().map(|f| f.field.as_str()).collect();
     assert_eq!(names, vec!["notes"], "only the disputed field is recorded");
@@ -79,7 +116,12 @@ fn a_field_only_the_laptop_changed_is_applied_beside_a_conflict(b: Backend) {
     e.sync(&[]);
     let base = e.base("assets", &asset);
     app.online_edit("assets", &asset, "notes", Some("server 2"));
-    let (r, _) = e.sync(&[edit("assets", &asset, &base, &[("description", Some("new"))])]);
+    let (r, _) = e.sync(&[edit(
+        "assets",
+        &asset,
+        &base,
+        &[("description", Some("new"))],
+    )]);
     assert_eq!(r, Some((0, 0, 1, true)));
 }
 
@@ -91,9 +133,17 @@ fn was_null_counts_as_a_known_base(b: Backend) {
     d.sync(&[]);
     let base = d.base("assets", &asset);
     app.online_edit("assets", &asset, "notes", Some("server"));
-    let (r, _) = d.sync(&[record("assets", &asset, Some(&base), &[("description", Some("filled"), Some(None))])]);
+    let (r, _) = d.sync(&[record(
+        "assets",
+        &asset,
+        Some(&base),
+        &[("description", Some("filled"), Some(None))],
+    )]);
     assert_eq!(r, Some((1, 0, 0, false)));
-    assert_eq!(app.row("assets", &asset).unwrap().fields["description"].as_deref(), Some("filled"));
+    assert_eq!(
+        app.row("assets", &asset).unwrap().fields["description"].as_deref(),
+        Some("filled")
+    );
 }
 
 fn a_second_upload_updates_the_open_conflict(b: Backend) {
@@ -104,7 +154,12 @@ fn a_second_upload_updates_the_open_conflict(b: Backend) {
     let base = d.base("assets", &asset);
     app.online_edit("assets", &asset, "notes", Some("server"));
     d.sync(&[edit("assets", &asset, &base, &[("notes", Some("first"))])]);
-    let (r, _) = d.sync(&[edit("assets", &asset, &base, &[("notes", Some("second")), ("status", Some("retired"))])]);
+    let (r, _) = d.sync(&[edit(
+        "assets",
+        &asset,
+        &base,
+        &[("notes", Some("second")), ("status", Some("retired"))],
+    )]);
     assert_eq!(r, Some((0, 0, 1, true)));
     let open = open_conflicts(&app, "alice");
     assert_eq!(open.len(), 1, "one open conflict per user and row");
@@ -130,10 +185,18 @@ fn a_stale_delete_is_a_conflict(b: Backend) {
     let mut d = app.device("alice");
     d.sync(&[]);
     let base = d.base("inspections", &inspection);
-    app.online_edit("inspections", &inspection, "summary", Some("changed online"));
+    app.online_edit(
+        "inspections",
+        &inspection,
+        "summary",
+        Some("changed online"),
+    );
     let (r, _) = d.sync(&[delete("inspections", &inspection, &base)]);
     assert_eq!(r, Some((0, 0, 1, true)));
-    assert!(app.row("inspections", &inspection).is_some(), "the row stays");
+    assert!(
+        app.row("inspections", &inspection).is_some(),
+        "the row stays"
+    );
     let open = open_conflicts(&app, "alice");
     assert_eq!(open[0].0.kind, "delete");
 }
@@ -147,10 +210,22 @@ fn an_edit_of_a_deleted_row_is_a_conflict(b: Backend) {
     let base = d.base("inspections", &inspection);
     let mut online = app.device("office");
     online.sync(&[]);
-    online.sync(&[delete("inspections", &inspection, &online.base("inspections", &inspection))]);
-    let (r, dl) = d.sync(&[edit("inspections", &inspection, &base, &[("summary", Some("offline"))])]);
+    online.sync(&[delete(
+        "inspections",
+        &inspection,
+        &online.base("inspections", &inspection),
+    )]);
+    let (r, dl) = d.sync(&[edit(
+        "inspections",
+        &inspection,
+        &base,
+        &[("summary", Some("offline"))],
+    )]);
     assert_eq!(r, Some((0, 0, 1, true)));
-    assert!(dl.deleted("inspections", &inspection), "the device learns of the delete");
+    assert!(
+        dl.deleted("inspections", &inspection),
+        "the device learns of the delete"
+    );
     let open = open_conflicts(&app, "alice");
     assert_eq!(open[0].0.kind, "edit_deleted");
     assert_eq!(open[0].1[0].offline_value.as_deref(), Some("offline"));
@@ -171,5 +246,8 @@ fn the_rest_of_the_upload_goes_on_after_a_conflict(b: Backend) {
         edit("inspections", &inspection, &ib, &[("result", Some("fail"))]),
     ]);
     assert_eq!(r, Some((1, 0, 1, true)));
-    assert_eq!(app.row("inspections", &inspection).unwrap().fields["result"].as_deref(), Some("fail"));
+    assert_eq!(
+        app.row("inspections", &inspection).unwrap().fields["result"].as_deref(),
+        Some("fail")
+    );
 }

@@ -91,7 +91,8 @@ impl Drop for TestDb {
 pub struct TestApp {
     pub base: String,
     pub pool: Pool,
-    pub db: TestDb,
+    /// Kept so that the database lives (and is dropped) with the app.
+    _db: TestDb,
     handle: actix_web::dev::ServerHandle,
     thread: Option<std::thread::JoinHandle<()>>,
     counter: std::cell::Cell<u32>,
@@ -117,8 +118,10 @@ impl TestApp {
         let server_pool = pool.clone();
         let thread = std::thread::spawn(move || {
             actix_web::rt::System::new().block_on(async move {
-                let server = web::serve(listener, server_pool, settings).expect("the server starts");
-                tx.send(server.handle()).expect("the test waits for the handle");
+                let server =
+                    web::serve(listener, server_pool, settings).expect("the server starts");
+                tx.send(server.handle())
+                    .expect("the test waits for the handle");
                 let _ = server.await;
             });
         });
@@ -126,7 +129,7 @@ impl TestApp {
         Some(TestApp {
             base,
             pool,
-            db,
+            _db: db,
             handle,
             thread: Some(thread),
             counter: std::cell::Cell::new(0),
@@ -140,7 +143,11 @@ impl TestApp {
     /// A unique string for names and tags.
     pub fn uniq(&self, prefix: &str) -> String {
         self.counter.set(self.counter.get() + 1);
-        format!("{prefix}-{}-{}", self.counter.get(), &uuid::Uuid::new_v4().simple().to_string()[..6])
+        format!(
+            "{prefix}-{}-{}",
+            self.counter.get(),
+            &uuid::Uuid::new_v4().simple().to_string()[..6]
+        )
     }
 
     pub fn add_user(&self, name: &str, password: &str, admin: bool) {
@@ -150,11 +157,14 @@ impl TestApp {
     /// A new device of `user` (created when missing).
     pub fn device(&self, user: &str) -> Device {
         let mut conn = self.conn();
-        if offsync::db::repo::accounts::user_by_name(&mut conn, user).unwrap().is_none() {
+        if offsync::db::repo::accounts::user_by_name(&mut conn, user)
+            .unwrap()
+            .is_none()
+        {
             offsync::accounts::add_user(&mut conn, user, "password", false).unwrap();
         }
-        let (_, token) =
-            offsync::accounts::add_device(&mut conn, user, &self.uniq("laptop")).expect("add device");
+        let (_, token) = offsync::accounts::add_device(&mut conn, user, &self.uniq("laptop"))
+            .expect("add device");
         Device {
             base: self.base.clone(),
             token,
@@ -165,8 +175,12 @@ impl TestApp {
 
     /// Loads rows as online edits (`offsync import`).
     pub fn import(&self, doc: &str) {
-        offsync::sync::import::import(&mut self.conn(), std::io::Cursor::new(doc.as_bytes().to_vec()), u64::MAX)
-            .expect("import");
+        offsync::sync::import::import(
+            &mut self.conn(),
+            std::io::Cursor::new(doc.as_bytes().to_vec()),
+            u64::MAX,
+        )
+        .expect("import");
     }
 
     /// The server's row, by a fresh device's full download.
@@ -192,8 +206,27 @@ impl TestApp {
         let code = self.uniq("S");
         let tag = self.uniq("T");
         self.import(&doc(&[
-            create("sites", &site, &[("code", Some(&code)), ("name", Some("Site")), ("address", None), ("access_notes", Some("gate"))]),
-            create("assets", &asset, &[("site_id", Some(&site)), ("tag", Some(&tag)), ("description", Some("Pump")), ("status", Some("ok")), ("notes", Some("n0"))]),
+            create(
+                "sites",
+                &site,
+                &[
+                    ("code", Some(&code)),
+                    ("name", Some("Site")),
+                    ("address", None),
+                    ("access_notes", Some("gate")),
+                ],
+            ),
+            create(
+                "assets",
+                &asset,
+                &[
+                    ("site_id", Some(&site)),
+                    ("tag", Some(&tag)),
+                    ("description", Some("Pump")),
+                    ("status", Some("ok")),
+                    ("notes", Some("n0")),
+                ],
+            ),
         ]));
         (site, asset)
     }
@@ -218,7 +251,7 @@ impl TestApp {
 impl Drop for TestApp {
     fn drop(&mut self) {
         let stop = self.handle.stop(false);
-        let _ = futures_executor_block_on(stop);
+        futures_executor_block_on(stop);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -251,22 +284,31 @@ pub fn uid() -> String {
 // Changeset documents, written by hand so that tests control the exact markup.
 
 pub fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 /// A `<record>` creating a row.
 pub fn create(table: &str, id: &str, fields: &[(&str, Option<&str>)]) -> String {
-    record(table, id, None, &fields.iter().map(|(n, v)| (*n, *v, None)).collect::<Vec<_>>())
+    record(
+        table,
+        id,
+        None,
+        &fields
+            .iter()
+            .map(|(n, v)| (*n, *v, None))
+            .collect::<Vec<_>>(),
+    )
 }
 
-/// A `<record>` editing a row at `base`; each field (name, value, was) with `was` as
+/// One field of a hand-written record: name, value (`None` is NULL), and `was`:
 /// `Some(Some(v))`, `Some(None)` (was-null) or `None` (not sent).
-pub fn record(
-    table: &str,
-    id: &str,
-    base: Option<&str>,
-    fields: &[(&str, Option<&str>, Option<Option<&str>>)],
-) -> String {
+pub type FieldSpec<'a> = (&'a str, Option<&'a str>, Option<Option<&'a str>>);
+
+/// A `<record>`, editing the row at `base` when given.
+pub fn record(table: &str, id: &str, base: Option<&str>, fields: &[FieldSpec<'_>]) -> String {
     let mut out = format!("<record table=\"{table}\" id=\"{id}\"");
     if let Some(b) = base {
         out.push_str(&format!(" base=\"{b}\""));
@@ -289,7 +331,15 @@ pub fn record(
 }
 
 pub fn edit(table: &str, id: &str, base: &str, fields: &[(&str, Option<&str>)]) -> String {
-    record(table, id, Some(base), &fields.iter().map(|(n, v)| (*n, *v, None)).collect::<Vec<_>>())
+    record(
+        table,
+        id,
+        Some(base),
+        &fields
+            .iter()
+            .map(|(n, v)| (*n, *v, None))
+            .collect::<Vec<_>>(),
+    )
 }
 
 pub fn delete(table: &str, id: &str, base: &str) -> String {
@@ -320,7 +370,12 @@ pub fn inspection_fields(asset: &str) -> Vec<(&str, Option<&str>)> {
 }
 
 pub fn reading_fields(inspection: &str) -> Vec<(&str, Option<&str>)> {
-    vec![("inspection_id", Some(inspection)), ("kind", Some("pressure")), ("value", Some("4.2")), ("unit", Some("bar"))]
+    vec![
+        ("inspection_id", Some(inspection)),
+        ("kind", Some("pressure")),
+        ("value", Some("4.2")),
+        ("unit", Some("bar")),
+    ]
 }
 
 // ---------------------------------------------------------------------------------------
@@ -342,13 +397,36 @@ impl Answer {
     }
 
     /// Asserts an `<error>` answer with this status and, where given, naming these.
-    pub fn assert_error(&self, status: u16, table: Option<&str>, id: Option<&str>, field: Option<&str>) {
+    pub fn assert_error(
+        &self,
+        status: u16,
+        table: Option<&str>,
+        id: Option<&str>,
+        field: Option<&str>,
+    ) {
         assert_eq!(self.status, status, "expected {status}, got: {}", self.body);
-        assert!(self.body.starts_with("<error code=\""), "not an <error>: {}", self.body);
-        assert!(self.attr("code").is_some_and(|c| !c.is_empty() && !c.contains(' ')));
-        assert_eq!(self.attr("table").as_deref(), table, "table in {}", self.body);
+        assert!(
+            self.body.starts_with("<error code=\""),
+            "not an <error>: {}",
+            self.body
+        );
+        assert!(
+            self.attr("code")
+                .is_some_and(|c| !c.is_empty() && !c.contains(' '))
+        );
+        assert_eq!(
+            self.attr("table").as_deref(),
+            table,
+            "table in {}",
+            self.body
+        );
         assert_eq!(self.attr("id").as_deref(), id, "id in {}", self.body);
-        assert_eq!(self.attr("field").as_deref(), field, "field in {}", self.body);
+        assert_eq!(
+            self.attr("field").as_deref(),
+            field,
+            "field in {}",
+            self.body
+        );
     }
 }
 
@@ -410,13 +488,19 @@ impl Download {
     pub fn value(&self, table: &str, id: &str, field: &str) -> Option<Option<String>> {
         let t = offsync::domain::table_by_name(table)?;
         let index = TABLES[t].field_index(field)?;
-        self.record(table, id)
-            .map(|r| r.fields.iter().find(|f| f.index == index).and_then(|f| f.value.clone()))
+        self.record(table, id).map(|r| {
+            r.fields
+                .iter()
+                .find(|f| f.index == index)
+                .and_then(|f| f.value.clone())
+        })
     }
 
     pub fn deleted(&self, table: &str, id: &str) -> bool {
         let t = offsync::domain::table_by_name(table).unwrap();
-        self.items.iter().any(|i| matches!(i, Item::Delete(d) if d.table == t && d.id == id))
+        self.items
+            .iter()
+            .any(|i| matches!(i, Item::Delete(d) if d.table == t && d.id == id))
     }
 
     pub fn aliases(&self) -> Vec<(String, String)> {
@@ -520,7 +604,8 @@ impl Device {
                     );
                 }
                 Item::Delete(x) => {
-                    self.replica.remove(&(TABLES[x.table].name.to_owned(), x.id.clone()));
+                    self.replica
+                        .remove(&(TABLES[x.table].name.to_owned(), x.id.clone()));
                 }
                 Item::Alias(_) => {}
             }
@@ -561,14 +646,20 @@ impl Device {
         (
             a.attr("lastSync"),
             a.attr("isConflict").as_deref() == Some("true"),
-            a.attr("conflicts").and_then(|c| c.parse().ok()).expect("conflicts"),
+            a.attr("conflicts")
+                .and_then(|c| c.parse().ok())
+                .expect("conflicts"),
         )
     }
 
     /// One whole sync; returns the upload's counts (if any) and the download.
     pub fn sync(&mut self, items: &[String]) -> (Option<(u64, u64, u64, bool)>, Download) {
         let s = self.open();
-        let result = if items.is_empty() { None } else { Some(self.upload(&s.id, items)) };
+        let result = if items.is_empty() {
+            None
+        } else {
+            Some(self.upload(&s.id, items))
+        };
         let d = self.download(&s.id);
         self.complete(&s.id);
         (result, d)
@@ -586,12 +677,22 @@ impl Device {
 }
 
 pub fn counts(a: &Answer) -> (u64, u64, u64, bool) {
-    let n = |k: &str| a.attr(k).and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("{k} in {}", a.body));
-    (n("applied"), n("unchanged"), n("conflicts"), a.attr("isConflict").as_deref() == Some("true"))
+    let n = |k: &str| {
+        a.attr(k)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{k} in {}", a.body))
+    };
+    (
+        n("applied"),
+        n("unchanged"),
+        n("conflicts"),
+        a.attr("isConflict").as_deref() == Some("true"),
+    )
 }
 
 pub fn parse(bytes: &[u8]) -> Download {
-    let input = offsync::sync::codec::decompressing(std::io::Cursor::new(bytes.to_vec())).expect("gzip");
+    let input =
+        offsync::sync::codec::decompressing(std::io::Cursor::new(bytes.to_vec())).expect("gzip");
     let mut r = ChangesetReader::new(input, u64::MAX);
     let since = r.header().expect("a changeset header").since;
     let mut items = Vec::new();

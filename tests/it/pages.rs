@@ -32,7 +32,11 @@ impl Browser {
     }
 
     fn get(&self, path: &str) -> (u16, String) {
-        let r = self.http.get(format!("{}{path}", self.base)).send().unwrap();
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .unwrap();
         (r.status().as_u16(), r.text().unwrap())
     }
 
@@ -45,7 +49,11 @@ impl Browser {
             .body(body)
             .send()
             .unwrap();
-        let loc = r.headers().get("location").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let loc = r
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         (r.status().as_u16(), r.text().unwrap(), loc)
     }
 
@@ -58,7 +66,10 @@ impl Browser {
         assert_eq!(status, 200);
         assert!(page.contains("name=\"username\"") && page.contains("type=\"password\""));
         let csrf = self.csrf(&page);
-        self.post("/login", &[("csrf", &csrf), ("username", user), ("password", password)])
+        self.post(
+            "/login",
+            &[("csrf", &csrf), ("username", user), ("password", password)],
+        )
     }
 
     fn signed_in(app: &TestApp, user: &str) -> Browser {
@@ -97,7 +108,12 @@ fn make_conflict(app: &TestApp, user: &str, offline: &str) -> String {
     d.sync(&[]);
     let base = d.base("assets", &asset);
     app.online_edit("assets", &asset, "notes", Some("server notes"));
-    let (r, _) = d.sync(&[edit("assets", &asset, &base, &[("notes", Some(offline)), ("status", Some("broken"))])]);
+    let (r, _) = d.sync(&[edit(
+        "assets",
+        &asset,
+        &base,
+        &[("notes", Some(offline)), ("status", Some("broken"))],
+    )]);
     assert_eq!(r.unwrap().2, 1);
     asset
 }
@@ -128,16 +144,33 @@ fn forms_without_the_csrf_token_are_refused(b: Backend) {
     br.get("/login");
     let (status, _, _) = br.post("/login", &[("username", "alice"), ("password", "password")]);
     assert_eq!(status, 403);
-    let (status, _, _) = br.post("/login", &[("csrf", "forged"), ("username", "alice"), ("password", "password")]);
+    let (status, _, _) = br.post(
+        "/login",
+        &[
+            ("csrf", "forged"),
+            ("username", "alice"),
+            ("password", "password"),
+        ],
+    );
     assert_eq!(status, 403);
     let asset = make_conflict(&app, "carol", "offline notes");
     let br = Browser::signed_in(&app, "carol");
     let id = br.conflict_ids().pop().unwrap();
     let (_, page) = br.get(&format!("/conflicts/{id}"));
     let version = form_version(&page);
-    let (status, _, _) = br.post(&format!("/conflicts/{id}"), &[("version", &version), ("choice.notes", "offline"), ("choice.status", "offline")]);
+    let (status, _, _) = br.post(
+        &format!("/conflicts/{id}"),
+        &[
+            ("version", &version),
+            ("choice.notes", "offline"),
+            ("choice.status", "offline"),
+        ],
+    );
     assert_eq!(status, 403);
-    assert_eq!(app.row("assets", &asset).unwrap().fields["notes"].as_deref(), Some("server notes"));
+    assert_eq!(
+        app.row("assets", &asset).unwrap().fields["notes"].as_deref(),
+        Some("server notes")
+    );
 }
 
 fn resolving_field_by_field_saves_and_clears_the_flag(b: Backend) {
@@ -148,42 +181,82 @@ fn resolving_field_by_field_saves_and_clears_the_flag(b: Backend) {
     let ids = br.conflict_ids();
     assert_eq!(ids.len(), 2);
     let (_, list) = br.get("/conflicts");
-    assert!(list.contains("2 conflicts wait for you"), "the banner counts them");
+    assert!(
+        list.contains("2 conflicts wait for you"),
+        "the banner counts them"
+    );
     let before = app.row("assets", &asset).unwrap();
-    let id = ids.iter().find(|id| br.get(&format!("/conflicts/{id}")).1.contains(&asset)).unwrap();
+    let id = ids
+        .iter()
+        .find(|id| br.get(&format!("/conflicts/{id}")).1.contains(&asset))
+        .unwrap();
     let (status, page) = br.get(&format!("/conflicts/{id}"));
     assert_eq!(status, 200);
     assert!(!page.contains("offline <notes>"), "values are escaped");
-    assert!(page.contains("offline &#60;notes&#62;") || page.contains("offline &lt;notes&gt;"), "and shown");
+    assert!(
+        page.contains("offline &#60;notes&#62;") || page.contains("offline &lt;notes&gt;"),
+        "and shown"
+    );
     assert!(page.contains("server notes"));
     for v in ["server", "offline"] {
         assert!(page.contains(&format!("name=\"choice.notes\" value=\"{v}\"")));
     }
     let csrf = br.csrf(&page);
-    let (status, _, loc) = br.post(&format!("/conflicts/{id}"), &[
-        ("csrf", &csrf), ("version", &form_version(&page)), ("choice.notes", "offline"), ("choice.status", "server"),
-    ]);
+    let (status, _, loc) = br.post(
+        &format!("/conflicts/{id}"),
+        &[
+            ("csrf", &csrf),
+            ("version", &form_version(&page)),
+            ("choice.notes", "offline"),
+            ("choice.status", "server"),
+        ],
+    );
     assert_eq!(status, 303);
     assert_eq!(loc.as_deref(), Some("/conflicts"));
     let after = app.row("assets", &asset).unwrap();
     assert_eq!(after.fields["notes"].as_deref(), Some("offline <notes>"));
     assert_eq!(after.fields["status"].as_deref(), Some("ok"));
-    assert!(after.updated > before.updated, "a resolution is a new version");
+    assert!(
+        after.updated > before.updated,
+        "a resolution is a new version"
+    );
     let d = app.device("carol");
-    assert_eq!(d.state(), (None, true, 1), "one conflict left: the flag stays");
+    assert_eq!(
+        d.state(),
+        (None, true, 1),
+        "one conflict left: the flag stays"
+    );
     let last = br.conflict_ids().pop().unwrap();
     let (_, page) = br.get(&format!("/conflicts/{last}"));
-    let (status, _, _) = br.post(&format!("/conflicts/{last}"), &[
-        ("csrf", &csrf), ("version", &form_version(&page)), ("choice.notes", "server"), ("choice.status", "server"),
-    ]);
+    let (status, _, _) = br.post(
+        &format!("/conflicts/{last}"),
+        &[
+            ("csrf", &csrf),
+            ("version", &form_version(&page)),
+            ("choice.notes", "server"),
+            ("choice.status", "server"),
+        ],
+    );
     assert_eq!(status, 303);
     let other_row = app.row("assets", &other).unwrap();
     assert_eq!(other_row.fields["notes"].as_deref(), Some("server notes"));
-    assert_eq!(d.state(), (None, false, 0), "the last resolution resets the flag");
+    assert_eq!(
+        d.state(),
+        (None, false, 0),
+        "the last resolution resets the flag"
+    );
     let (_, list) = br.get("/conflicts");
     assert!(!list.contains("wait for you"), "no banner");
     // A resolved conflict cannot be resolved twice.
-    let (status, _, _) = br.post(&format!("/conflicts/{last}"), &[("csrf", &csrf), ("version", &form_version(&page)), ("choice.notes", "offline"), ("choice.status", "offline")]);
+    let (status, _, _) = br.post(
+        &format!("/conflicts/{last}"),
+        &[
+            ("csrf", &csrf),
+            ("version", &form_version(&page)),
+            ("choice.notes", "offline"),
+            ("choice.status", "offline"),
+        ],
+    );
     assert_eq!(status, 409);
 }
 
@@ -196,17 +269,39 @@ fn a_stale_form_does_not_overwrite_and_asks_again(b: Backend) {
     app.online_edit("assets", &asset, "notes", Some("newer server"));
     let changed = app.row("assets", &asset).unwrap();
     let csrf = br.csrf(&page);
-    let (status, again, _) = br.post(&format!("/conflicts/{id}"), &[
-        ("csrf", &csrf), ("version", &form_version(&page)), ("choice.notes", "offline"), ("choice.status", "offline"),
-    ]);
+    let (status, again, _) = br.post(
+        &format!("/conflicts/{id}"),
+        &[
+            ("csrf", &csrf),
+            ("version", &form_version(&page)),
+            ("choice.notes", "offline"),
+            ("choice.status", "offline"),
+        ],
+    );
     assert_eq!(status, 409);
-    assert!(again.contains("newer server"), "the new server values are shown");
-    assert_eq!(app.row("assets", &asset).unwrap(), changed, "nothing was overwritten");
-    let (status, _, _) = br.post(&format!("/conflicts/{id}"), &[
-        ("csrf", &csrf), ("version", &form_version(&again)), ("choice.notes", "offline"), ("choice.status", "offline"),
-    ]);
+    assert!(
+        again.contains("newer server"),
+        "the new server values are shown"
+    );
+    assert_eq!(
+        app.row("assets", &asset).unwrap(),
+        changed,
+        "nothing was overwritten"
+    );
+    let (status, _, _) = br.post(
+        &format!("/conflicts/{id}"),
+        &[
+            ("csrf", &csrf),
+            ("version", &form_version(&again)),
+            ("choice.notes", "offline"),
+            ("choice.status", "offline"),
+        ],
+    );
     assert_eq!(status, 303);
-    assert_eq!(app.row("assets", &asset).unwrap().fields["notes"].as_deref(), Some("offline"));
+    assert_eq!(
+        app.row("assets", &asset).unwrap().fields["notes"].as_deref(),
+        Some("offline")
+    );
 }
 
 fn a_delete_conflict_offers_the_row_choice(b: Backend) {
@@ -221,10 +316,23 @@ fn a_delete_conflict_offers_the_row_choice(b: Backend) {
     let br = Browser::signed_in(&app, "carol");
     let id = br.conflict_ids().pop().unwrap();
     let (_, page) = br.get(&format!("/conflicts/{id}"));
-    assert!(page.contains("name=\"choice.row\" value=\"server\"") && page.contains("name=\"choice.row\" value=\"offline\""));
-    let (status, _, _) = br.post(&format!("/conflicts/{id}"), &[("csrf", &br.csrf(&page)), ("version", &form_version(&page)), ("choice.row", "offline")]);
+    assert!(
+        page.contains("name=\"choice.row\" value=\"server\"")
+            && page.contains("name=\"choice.row\" value=\"offline\"")
+    );
+    let (status, _, _) = br.post(
+        &format!("/conflicts/{id}"),
+        &[
+            ("csrf", &br.csrf(&page)),
+            ("version", &form_version(&page)),
+            ("choice.row", "offline"),
+        ],
+    );
     assert_eq!(status, 303);
-    assert!(app.row("inspections", &inspection).is_none(), "the offline delete was carried out");
+    assert!(
+        app.row("inspections", &inspection).is_none(),
+        "the offline delete was carried out"
+    );
     assert!(app.row("readings", &reading).is_none());
 }
 
@@ -237,18 +345,41 @@ fn an_edit_of_a_deleted_row_can_be_restored(b: Backend) {
     d.sync(&[]);
     office.sync(&[]);
     let base = d.base("inspections", &inspection);
-    office.sync(&[delete("inspections", &inspection, &office.base("inspections", &inspection))]);
-    d.sync(&[edit("inspections", &inspection, &base, &[("summary", Some("keep me"))])]);
+    office.sync(&[delete(
+        "inspections",
+        &inspection,
+        &office.base("inspections", &inspection),
+    )]);
+    d.sync(&[edit(
+        "inspections",
+        &inspection,
+        &base,
+        &[("summary", Some("keep me"))],
+    )]);
     let br = Browser::signed_in(&app, "carol");
     let id = br.conflict_ids().pop().unwrap();
     let (_, page) = br.get(&format!("/conflicts/{id}"));
-    let (status, _, _) = br.post(&format!("/conflicts/{id}"), &[("csrf", &br.csrf(&page)), ("version", &form_version(&page)), ("choice.row", "offline")]);
+    let (status, _, _) = br.post(
+        &format!("/conflicts/{id}"),
+        &[
+            ("csrf", &br.csrf(&page)),
+            ("version", &form_version(&page)),
+            ("choice.row", "offline"),
+        ],
+    );
     assert_eq!(status, 303);
     let row = app.row("inspections", &inspection).expect("restored");
     assert_eq!(row.fields["summary"].as_deref(), Some("keep me"));
-    assert_eq!(row.fields["inspector"].as_deref(), Some("Jo"), "the rest comes from the deleted row");
+    assert_eq!(
+        row.fields["inspector"].as_deref(),
+        Some("Jo"),
+        "the rest comes from the deleted row"
+    );
     let (_, dl) = office.sync(&[]);
-    assert!(dl.record("inspections", &inspection).is_some(), "other devices get the restored row");
+    assert!(
+        dl.record("inspections", &inspection).is_some(),
+        "other devices get the restored row"
+    );
 }
 
 fn users_see_only_their_own_conflicts(b: Backend) {
@@ -262,15 +393,37 @@ fn users_see_only_their_own_conflicts(b: Backend) {
     assert!(mallory.conflict_ids().is_empty());
     assert_eq!(mallory.get(&format!("/conflicts/{id}")).0, 404);
     let (_, page) = mallory.get("/conflicts");
-    let (status, _, _) = mallory.post(&format!("/conflicts/{id}"), &[("csrf", &mallory.csrf(&page)), ("choice.notes", "offline"), ("choice.status", "offline")]);
+    let (status, _, _) = mallory.post(
+        &format!("/conflicts/{id}"),
+        &[
+            ("csrf", &mallory.csrf(&page)),
+            ("choice.notes", "offline"),
+            ("choice.status", "offline"),
+        ],
+    );
     assert_eq!(status, 404);
-    assert_eq!(app.row("assets", &asset).unwrap().fields["notes"].as_deref(), Some("server notes"));
+    assert_eq!(
+        app.row("assets", &asset).unwrap().fields["notes"].as_deref(),
+        Some("server notes")
+    );
     let admin = Browser::signed_in(&app, "root");
-    assert_eq!(admin.conflict_ids(), vec![id.clone()], "an administrator sees everyone's");
+    assert_eq!(
+        admin.conflict_ids(),
+        vec![id.clone()],
+        "an administrator sees everyone's"
+    );
     let (_, page) = admin.get(&format!("/conflicts/{id}"));
-    let (status, _, _) = admin.post(&format!("/conflicts/{id}"), &[("csrf", &admin.csrf(&page)), ("version", &form_version(&page)), ("choice.notes", "offline"), ("choice.status", "offline")]);
+    let (status, _, _) = admin.post(
+        &format!("/conflicts/{id}"),
+        &[
+            ("csrf", &admin.csrf(&page)),
+            ("version", &form_version(&page)),
+            ("choice.notes", "offline"),
+            ("choice.status", "offline"),
+        ],
+    );
     assert_eq!(status, 303);
-    assert_eq!(app.device("carol").state().1, false, "the owner's flag is reset");
+    assert!(!app.device("carol").state().1, "the owner's flag is reset");
 }
 
 fn an_edited_value_and_keep_all(b: Backend) {
@@ -286,21 +439,52 @@ fn an_edited_value_and_keep_all(b: Backend) {
             .unwrap()
     };
     let (id, page) = page_of(&first);
-    let (status, again, _) = br.post(&format!("/conflicts/{id}"), &[
-        ("csrf", &br.csrf(&page)), ("version", &form_version(&page)), ("choice.notes", "edited"), ("edited.notes", "both, merged"), ("choice.status", "edited"), ("edited.status", "fine"),
-    ]);
-    assert_eq!(status, 422, "an edited value outside the allowed set is refused");
+    let (status, again, _) = br.post(
+        &format!("/conflicts/{id}"),
+        &[
+            ("csrf", &br.csrf(&page)),
+            ("version", &form_version(&page)),
+            ("choice.notes", "edited"),
+            ("edited.notes", "both, merged"),
+            ("choice.status", "edited"),
+            ("edited.status", "fine"),
+        ],
+    );
+    assert_eq!(
+        status, 422,
+        "an edited value outside the allowed set is refused"
+    );
     assert!(again.contains("status must be one of"), "and says why");
-    let (status, _, _) = br.post(&format!("/conflicts/{id}"), &[
-        ("csrf", &br.csrf(&page)), ("version", &form_version(&page)), ("choice.notes", "edited"), ("edited.notes", "both, merged"), ("choice.status", "offline"),
-    ]);
+    let (status, _, _) = br.post(
+        &format!("/conflicts/{id}"),
+        &[
+            ("csrf", &br.csrf(&page)),
+            ("version", &form_version(&page)),
+            ("choice.notes", "edited"),
+            ("edited.notes", "both, merged"),
+            ("choice.status", "offline"),
+        ],
+    );
     assert_eq!(status, 303);
     let row = app.row("assets", &first).unwrap();
     assert_eq!(row.fields["notes"].as_deref(), Some("both, merged"));
     assert_eq!(row.fields["status"].as_deref(), Some("broken"));
     let (id, page) = page_of(&second);
-    let (status, _, _) = br.post(&format!("/conflicts/{id}"), &[("csrf", &br.csrf(&page)), ("version", &form_version(&page)), ("all", "offline")]);
+    let (status, _, _) = br.post(
+        &format!("/conflicts/{id}"),
+        &[
+            ("csrf", &br.csrf(&page)),
+            ("version", &form_version(&page)),
+            ("all", "offline"),
+        ],
+    );
     assert_eq!(status, 303);
     let row = app.row("assets", &second).unwrap();
-    assert_eq!((row.fields["notes"].as_deref(), row.fields["status"].as_deref()), (Some("offline 2"), Some("broken")));
+    assert_eq!(
+        (
+            row.fields["notes"].as_deref(),
+            row.fields["status"].as_deref()
+        ),
+        (Some("offline 2"), Some("broken"))
+    );
 }

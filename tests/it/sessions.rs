@@ -20,20 +20,46 @@ fn first_sync_downloads_everything(b: Backend) {
     let (site, asset) = app.seed_asset();
     let (inspection, reading) = app.seed_inspection(&asset);
     let mut d = app.device("alice");
-    assert_eq!(d.state().0, None, "no lastSync before the first completed session");
+    assert_eq!(
+        d.state().0,
+        None,
+        "no lastSync before the first completed session"
+    );
     let s = d.open();
     assert_eq!(s.since, None, "a first session has no since");
     let dl = d.download(&s.id);
     assert_eq!(dl.since, None);
-    for (table, id) in [("sites", &site), ("assets", &asset), ("inspections", &inspection), ("readings", &reading)] {
-        let r = dl.record(table, id).unwrap_or_else(|| panic!("{table} {id} missing"));
+    for (table, id) in [
+        ("sites", &site),
+        ("assets", &asset),
+        ("inspections", &inspection),
+        ("readings", &reading),
+    ] {
+        let r = dl
+            .record(table, id)
+            .unwrap_or_else(|| panic!("{table} {id} missing"));
         let def = &offsync::domain::TABLES[r.table];
-        assert_eq!(r.fields.len(), def.fields.len(), "every field of {table} is sent");
+        assert_eq!(
+            r.fields.len(),
+            def.fields.len(),
+            "every field of {table} is sent"
+        );
         let server = app.row(table, id).unwrap();
-        assert_eq!(r.updated, Some(server.updated), "updated is the server's last_updated");
+        assert_eq!(
+            r.updated,
+            Some(server.updated),
+            "updated is the server's last_updated"
+        );
     }
-    assert_eq!(dl.value("inspections", &inspection, "inspected_at"), Some(Some("2026-11-21T09:00:00.000000Z".into())));
-    assert_eq!(dl.value("sites", &site, "address"), Some(None), "NULL travels as NULL");
+    assert_eq!(
+        dl.value("inspections", &inspection, "inspected_at"),
+        Some(Some("2026-11-21T09:00:00.000000Z".into()))
+    );
+    assert_eq!(
+        dl.value("sites", &site, "address"),
+        Some(None),
+        "NULL travels as NULL"
+    );
     d.complete(&s.id);
     assert_eq!(d.state().0.as_deref(), Some(s.started.as_str()));
 }
@@ -49,15 +75,25 @@ fn since_advances_only_when_a_session_completes(b: Backend) {
     assert_eq!(s2.since.as_deref(), Some(s1.started.as_str()));
     assert!(s2.started > s1.started);
     let dl = d.download(&s2.id);
-    assert_eq!(dl.since.map(time::format).as_deref(), Some(s1.started.as_str()), "the download's root carries since");
-    assert!(dl.record("assets", &asset).is_none(), "an unchanged row is not sent again");
+    assert_eq!(
+        dl.since.map(time::format).as_deref(),
+        Some(s1.started.as_str()),
+        "the download's root carries since"
+    );
+    assert!(
+        dl.record("assets", &asset).is_none(),
+        "an unchanged row is not sent again"
+    );
     app.online_edit("assets", &asset, "notes", Some("changed online"));
     d.complete(&s2.id);
     let s3 = d.open();
     assert_eq!(s3.since.as_deref(), Some(s2.started.as_str()));
     let dl = d.download(&s3.id);
-    assert_eq!(dl.value("assets", &asset, "notes"), Some(Some("changed online".into())),
-        "a row changed during the previous session is in the next download");
+    assert_eq!(
+        dl.value("assets", &asset, "notes"),
+        Some(Some("changed online".into())),
+        "a row changed during the previous session is in the next download"
+    );
 }
 
 fn an_interrupted_session_changes_nothing(b: Backend) {
@@ -71,13 +107,23 @@ fn an_interrupted_session_changes_nothing(b: Backend) {
     app.online_edit("assets", &asset, "notes", Some("while away"));
     d.download(&s2.id);
     let s3 = d.open();
-    assert_eq!(s3.since, s2.since, "the next session starts from the same since");
+    assert_eq!(
+        s3.since, s2.since,
+        "the next session starts from the same since"
+    );
     assert_eq!(d.state().0, last, "lastSync did not move");
-    for a in [d.download_raw(&s2.id), d.complete_raw(&s2.id), d.upload_raw(&s2.id, &doc(&[]))] {
+    for a in [
+        d.download_raw(&s2.id),
+        d.complete_raw(&s2.id),
+        d.upload_raw(&s2.id, &doc(&[])),
+    ] {
         a.assert_error(409, None, None, None);
     }
     let dl = d.download(&s3.id);
-    assert_eq!(dl.value("assets", &asset, "notes"), Some(Some("while away".into())));
+    assert_eq!(
+        dl.value("assets", &asset, "notes"),
+        Some(Some("while away".into()))
+    );
     d.complete(&s3.id);
 }
 
@@ -96,8 +142,8 @@ fn state_reports_last_sync_and_conflicts(b: Backend) {
     assert_eq!(n, 1);
     // Another device of the same user sees the same user-level flag.
     let other = app.device("alice");
-    assert_eq!(other.state().1, true);
-    assert_eq!(app.device("bob").state().1, false, "the flag is per user");
+    assert!(other.state().1);
+    assert!(!app.device("bob").state().1, "the flag is per user");
 }
 
 fn tokens_are_checked(b: Backend) {
@@ -107,10 +153,19 @@ fn tokens_are_checked(b: Backend) {
     let stranger = d.with_token("osd_not_a_real_token");
     stranger.open_raw().assert_error(401, None, None, None);
     stranger.state_raw().assert_error(401, None, None, None);
-    stranger.download_raw(&s.id).assert_error(401, None, None, None);
-    stranger.complete_raw(&s.id).assert_error(401, None, None, None);
-    stranger.upload_raw(&s.id, &doc(&[])).assert_error(401, None, None, None);
-    let anonymous = client().get(format!("{}/api/sync/state", app.base)).send().unwrap();
+    stranger
+        .download_raw(&s.id)
+        .assert_error(401, None, None, None);
+    stranger
+        .complete_raw(&s.id)
+        .assert_error(401, None, None, None);
+    stranger
+        .upload_raw(&s.id, &doc(&[]))
+        .assert_error(401, None, None, None);
+    let anonymous = client()
+        .get(format!("{}/api/sync/state", app.base))
+        .send()
+        .unwrap();
     assert_eq!(anonymous.status().as_u16(), 401);
 }
 
@@ -119,11 +174,18 @@ fn sessions_belong_to_their_device(b: Backend) {
     let mine = app.device("alice");
     let s = mine.open();
     for other in [app.device("alice"), app.device("bob")] {
-        other.download_raw(&s.id).assert_error(404, None, None, None);
-        other.complete_raw(&s.id).assert_error(404, None, None, None);
-        other.upload_raw(&s.id, &doc(&[])).assert_error(404, None, None, None);
+        other
+            .download_raw(&s.id)
+            .assert_error(404, None, None, None);
+        other
+            .complete_raw(&s.id)
+            .assert_error(404, None, None, None);
+        other
+            .upload_raw(&s.id, &doc(&[]))
+            .assert_error(404, None, None, None);
     }
-    mine.download_raw("no-such-session").assert_error(404, None, None, None);
+    mine.download_raw("no-such-session")
+        .assert_error(404, None, None, None);
     mine.complete(&s.id);
 }
 
@@ -131,11 +193,15 @@ fn a_failed_or_finished_session_refuses_more_steps(b: Backend) {
     let Some(app) = TestApp::spawn(b) else { return };
     let mut d = app.device("alice");
     let s = d.open();
-    d.upload_raw(&s.id, "<changeset version=\"1\"><record table=\"nope\" id=\"x\"/></changeset>")
-        .assert_error(422, Some("nope"), Some("x"), None);
+    d.upload_raw(
+        &s.id,
+        "<changeset version=\"1\"><record table=\"nope\" id=\"x\"/></changeset>",
+    )
+    .assert_error(422, Some("nope"), Some("x"), None);
     d.download_raw(&s.id).assert_error(409, None, None, None);
     d.complete_raw(&s.id).assert_error(409, None, None, None);
-    d.upload_raw(&s.id, &doc(&[])).assert_error(409, None, None, None);
+    d.upload_raw(&s.id, &doc(&[]))
+        .assert_error(409, None, None, None);
     let s2 = d.open();
     assert_eq!(s2.since, None);
     d.download(&s2.id);
@@ -149,7 +215,10 @@ fn open_keeps_the_device_clock_offset(b: Backend) {
     let d = app.device("alice");
     let a = answer_of(
         d.http
-            .post(format!("{}/api/sync/sessions?clock=2020-01-01T00:00:00Z", app.base))
+            .post(format!(
+                "{}/api/sync/sessions?clock=2020-01-01T00:00:00Z",
+                app.base
+            ))
             .bearer_auth(&d.token)
             .send()
             .unwrap(),
@@ -181,5 +250,9 @@ fn download_only_sync_is_valid(b: Backend) {
     d.complete(&s.id);
     let s = d.open();
     d.complete(&s.id);
-    assert_eq!(d.state().0.as_deref(), Some(s.started.as_str()), "complete without a download is a valid sync");
+    assert_eq!(
+        d.state().0.as_deref(),
+        Some(s.started.as_str()),
+        "complete without a download is a valid sync"
+    );
 }

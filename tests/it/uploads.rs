@@ -23,16 +23,33 @@ fn an_edit_at_the_current_base_is_applied(b: Backend) {
     other.sync(&[]);
     let before = app.row("assets", &asset).unwrap();
     let base = a.base("assets", &asset);
-    let (r, dl) = a.sync(&[edit("assets", &asset, &base, &[("status", Some("broken")), ("notes", Some("Seal & <flange>"))])]);
+    let (r, dl) = a.sync(&[edit(
+        "assets",
+        &asset,
+        &base,
+        &[
+            ("status", Some("broken")),
+            ("notes", Some("Seal & <flange>")),
+        ],
+    )]);
     assert_eq!(r, Some((1, 0, 0, false)));
     let after = app.row("assets", &asset).unwrap();
     assert_eq!(after.fields["status"].as_deref(), Some("broken"));
     assert_eq!(after.fields["notes"].as_deref(), Some("Seal & <flange>"));
-    assert!(after.updated > before.updated, "an applied edit gets a new last_updated");
-    assert_eq!(dl.record("assets", &asset).and_then(|r| r.updated), Some(after.updated),
-        "the uploader's own download carries the new version");
+    assert!(
+        after.updated > before.updated,
+        "an applied edit gets a new last_updated"
+    );
+    assert_eq!(
+        dl.record("assets", &asset).and_then(|r| r.updated),
+        Some(after.updated),
+        "the uploader's own download carries the new version"
+    );
     let (_, seen) = other.sync(&[]);
-    assert_eq!(seen.value("assets", &asset, "notes"), Some(Some("Seal & <flange>".into())));
+    assert_eq!(
+        seen.value("assets", &asset, "notes"),
+        Some(Some("Seal & <flange>".into()))
+    );
 }
 
 fn an_edit_equal_to_the_server_is_unchanged(b: Backend) {
@@ -62,15 +79,29 @@ fn creates_apply_parents_first_whatever_the_order(b: Backend) {
     let (asset, inspection, reading) = (uid(), uid(), uid());
     let tag = app.uniq("NEW");
     let s = d.open();
-    let r = d.upload(&s.id, &[
-        create("readings", &reading, &reading_fields(&inspection)),
-        create("inspections", &inspection, &inspection_fields(&asset)),
-        create("assets", &asset, &[("site_id", Some(&site)), ("tag", Some(&tag)), ("status", Some("ok"))]),
-    ]);
+    let r = d.upload(
+        &s.id,
+        &[
+            create("readings", &reading, &reading_fields(&inspection)),
+            create("inspections", &inspection, &inspection_fields(&asset)),
+            create(
+                "assets",
+                &asset,
+                &[
+                    ("site_id", Some(&site)),
+                    ("tag", Some(&tag)),
+                    ("status", Some("ok")),
+                ],
+            ),
+        ],
+    );
     assert_eq!(r, (3, 0, 0, false));
     assert!(app.row("readings", &reading).is_some());
     let a = app.row("assets", &asset).unwrap();
-    assert_eq!(a.fields["description"], None, "a nullable field left out is NULL");
+    assert_eq!(
+        a.fields["description"], None,
+        "a nullable field left out is NULL"
+    );
     d.complete(&s.id);
 }
 
@@ -81,16 +112,29 @@ fn a_create_retried_after_a_lost_answer_is_recognised(b: Backend) {
     let inspection = uid();
     let item = create("inspections", &inspection, &inspection_fields(&asset));
     let s = d.open();
-    assert_eq!(d.upload(&s.id, std::slice::from_ref(&item)), (1, 0, 0, false));
+    assert_eq!(
+        d.upload(&s.id, std::slice::from_ref(&item)),
+        (1, 0, 0, false)
+    );
     // The answer was lost; the laptop opens a new session and sends the same row again.
     let s = d.open();
-    assert_eq!(d.upload(&s.id, &[item]), (0, 1, 0, false), "equal fields: nothing to do");
+    assert_eq!(
+        d.upload(&s.id, &[item]),
+        (0, 1, 0, false),
+        "equal fields: nothing to do"
+    );
     let mut changed = inspection_fields(&asset);
     changed[4] = ("summary", Some("different"));
     let s = d.open();
-    assert_eq!(d.upload(&s.id, &[create("inspections", &inspection, &changed)]), (0, 0, 1, true),
-        "a differing field of a retried create is a conflict");
-    assert_eq!(app.row("inspections", &inspection).unwrap().fields["summary"].as_deref(), Some("ok"));
+    assert_eq!(
+        d.upload(&s.id, &[create("inspections", &inspection, &changed)]),
+        (0, 0, 1, true),
+        "a differing field of a retried create is a conflict"
+    );
+    assert_eq!(
+        app.row("inspections", &inspection).unwrap().fields["summary"].as_deref(),
+        Some("ok")
+    );
 }
 
 fn deleting_a_row_deletes_its_children(b: Backend) {
@@ -101,16 +145,32 @@ fn deleting_a_row_deletes_its_children(b: Backend) {
     let mut watcher = app.device("bob");
     d.sync(&[]);
     watcher.sync(&[]);
-    let (r, _) = d.sync(&[delete("inspections", &inspection, &d.base("inspections", &inspection))]);
+    let (r, _) = d.sync(&[delete(
+        "inspections",
+        &inspection,
+        &d.base("inspections", &inspection),
+    )]);
     assert_eq!(r, Some((1, 0, 0, false)));
     assert!(app.row("inspections", &inspection).is_none());
-    assert!(app.row("readings", &reading).is_none(), "the child went with its parent");
+    assert!(
+        app.row("readings", &reading).is_none(),
+        "the child went with its parent"
+    );
     let (_, dl) = watcher.sync(&[]);
     assert!(dl.deleted("inspections", &inspection));
-    assert!(dl.deleted("readings", &reading), "every deleted child gets a tombstone");
+    assert!(
+        dl.deleted("readings", &reading),
+        "every deleted child gets a tombstone"
+    );
     // Deleting it again is nothing to do.
     let s = d.open();
-    assert_eq!(d.upload(&s.id, &[delete("inspections", &inspection, "2026-01-01T00:00:00Z")]), (0, 1, 0, false));
+    assert_eq!(
+        d.upload(
+            &s.id,
+            &[delete("inspections", &inspection, "2026-01-01T00:00:00Z")]
+        ),
+        (0, 1, 0, false)
+    );
 }
 
 fn a_repeated_upload_returns_the_first_result(b: Backend) {
@@ -126,9 +186,19 @@ fn a_repeated_upload_returns_the_first_result(b: Backend) {
     let stamp = app.row("assets", &asset).unwrap().updated;
     let again = d.upload_bytes(&s.id, file);
     assert_eq!(again.status, 200);
-    assert_eq!(again.body, first.body, "the identical upload answers the first result");
-    assert_eq!(app.row("assets", &asset).unwrap().updated, stamp, "and applies nothing twice");
-    let other = d.upload_raw(&s.id, &doc(&[edit("assets", &asset, &base, &[("notes", Some("twice"))])]));
+    assert_eq!(
+        again.body, first.body,
+        "the identical upload answers the first result"
+    );
+    assert_eq!(
+        app.row("assets", &asset).unwrap().updated,
+        stamp,
+        "and applies nothing twice"
+    );
+    let other = d.upload_raw(
+        &s.id,
+        &doc(&[edit("assets", &asset, &base, &[("notes", Some("twice"))])]),
+    );
     other.assert_error(409, None, None, None);
     d.download(&s.id);
     d.complete(&s.id);
@@ -140,12 +210,25 @@ fn the_client_never_sets_last_updated(b: Backend) {
     let d = app.device("alice");
     let s = d.open();
     let inspection = uid();
-    d.upload(&s.id, &[create("inspections", &inspection, &inspection_fields(&asset))]);
+    d.upload(
+        &s.id,
+        &[create(
+            "inspections",
+            &inspection,
+            &inspection_fields(&asset),
+        )],
+    );
     let row = app.row("inspections", &inspection).unwrap();
     let client_said = time::parse("2026-11-21T09:14:03Z").unwrap();
-    assert_ne!(row.updated, client_said, "`updated` is the client's, never stored");
+    assert_ne!(
+        row.updated, client_said,
+        "`updated` is the client's, never stored"
+    );
     let now = chrono::Utc::now().timestamp_micros();
-    assert!((now - row.updated).abs() < 60_000_000, "stamped by the server's clock");
+    assert!(
+        (now - row.updated).abs() < 60_000_000,
+        "stamped by the server's clock"
+    );
 }
 
 fn values_compare_as_values(b: Backend) {

@@ -45,14 +45,36 @@ fn downloads_validate_against_the_schema() {
     let (inspection, _) = app.seed_inspection(&asset);
     let mut d = app.device("alice");
     d.sync(&[]);
-    app.online_edit("sites", &site, "access_notes", Some("Fish & chips <b>\"quoted\"</b>\r\nline two"));
+    app.online_edit(
+        "sites",
+        &site,
+        "access_notes",
+        Some("Fish & chips <b>\"quoted\"</b>\r\nline two"),
+    );
     // A delete and an alias, so that every element appears.
-    let tag = app.row("assets", &asset).unwrap().fields["tag"].clone().unwrap();
+    let tag = app.row("assets", &asset).unwrap().fields["tag"]
+        .clone()
+        .unwrap();
     let s = d.open();
-    d.upload(&s.id, &[
-        delete("inspections", &inspection, &d.base("inspections", &inspection)),
-        create("assets", &uid(), &[("site_id", Some(&site)), ("tag", Some(&tag)), ("status", Some("ok"))]),
-    ]);
+    d.upload(
+        &s.id,
+        &[
+            delete(
+                "inspections",
+                &inspection,
+                &d.base("inspections", &inspection),
+            ),
+            create(
+                "assets",
+                &uid(),
+                &[
+                    ("site_id", Some(&site)),
+                    ("tag", Some(&tag)),
+                    ("status", Some("ok")),
+                ],
+            ),
+        ],
+    );
     let raw = d.download_raw(&s.id);
     assert_eq!(raw.status, 200);
     let dir = tempfile::tempdir().unwrap();
@@ -60,7 +82,9 @@ fn downloads_validate_against_the_schema() {
     let xml = {
         use std::io::Read;
         let mut out = String::new();
-        flate2::read::GzDecoder::new(&raw.bytes[..]).read_to_string(&mut out).unwrap();
+        flate2::read::GzDecoder::new(&raw.bytes[..])
+            .read_to_string(&mut out)
+            .unwrap();
         out
     };
     for element in ["<record ", "<delete ", "<alias ", " since=\""] {

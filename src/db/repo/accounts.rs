@@ -93,8 +93,7 @@ pub struct Device {
     pub revoked_at: Option<i64>,
 }
 
-const DEVICE_COLUMNS: &str =
-    "SELECT id, user_id, label, last_session_id, revoked_at FROM devices";
+const DEVICE_COLUMNS: &str = "SELECT id, user_id, label, last_session_id, revoked_at FROM devices";
 
 pub fn insert_device(
     conn: &mut DbConn,
@@ -156,7 +155,11 @@ pub fn device_labels(
     for chunk in ids.chunks(super::rows::BATCH) {
         let mut sql = Sql::new("SELECT id, label FROM devices WHERE id IN (");
         sql.params(chunk).push(")");
-        out.extend(sql.load::<Label>(conn)?.into_iter().map(|l| (l.id, l.label)));
+        out.extend(
+            sql.load::<Label>(conn)?
+                .into_iter()
+                .map(|l| (l.id, l.label)),
+        );
     }
     Ok(out)
 }

@@ -25,8 +25,7 @@ pub fn canonical_ids(
     }
     let mut out = HashMap::new();
     for chunk in ids.chunks(BATCH) {
-        let mut sql =
-            Sql::new("SELECT client_id, canonical_id FROM aliases WHERE table_name = ");
+        let mut sql = Sql::new("SELECT client_id, canonical_id FROM aliases WHERE table_name = ");
         sql.param(TABLES[table].name)
             .push(" AND client_id IN (")
             .params(chunk)
@@ -77,9 +76,8 @@ pub fn take_pending(
         #[diesel(sql_type = Text)]
         canonical_id: String,
     }
-    let mut sql = Sql::new(
-        "SELECT table_name, client_id, canonical_id FROM aliases WHERE device_id = ",
-    );
+    let mut sql =
+        Sql::new("SELECT table_name, client_id, canonical_id FROM aliases WHERE device_id = ");
     sql.param(device_id)
         .push(" AND acknowledged = ")
         .param(false)

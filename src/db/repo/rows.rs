@@ -88,7 +88,9 @@ pub fn by_ids(
     let mut out = HashMap::with_capacity(ids.len());
     for chunk in ids.chunks(BATCH) {
         let mut sql = Sql::new(select_columns(table));
-        sql.push(" WHERE id IN (").params(chunk).push(") ORDER BY id");
+        sql.push(" WHERE id IN (")
+            .params(chunk)
+            .push(") ORDER BY id");
         if lock {
             sql.push(dialect::for_update(conn));
         }
@@ -166,7 +168,10 @@ pub fn update(
     let def = &TABLES[table];
     let mut sql = Sql::new(format!("UPDATE {} SET ", def.name));
     for (index, value) in fields {
-        sql.push(def.fields[*index].name).push(" = ").param(value.clone()).push(", ");
+        sql.push(def.fields[*index].name)
+            .push(" = ")
+            .param(value.clone())
+            .push(", ");
     }
     sql.push("last_updated = ").param(stamp);
     sql.push(" WHERE id = ").param(id);
@@ -215,7 +220,10 @@ pub fn tombstones(
         let mut sql = Sql::new(
             "SELECT table_name, id, last_updated, row_data FROM tombstones WHERE table_name = ",
         );
-        sql.param(TABLES[table].name).push(" AND id IN (").params(chunk).push(")");
+        sql.param(TABLES[table].name)
+            .push(" AND id IN (")
+            .params(chunk)
+            .push(")");
         for t in sql.load::<RawTombstone>(conn)? {
             let t = t.into_tombstone();
             out.insert(t.id.clone(), t);
@@ -310,7 +318,8 @@ pub fn changed_since(
 ) -> Result<Vec<Row>, DbError> {
     let def = &TABLES[table];
     let mut sql = Sql::new(select_columns(def));
-    sql.push(" WHERE last_updated >= ").param(since.unwrap_or(i64::MIN));
+    sql.push(" WHERE last_updated >= ")
+        .param(since.unwrap_or(i64::MIN));
     if let Some((stamp, id)) = after {
         sql.push(" AND (last_updated > ")
             .param(*stamp)
@@ -320,7 +329,8 @@ pub fn changed_since(
             .param(id)
             .push("))");
     }
-    sql.push(" ORDER BY last_updated, id LIMIT ").param(limit as i64);
+    sql.push(" ORDER BY last_updated, id LIMIT ")
+        .param(limit as i64);
     load(conn, def, &sql)
 }
 
@@ -373,7 +383,10 @@ pub fn existing(
     }
     let mut out = std::collections::HashSet::new();
     for chunk in ids.chunks(BATCH) {
-        let mut sql = Sql::new(format!("SELECT id FROM {} WHERE id IN (", TABLES[table].name));
+        let mut sql = Sql::new(format!(
+            "SELECT id FROM {} WHERE id IN (",
+            TABLES[table].name
+        ));
         sql.params(chunk).push(")");
         out.extend(sql.load::<Id>(conn)?.into_iter().map(|r| r.id));
     }

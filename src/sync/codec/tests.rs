@@ -64,8 +64,14 @@ fn round_trip_keeps_every_item() {
 
 #[test]
 fn null_and_empty_string_stay_apart() {
-    let doc = write_all(None, &[asset(None, Was::Unknown), asset(Some(""), Was::Unknown)]);
-    assert!(doc.contains(r#"<field name="notes" null="true"/>"#), "{doc}");
+    let doc = write_all(
+        None,
+        &[asset(None, Was::Unknown), asset(Some(""), Was::Unknown)],
+    );
+    assert!(
+        doc.contains(r#"<field name="notes" null="true"/>"#),
+        "{doc}"
+    );
     assert!(doc.contains(r#"<field name="notes"></field>"#), "{doc}");
     let (_, items) = read_all(&doc).unwrap();
     let values: Vec<_> = items
@@ -83,7 +89,10 @@ fn escaping_survives_markup_entities_and_line_ends() {
     let nasty = "Fish & chips <b>\"quoted\"</b> 'x' \r\n tab\t end ]]> café";
     let doc = write_all(None, &[asset(Some(nasty), Was::Known(Some(nasty.into())))]);
     let (_, items) = read_all(&doc).unwrap();
-    assert_eq!(items, vec![asset(Some(nasty), Was::Known(Some(nasty.into())))]);
+    assert_eq!(
+        items,
+        vec![asset(Some(nasty), Was::Known(Some(nasty.into())))]
+    );
 }
 
 #[test]
@@ -101,7 +110,8 @@ fn entity_and_character_references_are_resolved() {
 
 #[test]
 fn doctype_is_rejected() {
-    let doc = r#"<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">]><changeset version="1"/>"#;
+    let doc =
+        r#"<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">]><changeset version="1"/>"#;
     assert!(matches!(read_all(doc), Err(CodecError::Doctype)));
 }
 
@@ -115,9 +125,13 @@ fn unknown_entities_version_and_truncation_are_rejected() {
         read_all(r#"<changeset version="2"/>"#),
         Err(CodecError::Version(v)) if v == "2"
     ));
-    let cut = format!(r#"<changeset version="1"><record table="assets" id="{ID}"><field name="notes">x"#);
+    let cut =
+        format!(r#"<changeset version="1"><record table="assets" id="{ID}"><field name="notes">x"#);
     assert!(matches!(read_all(&cut), Err(CodecError::Malformed(_))));
-    assert!(matches!(read_all("not xml at all"), Err(CodecError::Malformed(_))));
+    assert!(matches!(
+        read_all("not xml at all"),
+        Err(CodecError::Malformed(_))
+    ));
     assert!(matches!(read_all(""), Err(CodecError::Malformed(_))));
 }
 
@@ -125,16 +139,41 @@ fn unknown_entities_version_and_truncation_are_rejected() {
 fn unknown_names_and_bad_values_name_the_row_and_field() {
     let cases = [
         (r#"<record table="nope" id="ID"/>"#, "unknown-table", None),
-        (r#"<record table="assets" id="ID"><field name="colour">red</field></record>"#, "unknown-field", Some("colour")),
-        (r#"<record table="assets" id="ID"><field name="status">fine</field></record>"#, "invalid-value", Some("status")),
-        (r#"<record table="readings" id="ID"><field name="value">4,2</field></record>"#, "invalid-value", Some("value")),
-        (r#"<record table="readings" id="ID"><field name="value" was="x">4</field></record>"#, "invalid-was", Some("value")),
-        (r#"<record table="assets" id="ID"><field name="notes">a</field><field name="notes">b</field></record>"#, "duplicate-field", Some("notes")),
+        (
+            r#"<record table="assets" id="ID"><field name="colour">red</field></record>"#,
+            "unknown-field",
+            Some("colour"),
+        ),
+        (
+            r#"<record table="assets" id="ID"><field name="status">fine</field></record>"#,
+            "invalid-value",
+            Some("status"),
+        ),
+        (
+            r#"<record table="readings" id="ID"><field name="value">4,2</field></record>"#,
+            "invalid-value",
+            Some("value"),
+        ),
+        (
+            r#"<record table="readings" id="ID"><field name="value" was="x">4</field></record>"#,
+            "invalid-was",
+            Some("value"),
+        ),
+        (
+            r#"<record table="assets" id="ID"><field name="notes">a</field><field name="notes">b</field></record>"#,
+            "duplicate-field",
+            Some("notes"),
+        ),
     ];
     for (body, want_code, want_field) in cases {
-        let doc = format!(r#"<changeset version="1">{}</changeset>"#, body.replace("ID", ID));
+        let doc = format!(
+            r#"<changeset version="1">{}</changeset>"#,
+            body.replace("ID", ID)
+        );
         match read_all(&doc) {
-            Err(CodecError::Invalid { code, id, field, .. }) => {
+            Err(CodecError::Invalid {
+                code, id, field, ..
+            }) => {
                 assert_eq!(code, want_code, "{body}");
                 assert_eq!(id.as_deref(), Some(ID), "{body}");
                 assert_eq!(field.as_deref(), want_field, "{body}");
@@ -155,7 +194,10 @@ fn values_are_stored_in_canonical_form() {
     match &items[0] {
         Item::Record(r) => {
             assert_eq!(r.id, ID);
-            assert_eq!(r.fields[0].value.as_deref(), Some("2026-11-20T10:00:00.000000Z"));
+            assert_eq!(
+                r.fields[0].value.as_deref(),
+                Some("2026-11-20T10:00:00.000000Z")
+            );
         }
         other => panic!("{other:?}"),
     }
@@ -193,7 +235,10 @@ fn one_huge_event_is_refused() {
         "x".repeat(MAX_EVENT_BYTES * 2)
     );
     // A real input arrives in buffer-sized pieces, so the budget is checked as it grows.
-    let mut r = ChangesetReader::new(std::io::BufReader::with_capacity(4096, doc.as_bytes()), 1 << 30);
+    let mut r = ChangesetReader::new(
+        std::io::BufReader::with_capacity(4096, doc.as_bytes()),
+        1 << 30,
+    );
     match r.header().and_then(|_| r.next_item()) {
         Err(CodecError::Invalid { code, .. }) => assert_eq!(code, "event-too-large"),
         other => panic!("{other:?}"),
