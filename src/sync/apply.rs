@@ -39,6 +39,8 @@ struct Ctx<'a> {
     who: &'a Uploader<'a>,
     now: Micros,
     counts: Counts,
+    /// The batch's edits, written together at its end.
+    updates: Vec<rows::RowUpdate>,
 }
 
 impl Ctx<'_> {
@@ -66,6 +68,7 @@ pub fn apply_upload(
         who,
         now,
         counts: Counts::default(),
+        updates: Vec::new(),
     };
     let mut batches = spool.batches(BATCH)?;
     while let Some((table, items)) = batches.next_batch()? {
@@ -265,6 +268,8 @@ fn apply_batch(
         ctx.count(outcome);
     }
     rows::insert(conn, table, &inserts)?;
+    rows::update_many(conn, table, &ctx.updates)?;
+    ctx.updates.clear();
     rows::delete_cascade(conn, table, &deletes, ctx.now)?;
     Ok(())
 }
@@ -367,7 +372,8 @@ fn edit(
         if changes.is_empty() {
             return Ok(Outcome::Unchanged);
         }
-        rows::update(conn, table, &row.id, &changes, ctx.stamp(row.last_updated))?;
+        let stamp = ctx.stamp(row.last_updated);
+        ctx.updates.push((row.id.clone(), changes, stamp));
         return Ok(Outcome::Applied);
     }
     judge_stale_edit(conn, ctx, table, row, r)
@@ -397,11 +403,13 @@ fn judge_stale_edit(
             _ => disputed.push(conflict_field(def, f, row.values[f.index].clone())),
         }
     }
-    if !apply.is_empty() {
-        rows::update(conn, table, &row.id, &apply, ctx.stamp(row.last_updated))?;
+    let applied_any = !apply.is_empty();
+    if applied_any {
+        let stamp = ctx.stamp(row.last_updated);
+        ctx.updates.push((row.id.clone(), apply, stamp));
     }
     if disputed.is_empty() {
-        return Ok(if apply.is_empty() {
+        return Ok(if !applied_any {
             Outcome::Unchanged
         } else {
             Outcome::Applied

@@ -80,6 +80,7 @@ fn import_batch(
     };
     let mut batch_keys: HashMap<String, String> = HashMap::new();
     let mut inserts: Vec<(String, Values, Micros)> = Vec::new();
+    let mut updates = Vec::new();
     let mut deletes = Vec::new();
     for item in items {
         match item {
@@ -129,7 +130,7 @@ fn import_batch(
                             .map(|f| (f.index, f.value.clone()))
                             .collect();
                         let stamp = time::after(now.max(row.last_updated + 1));
-                        rows::update(conn, table, &r.id, &fields, stamp)?;
+                        updates.push((r.id.clone(), fields, stamp));
                         done.updated += 1;
                     }
                     None => {
@@ -171,6 +172,7 @@ fn import_batch(
         }
     }
     rows::insert(conn, table, &inserts)?;
+    rows::update_many(conn, table, &updates)?;
     done.deleted += rows::delete_cascade(conn, table, &deletes, now)? as u64;
     Ok(())
 }

@@ -12,6 +12,7 @@ on_both!(
     a_repeated_upload_returns_the_first_result,
     the_client_never_sets_last_updated,
     values_compare_as_values,
+    a_large_upload_applies_every_row_across_batches,
 );
 
 fn an_edit_at_the_current_base_is_applied(b: Backend) {
@@ -249,4 +250,49 @@ fn values_compare_as_values(b: Backend) {
         edit("inspections", &inspection, &ib, &[("summary", Some("x"))]),
     ]);
     assert_eq!(r, Some((0, 2, 0, false)));
+}
+
+fn a_large_upload_applies_every_row_across_batches(b: Backend) {
+    let Some(app) = TestApp::spawn(b) else { return };
+    let (_, asset) = app.seed_asset();
+    let (inspection, _) = app.seed_inspection(&asset);
+    let ids: Vec<String> = (0..1200).map(|_| uid()).collect();
+    let creates: Vec<String> = ids
+        .iter()
+        .map(|id| create("readings", id, &reading_fields(&inspection)))
+        .collect();
+    app.import(&doc(&creates));
+    let mut d = app.device("alice");
+    d.sync(&[]);
+    // Two shapes of edit (one field, two fields) so that rows are grouped per statement.
+    let edits: Vec<String> = ids
+        .iter()
+        .enumerate()
+        .map(|(n, id)| {
+            let value = format!("{n}.5");
+            let base = d.base("readings", id);
+            if n % 2 == 0 {
+                edit("readings", id, &base, &[("value", Some(&value))])
+            } else {
+                edit(
+                    "readings",
+                    id,
+                    &base,
+                    &[("value", Some(&value)), ("unit", Some("kPa"))],
+                )
+            }
+        })
+        .collect();
+    let (r, dl) = d.sync(&edits);
+    assert_eq!(r, Some((1200, 0, 0, false)));
+    for (n, id) in ids.iter().enumerate() {
+        let row = app.row("readings", id).unwrap();
+        assert_eq!(row.fields["value"], Some(format!("{n}.5")), "reading {n}");
+        let unit = if n % 2 == 0 { "bar" } else { "kPa" };
+        assert_eq!(row.fields["unit"].as_deref(), Some(unit), "reading {n}");
+        assert_eq!(
+            dl.record("readings", id).and_then(|r| r.updated),
+            Some(row.updated)
+        );
+    }
 }

@@ -409,3 +409,49 @@ pub fn children_of(
         .push(" ORDER BY id");
     load(conn, def, &sql)
 }
+
+/// One row's changed fields and its new stamp, for [`update_many`].
+pub type RowUpdate = (String, Vec<(usize, Option<String>)>, Micros);
+
+/// Applies many updates with few statements: rows changing the same set of fields are
+/// written together, `UPDATE ... FROM (SELECT ... UNION ALL SELECT ...)` (both backends).
+pub fn update_many(
+    conn: &mut DbConn,
+    table: TableId,
+    updates: &[RowUpdate],
+) -> Result<(), DbError> {
+    let def = &TABLES[table];
+    let mut groups: HashMap<Vec<usize>, Vec<&RowUpdate>> = HashMap::new();
+    for u in updates {
+        groups
+            .entry(u.1.iter().map(|(i, _)| *i).collect())
+            .or_default()
+            .push(u);
+    }
+    for (fields, rows) in groups {
+        let per_statement = (BATCH * 2 / (fields.len() + 2)).max(1);
+        for chunk in rows.chunks(per_statement) {
+            let mut sql = Sql::new(format!("UPDATE {} SET ", def.name));
+            for i in &fields {
+                let name = def.fields[*i].name;
+                sql.push(&format!("{name} = v.f{i}, "));
+            }
+            sql.push("last_updated = v.stamp FROM (");
+            for (n, (id, values, stamp)) in chunk.iter().enumerate() {
+                if n > 0 {
+                    sql.push(" UNION ALL ");
+                }
+                sql.push("SELECT ").param(id).push(" AS id");
+                for (i, value) in values {
+                    sql.push(", ")
+                        .param(value.clone())
+                        .push(&format!(" AS f{i}"));
+                }
+                sql.push(", ").param(*stamp).push(" AS stamp");
+            }
+            sql.push(&format!(") AS v WHERE {}.id = v.id", def.name));
+            sql.execute(conn)?;
+        }
+    }
+    Ok(())
+}
