@@ -25,6 +25,8 @@ pub struct Uploader<'a> {
     pub user_id: &'a str,
     pub device_id: &'a str,
     pub session_id: &'a str,
+    /// Recorded as who changed the rows written, e.g. "laptop 7 (alice)".
+    pub actor: &'a str,
 }
 
 /// The outcome of one item.
@@ -207,6 +209,7 @@ fn apply_batch(
                             id: first_id,
                             last_updated: stamp,
                             values: first_values,
+                            changed_by: Some(ctx.who.actor.to_owned()),
                         };
                         duplicate(conn, ctx, table, &other, &r, &values)?
                     } else {
@@ -267,10 +270,11 @@ fn apply_batch(
         };
         ctx.count(outcome);
     }
-    rows::insert(conn, table, &inserts)?;
-    rows::update_many(conn, table, &ctx.updates)?;
+    let actor = ctx.who.actor;
+    rows::insert(conn, table, &inserts, actor)?;
+    rows::update_many(conn, table, &ctx.updates, actor)?;
     ctx.updates.clear();
-    rows::delete_cascade(conn, table, &deletes, ctx.now)?;
+    rows::delete_cascade(conn, table, &deletes, ctx.now, actor)?;
     Ok(())
 }
 

@@ -13,6 +13,9 @@ use crate::db::repo::rows;
 use crate::db::{DbConn, write_txn};
 use crate::domain::{Micros, TABLES, TableId, Values, time};
 
+/// Who changed rows, as recorded for an import.
+const ACTOR: &str = "offsync import";
+
 /// What an import did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Imported {
@@ -171,8 +174,8 @@ fn import_batch(
             }
         }
     }
-    rows::insert(conn, table, &inserts)?;
-    rows::update_many(conn, table, &updates)?;
-    done.deleted += rows::delete_cascade(conn, table, &deletes, now)? as u64;
+    rows::insert(conn, table, &inserts, ACTOR)?;
+    rows::update_many(conn, table, &updates, ACTOR)?;
+    done.deleted += rows::delete_cascade(conn, table, &deletes, now, ACTOR)? as u64;
     Ok(())
 }

@@ -128,10 +128,12 @@ pub fn resolve(
         }
         let fields = conflicts::fields(c, id)?;
         let mut summary = Vec::new();
+        let actor = format!("{} (resolving a conflict)", viewer.name);
+        let actor = actor.as_str();
         match (conflict.kind.as_str(), row) {
             (kind::DELETE, Some(row)) => match res.row {
                 Some(Choice::Offline) => {
-                    rows::delete_cascade(c, table, std::slice::from_ref(&row.id), now)?;
+                    rows::delete_cascade(c, table, std::slice::from_ref(&row.id), now, actor)?;
                     summary.push("row: offline (deleted)".to_owned());
                 }
                 Some(Choice::Server) => {
@@ -141,6 +143,7 @@ pub fn resolve(
                         &row.id,
                         &[],
                         time::after(now.max(row.last_updated + 1)),
+                        actor,
                     )?;
                     summary.push("row: server (kept)".to_owned());
                 }
@@ -161,6 +164,7 @@ pub fn resolve(
                             table,
                             &tomb.id,
                             time::after(now.max(tomb.last_updated + 1)),
+                            actor,
                         )?;
                         summary.push("row: server (stays deleted)".to_owned());
                     }
@@ -179,7 +183,7 @@ pub fn resolve(
                         check_restorable(c, table, &tomb.id, &values)?;
                         rows::remove_tombstone(c, table, &tomb.id)?;
                         let stamp = time::after(now.max(tomb.last_updated + 1));
-                        rows::insert(c, table, &[(tomb.id.clone(), values, stamp)])?;
+                        rows::insert(c, table, &[(tomb.id.clone(), values, stamp)], actor)?;
                         summary.push("row: offline (restored)".to_owned());
                     }
                     _ => {
@@ -227,6 +231,7 @@ pub fn resolve(
                     &row.id,
                     &changes,
                     time::after(now.max(row.last_updated + 1)),
+                    actor,
                 )?;
             }
             _ => {

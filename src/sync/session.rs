@@ -173,10 +173,13 @@ fn apply_in_transaction(
         if let Some(previous) = upload_decision(&s, sha256)? {
             return Ok(previous);
         }
+        let owner = accounts::user_by_id(c, &device.user_id)?.map(|u| u.name).unwrap_or_default();
+        let actor = format!("{} ({owner})", device.label);
         let who = Uploader {
             user_id: &device.user_id,
             device_id: &device.id,
             session_id,
+            actor: &actor,
         };
         let counts = apply_upload(c, spool, &who, now)?;
         let flag = accounts::user_by_id(c, &device.user_id)?.is_some_and(|u| u.is_conflict);

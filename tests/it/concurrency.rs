@@ -48,6 +48,7 @@ fn writers_committing_out_of_order_never_slip_past_a_download(b: Backend) {
                             c,
                             assets,
                             &[(id.clone(), values, offsync::domain::time::after(now))],
+                            "concurrency test",
                         )?;
                         std::thread::sleep(hold);
                         Ok(())

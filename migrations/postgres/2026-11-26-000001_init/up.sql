@@ -14,7 +14,9 @@ CREATE TABLE sites (
     name TEXT NOT NULL,
     address TEXT,
     access_notes TEXT,
-    last_updated BIGINT NOT NULL
+    last_updated BIGINT NOT NULL,
+    -- Who made the last write (a user, a device, an import): shown on conflict pages.
+    changed_by TEXT
 );
 CREATE INDEX sites_changed ON sites (last_updated, id);
 
@@ -25,7 +27,9 @@ CREATE TABLE assets (
     description TEXT,
     status TEXT NOT NULL CHECK (status IN ('ok', 'degraded', 'broken', 'retired')),
     notes TEXT,
-    last_updated BIGINT NOT NULL
+    last_updated BIGINT NOT NULL,
+    -- Who made the last write (a user, a device, an import): shown on conflict pages.
+    changed_by TEXT
 );
 CREATE INDEX assets_changed ON assets (last_updated, id);
 CREATE INDEX assets_site ON assets (site_id);
@@ -37,7 +41,9 @@ CREATE TABLE inspections (
     inspector TEXT,
     result TEXT NOT NULL CHECK (result IN ('pass', 'fail')),
     summary TEXT,
-    last_updated BIGINT NOT NULL
+    last_updated BIGINT NOT NULL,
+    -- Who made the last write (a user, a device, an import): shown on conflict pages.
+    changed_by TEXT
 );
 CREATE INDEX inspections_changed ON inspections (last_updated, id);
 CREATE INDEX inspections_asset ON inspections (asset_id);
@@ -48,7 +54,9 @@ CREATE TABLE readings (
     kind TEXT NOT NULL,
     value TEXT NOT NULL,
     unit TEXT,
-    last_updated BIGINT NOT NULL
+    last_updated BIGINT NOT NULL,
+    -- Who made the last write (a user, a device, an import): shown on conflict pages.
+    changed_by TEXT
 );
 CREATE INDEX readings_changed ON readings (last_updated, id);
 CREATE INDEX readings_inspection ON readings (inspection_id);
@@ -60,6 +68,7 @@ CREATE TABLE tombstones (
     id TEXT NOT NULL,
     last_updated BIGINT NOT NULL,
     row_data TEXT,
+    changed_by TEXT,
     PRIMARY KEY (table_name, id)
 );
 CREATE INDEX tombstones_changed ON tombstones (last_updated, table_name, id);

@@ -15,6 +15,8 @@ pub struct Row {
     pub id: String,
     pub last_updated: Micros,
     pub values: Values,
+    /// Who made the last write.
+    pub changed_by: Option<String>,
 }
 
 /// The fixed-width shape every row is read into: the table's fields, padded with NULLs.
@@ -24,6 +26,8 @@ struct RawRow {
     id: String,
     #[diesel(sql_type = BigInt)]
     last_updated: i64,
+    #[diesel(sql_type = Nullable<Text>)]
+    changed_by: Option<String>,
     #[diesel(sql_type = Nullable<Text>)]
     f0: Option<String>,
     #[diesel(sql_type = Nullable<Text>)]
@@ -49,6 +53,7 @@ impl RawRow {
             id: self.id,
             last_updated: self.last_updated,
             values,
+            changed_by: self.changed_by,
         }
     }
 }
@@ -57,7 +62,7 @@ impl RawRow {
 pub const BATCH: usize = 500;
 
 fn select_columns(table: &Table) -> String {
-    let mut cols = String::from("SELECT id, last_updated");
+    let mut cols = String::from("SELECT id, last_updated, changed_by");
     for i in 0..MAX_FIELDS {
         match table.fields.get(i) {
             Some(f) => cols.push_str(&format!(", {} AS f{i}", f.name)),
@@ -136,13 +141,14 @@ pub fn insert(
     conn: &mut DbConn,
     table: TableId,
     rows: &[(String, Values, Micros)],
+    actor: &str,
 ) -> Result<(), DbError> {
     let def = &TABLES[table];
     let columns: Vec<&str> = def.fields.iter().map(|f| f.name).collect();
-    let per_statement = (BATCH * 4 / (columns.len() + 2)).max(1);
+    let per_statement = (BATCH * 4 / (columns.len() + 3)).max(1);
     for chunk in rows.chunks(per_statement) {
         let mut sql = Sql::new(format!(
-            "INSERT INTO {} (id, {}, last_updated) VALUES ",
+            "INSERT INTO {} (id, {}, last_updated, changed_by) VALUES ",
             def.name,
             columns.join(", ")
         ));
@@ -150,7 +156,7 @@ pub fn insert(
             sql.push(if i == 0 { "(" } else { ", (" });
             sql.param(id).push(", ");
             sql.params(values.iter().cloned()).push(", ");
-            sql.param(*stamp).push(")");
+            sql.param(*stamp).push(", ").param(actor).push(")");
         }
         sql.execute(conn)?;
     }
@@ -164,6 +170,7 @@ pub fn update(
     id: &str,
     fields: &[(usize, Option<String>)],
     stamp: Micros,
+    actor: &str,
 ) -> Result<(), DbError> {
     let def = &TABLES[table];
     let mut sql = Sql::new(format!("UPDATE {} SET ", def.name));
@@ -174,6 +181,7 @@ pub fn update(
             .push(", ");
     }
     sql.push("last_updated = ").param(stamp);
+    sql.push(", changed_by = ").param(actor);
     sql.push(" WHERE id = ").param(id);
     sql.execute(conn)?;
     Ok(())
@@ -186,10 +194,14 @@ pub struct Tombstone {
     pub last_updated: Micros,
     /// The row's values when it was deleted, for restoring it.
     pub values: Option<Values>,
+    /// Who deleted it.
+    pub changed_by: Option<String>,
 }
 
 #[derive(QueryableByName)]
 struct RawTombstone {
+    #[diesel(sql_type = Nullable<Text>)]
+    changed_by: Option<String>,
     #[diesel(sql_type = Text)]
     table_name: String,
     #[diesel(sql_type = Text)]
@@ -206,6 +218,7 @@ impl RawTombstone {
             id: self.id,
             last_updated: self.last_updated,
             values: self.row_data.and_then(|d| serde_json::from_str(&d).ok()),
+            changed_by: self.changed_by,
         }
     }
 }
@@ -218,7 +231,7 @@ pub fn tombstones(
     let mut out = HashMap::new();
     for chunk in ids.chunks(BATCH) {
         let mut sql = Sql::new(
-            "SELECT table_name, id, last_updated, row_data FROM tombstones WHERE table_name = ",
+            "SELECT table_name, id, last_updated, row_data, changed_by FROM tombstones WHERE table_name = ",
         );
         sql.param(TABLES[table].name)
             .push(" AND id IN (")
@@ -238,9 +251,12 @@ pub fn touch_tombstone(
     table: TableId,
     id: &str,
     stamp: Micros,
+    actor: &str,
 ) -> Result<(), DbError> {
     let mut sql = Sql::new("UPDATE tombstones SET last_updated = ");
     sql.param(stamp)
+        .push(", changed_by = ")
+        .param(actor)
         .push(" WHERE table_name = ")
         .param(TABLES[table].name)
         .push(" AND id = ")
@@ -264,6 +280,7 @@ pub fn delete_cascade(
     table: TableId,
     ids: &[String],
     now: Micros,
+    actor: &str,
 ) -> Result<usize, DbError> {
     if ids.is_empty() {
         return Ok(0);
@@ -277,7 +294,7 @@ pub fn delete_cascade(
                 .params(chunk)
                 .push(")");
             let kids: Vec<String> = load(conn, def, &sql)?.into_iter().map(|r| r.id).collect();
-            deleted += delete_cascade(conn, child, &kids, now)?;
+            deleted += delete_cascade(conn, child, &kids, now, actor)?;
         }
     }
     let def = &TABLES[table];
@@ -287,7 +304,7 @@ pub fn delete_cascade(
             let stamp = crate::domain::time::after(now.max(row.last_updated + 1));
             let data = serde_json::to_string(&row.values).unwrap_or_default();
             let mut sql = Sql::new(
-                "INSERT INTO tombstones (table_name, id, last_updated, row_data) VALUES (",
+                "INSERT INTO tombstones (table_name, id, last_updated, row_data, changed_by) VALUES (",
             );
             sql.param(def.name)
                 .push(", ")
@@ -296,6 +313,8 @@ pub fn delete_cascade(
                 .param(stamp)
                 .push(", ")
                 .param(data)
+                .push(", ")
+                .param(actor)
                 .push(")");
             // A row deleted, restored and deleted again already has a tombstone row.
             remove_tombstone(conn, table, &row.id)?;
@@ -342,7 +361,7 @@ pub fn tombstones_since(
     limit: usize,
 ) -> Result<Vec<(TableId, Tombstone)>, DbError> {
     let mut sql = Sql::new(
-        "SELECT table_name, id, last_updated, row_data FROM tombstones WHERE last_updated >= ",
+        "SELECT table_name, id, last_updated, row_data, changed_by FROM tombstones WHERE last_updated >= ",
     );
     sql.param(since);
     if let Some((stamp, table, id)) = after {
@@ -419,6 +438,7 @@ pub fn update_many(
     conn: &mut DbConn,
     table: TableId,
     updates: &[RowUpdate],
+    actor: &str,
 ) -> Result<(), DbError> {
     let def = &TABLES[table];
     let mut groups: HashMap<Vec<usize>, Vec<&RowUpdate>> = HashMap::new();
@@ -436,7 +456,9 @@ pub fn update_many(
                 let name = def.fields[*i].name;
                 sql.push(&format!("{name} = v.f{i}, "));
             }
-            sql.push("last_updated = v.stamp FROM (");
+            sql.push("last_updated = v.stamp, changed_by = ")
+                .param(actor)
+                .push(" FROM (");
             for (n, (id, values, stamp)) in chunk.iter().enumerate() {
                 if n > 0 {
                     sql.push(" UNION ALL ");
