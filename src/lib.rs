@@ -12,5 +12,6 @@ pub mod cli;
 pub mod db;
 pub mod demo;
 pub mod domain;
+pub mod editing;
 pub mod sync;
 pub mod web;

@@ -173,7 +173,9 @@ fn apply_in_transaction(
         if let Some(previous) = upload_decision(&s, sha256)? {
             return Ok(previous);
         }
-        let owner = accounts::user_by_id(c, &device.user_id)?.map(|u| u.name).unwrap_or_default();
+        let owner = accounts::user_by_id(c, &device.user_id)?
+            .map(|u| u.name)
+            .unwrap_or_default();
         let actor = format!("{} ({owner})", device.label);
         let who = Uploader {
             user_id: &device.user_id,

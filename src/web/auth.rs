@@ -158,7 +158,7 @@ pub async fn login(
         .map_err(PageError::internal)?;
     tracing::info!(user = %user.name, "signed in");
     Ok(HttpResponse::SeeOther()
-        .insert_header((LOCATION, "/conflicts"))
+        .insert_header((LOCATION, "/"))
         .finish())
 }
 
@@ -176,10 +176,10 @@ pub async fn logout(session: Session, form: Form<CsrfOnly>) -> Result<HttpRespon
         .finish())
 }
 
-/// `GET /`: the conflicts for a signed-in person, else the sign-in page.
+/// `GET /`: the sites for a signed-in person, else the sign-in page.
 pub async fn home(session: Session) -> HttpResponse {
     let signed_in = session.get::<String>(USER_KEY).ok().flatten().is_some();
     HttpResponse::SeeOther()
-        .insert_header((LOCATION, if signed_in { "/conflicts" } else { "/login" }))
+        .insert_header((LOCATION, if signed_in { "/sites" } else { "/login" }))
         .finish()
 }

@@ -1,5 +1,5 @@
-//! The conflict pages (PROTOCOL.md §5): the list, one conflict side by side, and
-//! posting the choice.
+//! The conflict pages (PROTOCOL.md §5): the list with filters and bulk resolution, one
+//! conflict side by side with its form, and the resolution history.
 
 use std::collections::HashMap;
 
@@ -11,22 +11,98 @@ use actix_web::web::{self, Data, Form, Html, Path, Query};
 use askama::Template;
 
 use super::AppState;
-use super::auth::{Layout, check_csrf, viewer};
+use super::auth::{Layout, Viewer, check_csrf, viewer};
 use super::error::PageError;
-use crate::db::repo::accounts::{device_labels, user_by_id};
-use crate::db::repo::conflicts::{self, Conflict, ConflictField, kind};
-use crate::db::repo::rows;
+use super::present::{row_label, timestamp};
+use crate::db::repo::accounts::{self, device_labels};
+use crate::db::repo::conflicts::{self, Conflict, ConflictField, Scope, kind};
+use crate::db::repo::{rows, sessions};
 use crate::db::{DbConn, DbError};
-use crate::domain::{TABLES, table_by_name, time};
+use crate::domain::{TABLES, Values, table_by_name};
 use crate::sync::resolve::{self, Choice, Outcome, Resolution, ResolveError};
 
 const PER_PAGE: i64 = 50;
 
+fn describe_kind(k: &str) -> &'static str {
+    match k {
+        kind::DELETE => "deleted offline, changed on the server",
+        kind::EDIT_DELETED => "changed offline, deleted on the server",
+        kind::DUPLICATE => "created on a laptop, already on the server",
+        _ => "changed on both sides",
+    }
+}
+
+/// (table, row id) → (the row's name, its parent's name).
+type RecordNames = HashMap<(String, String), (String, String)>;
+
+/// How a conflict's row is named, with its parent for context: ("asset P-001", "site NPS").
+/// Deleted rows are named from their tombstone. A few queries for a whole page.
+fn record_names(conn: &mut DbConn, items: &[Conflict]) -> Result<RecordNames, DbError> {
+    let mut by_table: HashMap<usize, Vec<String>> = HashMap::new();
+    for c in items {
+        if let Some(t) = table_by_name(&c.table_name) {
+            by_table.entry(t).or_default().push(c.row_id.clone());
+        }
+    }
+    let mut out = HashMap::new();
+    for (t, ids) in by_table {
+        let def = &TABLES[t];
+        let mut values: HashMap<String, Values> = rows::by_ids(conn, t, &ids, false)?
+            .into_iter()
+            .map(|(id, r)| (id, r.values))
+            .collect();
+        let gone: Vec<String> = ids
+            .iter()
+            .filter(|i| !values.contains_key(*i))
+            .cloned()
+            .collect();
+        for (id, tomb) in rows::tombstones(conn, t, &gone)? {
+            if let Some(v) = tomb.values {
+                values.insert(id, v);
+            }
+        }
+        let parents: HashMap<String, String> = match def.parent() {
+            Some((fk, pt)) => {
+                let pids: Vec<String> = values.values().filter_map(|v| v[fk].clone()).collect();
+                rows::by_ids(conn, pt, &pids, false)?
+                    .into_iter()
+                    .map(|(id, r)| {
+                        (
+                            id,
+                            format!("{} {}", TABLES[pt].noun, row_label(pt, &r.values)),
+                        )
+                    })
+                    .collect()
+            }
+            None => HashMap::new(),
+        };
+        for (id, v) in values {
+            let context = def
+                .parent()
+                .and_then(|(fk, _)| v[fk].as_ref())
+                .and_then(|p| parents.get(p).cloned())
+                .unwrap_or_default();
+            out.insert(
+                (def.name.to_owned(), id),
+                (format!("{} {}", def.noun, row_label(t, &v)), context),
+            );
+        }
+    }
+    Ok(out)
+}
+
+fn name_of(names: &RecordNames, c: &Conflict) -> (String, String) {
+    names
+        .get(&(c.table_name.clone(), c.row_id.clone()))
+        .cloned()
+        .unwrap_or_else(|| (format!("{} {}", c.table_name, c.row_id), String::new()))
+}
+
 /// One line of the list.
 struct ListItem {
     id: String,
-    table: String,
     record: String,
+    context: String,
     what: String,
     fields: String,
     device: String,
@@ -41,99 +117,122 @@ struct ListPage {
     page: i64,
     pages: i64,
     total: i64,
+    tables: Vec<String>,
+    devices: Vec<(String, String)>,
+    table: String,
+    device: String,
+    query: String,
+    notice: Option<String>,
 }
 
 #[derive(serde::Deserialize)]
-pub struct PageQuery {
+pub struct ListQuery {
     page: Option<i64>,
+    table: Option<String>,
+    device: Option<String>,
+    resolved: Option<u32>,
+    skipped: Option<u32>,
 }
 
-fn describe_kind(k: &str) -> &'static str {
-    match k {
-        kind::DELETE => "deleted offline, changed on the server",
-        kind::EDIT_DELETED => "changed offline, deleted on the server",
-        kind::DUPLICATE => "created twice",
-        _ => "changed on both sides",
+fn user_scope(v: &Viewer) -> Option<String> {
+    if v.user.is_admin {
+        None
+    } else {
+        Some(v.user.id.clone())
     }
-}
-
-/// How a row is named to people: its natural key, or its table and id.
-fn record_labels(
-    conn: &mut DbConn,
-    items: &[Conflict],
-) -> Result<HashMap<(String, String), String>, DbError> {
-    let mut by_table: HashMap<usize, Vec<String>> = HashMap::new();
-    for c in items {
-        if let Some(t) = table_by_name(&c.table_name) {
-            by_table.entry(t).or_default().push(c.row_id.clone());
-        }
-    }
-    let mut out = HashMap::new();
-    for (t, ids) in by_table {
-        let def = &TABLES[t];
-        for (id, row) in rows::by_ids(conn, t, &ids, false)? {
-            let label = def
-                .natural_key_index()
-                .and_then(|k| row.values[k].clone())
-                .or_else(|| row.values.get(1).cloned().flatten())
-                .unwrap_or_else(|| id.clone());
-            out.insert((def.name.to_owned(), id), format!("{} {label}", def.noun));
-        }
-    }
-    Ok(out)
 }
 
 /// `GET /conflicts`.
 pub async fn list(
     state: Data<AppState>,
     session: Session,
-    query: Query<PageQuery>,
+    query: Query<ListQuery>,
 ) -> Result<Html, PageError> {
     let v = viewer(&state, &session).await?;
-    let page = query.page.unwrap_or(1).max(1);
-    let pool = state.pool.clone();
-    let scope = if v.user.is_admin {
-        None
-    } else {
-        Some(v.user.id.clone())
+    let q = query.into_inner();
+    let page = q.page.unwrap_or(1).max(1);
+    let table = q
+        .table
+        .filter(|t| table_by_name(t).is_some())
+        .unwrap_or_default();
+    let device = q.device.unwrap_or_default();
+    let notice = match (q.resolved, q.skipped) {
+        (Some(n), Some(0) | None) => Some(format!("{n} resolved.")),
+        (Some(n), Some(m)) => Some(format!(
+            "{n} resolved; {m} could not be resolved this way — open them to see why."
+        )),
+        _ => None,
     };
-    let (items, total) = web::block(move || {
+    let pool = state.pool.clone();
+    let user = user_scope(&v);
+    let (t, d) = (table.clone(), device.clone());
+    let (items, total, devices) = web::block(move || {
         let mut conn = pool.get()?;
-        let scope = scope.as_deref();
-        let total = conflicts::count_open(&mut conn, scope)?;
-        let list = conflicts::list(&mut conn, scope, "open", PER_PAGE, (page - 1) * PER_PAGE)?;
-        let labels = record_labels(&mut conn, &list)?;
-        let devices: Vec<String> = list.iter().map(|c| c.device_id.clone()).collect();
-        let device_names = device_labels(&mut conn, &devices)?;
-        let mut items = Vec::with_capacity(list.len());
-        for c in list {
-            let fields = conflicts::fields(&mut conn, &c.id)?
-                .into_iter()
-                .map(|f| f.field)
-                .collect::<Vec<_>>()
-                .join(", ");
-            items.push(ListItem {
-                record: labels
-                    .get(&(c.table_name.clone(), c.row_id.clone()))
-                    .cloned()
-                    .unwrap_or_else(|| format!("{} (deleted)", c.row_id)),
-                what: describe_kind(&c.kind).to_owned(),
-                fields,
-                device: device_names.get(&c.device_id).cloned().unwrap_or_default(),
-                when: time::format(c.updated_at),
-                table: c.table_name,
-                id: c.id,
-            });
-        }
-        Ok::<_, DbError>((items, total))
+        let within = Scope {
+            user_id: user.as_deref(),
+            table: Some(t.as_str()).filter(|t| !t.is_empty()),
+            device_id: Some(d.as_str()).filter(|d| !d.is_empty()),
+        };
+        let total = conflicts::count_in(&mut conn, &within, "open")?;
+        let list = conflicts::list(&mut conn, &within, "open", PER_PAGE, (page - 1) * PER_PAGE)?;
+        let names = record_names(&mut conn, &list)?;
+        let ids: Vec<String> = list.iter().map(|c| c.id.clone()).collect();
+        let mut fields = conflicts::field_names_of(&mut conn, &ids)?;
+        let device_ids: Vec<String> = list.iter().map(|c| c.device_id.clone()).collect();
+        let device_names = device_labels(&mut conn, &device_ids)?;
+        let devices = accounts::list_devices(&mut conn, user.as_deref())?
+            .into_iter()
+            .map(|d| {
+                (
+                    d.id,
+                    if user.is_some() {
+                        d.label
+                    } else {
+                        format!("{} ({})", d.label, d.owner)
+                    },
+                )
+            })
+            .collect::<Vec<_>>();
+        let items = list
+            .into_iter()
+            .map(|c| {
+                let (record, context) = name_of(&names, &c);
+                ListItem {
+                    fields: fields.remove(&c.id).unwrap_or_default().join(", "),
+                    what: describe_kind(&c.kind).to_owned(),
+                    device: device_names.get(&c.device_id).cloned().unwrap_or_default(),
+                    when: timestamp(c.updated_at),
+                    id: c.id,
+                    record,
+                    context,
+                }
+            })
+            .collect::<Vec<_>>();
+        Ok::<_, DbError>((items, total, devices))
     })
     .await??;
+    let mut query = String::new();
+    if !table.is_empty() {
+        query.push_str(&format!("&table={table}"));
+    }
+    if !device.is_empty() {
+        query.push_str(&format!(
+            "&device={}",
+            device.replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "")
+        ));
+    }
     let page = ListPage {
         layout: v.layout,
         items,
         page,
         pages: ((total + PER_PAGE - 1) / PER_PAGE).max(1),
         total,
+        tables: TABLES.iter().map(|t| t.name.to_owned()).collect(),
+        devices,
+        table,
+        device,
+        query,
+        notice,
     };
     Ok(Html::new(page.render()?))
 }
@@ -142,6 +241,7 @@ pub async fn list(
 struct FieldView {
     name: String,
     base: String,
+    base_known: bool,
     server: String,
     offline: String,
     chosen: String,
@@ -153,9 +253,13 @@ struct ConflictPage {
     layout: Layout,
     id: String,
     table: String,
+    noun: String,
+    key_name: String,
     row_id: String,
     title: String,
+    context: String,
     what: String,
+    kind: String,
     device: String,
     owner: String,
     row_choice: bool,
@@ -163,20 +267,20 @@ struct ConflictPage {
     row_offline: String,
     base: String,
     server_updated: String,
+    server_by: String,
     offline_updated: String,
+    offline_corrected: String,
     client_id: String,
     version: String,
+    record_href: String,
     fields: Vec<FieldView>,
     message: Option<String>,
     resolved: bool,
+    resolution: String,
 }
 
 fn show(v: &Option<String>) -> String {
     v.clone().unwrap_or_else(|| "(empty)".into())
-}
-
-fn show_time(t: Option<i64>) -> String {
-    t.map(time::format).unwrap_or_else(|| "unknown".into())
 }
 
 fn conflict_page(
@@ -187,23 +291,44 @@ fn conflict_page(
 ) -> Result<ConflictPage, PageError> {
     let fields = conflicts::fields(conn, &c.id)?;
     let version = resolve::server_version(conn, &c)?;
-    let labels = record_labels(conn, std::slice::from_ref(&c))?;
+    let (title, context) = name_of(&record_names(conn, std::slice::from_ref(&c))?, &c);
     let device = device_labels(conn, std::slice::from_ref(&c.device_id))?
         .remove(&c.device_id)
         .unwrap_or_default();
-    let owner = user_by_id(conn, &c.user_id)?
+    let owner = accounts::user_by_id(conn, &c.user_id)?
         .map(|u| u.name)
         .unwrap_or_default();
+    let server_by = match table_by_name(&c.table_name) {
+        Some(t) => match rows::get(conn, t, &c.row_id)? {
+            Some(r) => r.changed_by,
+            None => rows::tombstones(conn, t, std::slice::from_ref(&c.row_id))?
+                .remove(&c.row_id)
+                .and_then(|t| t.changed_by),
+        },
+        None => None,
+    };
+    // The laptop's clock may be wrong; the session kept how far off it was.
+    let offset = match &c.session_id {
+        Some(s) => sessions::clock_offset(conn, s)?,
+        None => None,
+    };
+    let offline_corrected = match (c.offline_updated, offset) {
+        (Some(t), Some(o)) if o.abs() >= 1_000_000 => {
+            format!("{} by the server's clock", timestamp(t - o))
+        }
+        _ => String::new(),
+    };
     let (row_server, row_offline) = match c.kind.as_str() {
         kind::DELETE => (
-            "Keep the row (as the server has it)",
-            "Delete the row (as done offline)",
+            "Keep the record (as the server has it)",
+            "Delete the record (as done offline)",
         ),
         _ => (
             "Keep it deleted (as the server has it)",
-            "Restore the row with the offline changes",
+            "Restore it with the offline changes",
         ),
     };
+    let deleted_on_server = c.kind == kind::EDIT_DELETED;
     let view = |f: &ConflictField| FieldView {
         name: f.field.clone(),
         base: if f.base_known {
@@ -211,7 +336,8 @@ fn conflict_page(
         } else {
             "unknown".into()
         },
-        server: if c.kind == kind::EDIT_DELETED {
+        base_known: f.base_known,
+        server: if deleted_on_server {
             "(deleted)".into()
         } else {
             show(&f.server_value)
@@ -219,24 +345,37 @@ fn conflict_page(
         offline: show(&f.offline_value),
         chosen: f.choice.clone().unwrap_or_default(),
     };
+    let record_href = if deleted_on_server && c.status == "open" {
+        String::new()
+    } else {
+        format!("/{}/{}", c.table_name, c.row_id)
+    };
+    let def = table_by_name(&c.table_name).map(|t| &TABLES[t]);
     Ok(ConflictPage {
-        title: labels
-            .get(&(c.table_name.clone(), c.row_id.clone()))
-            .cloned()
-            .unwrap_or_else(|| format!("{} {}", c.table_name, c.row_id)),
+        noun: def.map_or("record", |d| d.noun).to_owned(),
+        key_name: def.and_then(|d| d.natural_key).unwrap_or("key").to_owned(),
+        title,
+        context,
         what: describe_kind(&c.kind).to_owned(),
+        kind: c.kind.clone(),
         device,
         owner,
         row_choice: matches!(c.kind.as_str(), kind::DELETE | kind::EDIT_DELETED),
         row_server: row_server.into(),
         row_offline: row_offline.into(),
-        base: show_time(c.base),
-        server_updated: show_time(c.server_updated),
-        offline_updated: show_time(c.offline_updated),
+        base: c.base.map_or_else(|| "unknown".into(), timestamp),
+        server_updated: c.server_updated.map_or_else(|| "unknown".into(), timestamp),
+        server_by: server_by.unwrap_or_else(|| "unknown".into()),
+        offline_updated: c
+            .offline_updated
+            .map_or_else(|| "unknown".into(), timestamp),
+        offline_corrected,
         client_id: c.client_id.clone().unwrap_or_default(),
         version: version.map(|v| v.to_string()).unwrap_or_default(),
+        record_href,
         fields: fields.iter().map(view).collect(),
         resolved: c.status != "open",
+        resolution: c.resolution.clone().unwrap_or_default(),
         id: c.id,
         table: c.table_name,
         row_id: c.row_id,
@@ -295,6 +434,28 @@ fn parse_resolution(pairs: &[(String, String)]) -> Resolution {
     res
 }
 
+/// Sets every field (and the row) to one side: the "keep all" shortcuts and bulk resolution.
+fn keep_all(
+    conn: &mut DbConn,
+    c: &Conflict,
+    side: Choice,
+    res: &mut Resolution,
+) -> Result<(), DbError> {
+    for f in conflicts::fields(conn, &c.id)? {
+        res.fields.insert(f.field, side.clone());
+    }
+    res.row = Some(side);
+    Ok(())
+}
+
+fn side(word: &str) -> Option<Choice> {
+    match word {
+        "server" => Some(Choice::Server),
+        "offline" => Some(Choice::Offline),
+        _ => None,
+    }
+}
+
 /// `POST /conflicts/{id}`.
 pub async fn resolve_conflict(
     state: Data<AppState>,
@@ -312,20 +473,15 @@ pub async fn resolve_conflict(
     let all = pairs
         .iter()
         .find(|(k, _)| k == "all")
-        .map(|(_, v)| v.clone());
+        .and_then(|(_, v)| side(v));
     let mut res = parse_resolution(&pairs);
     let id = path.into_inner();
     let pool = state.pool.clone();
     let outcome = web::block(move || {
         let mut conn = pool.get().map_err(DbError::from)?;
         if let Some(all) = all {
-            // "Keep all server/offline": every differing field, and the row, one way.
-            let choice = if all == "offline" { Choice::Offline } else { Choice::Server };
             let c = resolve::visible(&mut conn, &v.user, &id)?;
-            for f in conflicts::fields(&mut conn, &c.id)? {
-                res.fields.insert(f.field, choice.clone());
-            }
-            res.row = Some(choice);
+            keep_all(&mut conn, &c, all, &mut res)?;
         }
         let result = resolve::resolve(&mut conn, &v.user, &id, &res);
         let again = |conn: &mut DbConn, layout, message: String| {
@@ -355,4 +511,174 @@ pub async fn resolve_conflict(
             .content_type("text/html; charset=utf-8")
             .body(page.render()?)),
     }
+}
+
+/// `POST /conflicts/bulk`: the selected conflicts (`ids`), all kept on one side (`all`).
+pub async fn resolve_bulk(
+    state: Data<AppState>,
+    session: Session,
+    form: Form<Vec<(String, String)>>,
+) -> Result<HttpResponse, PageError> {
+    let v = viewer(&state, &session).await?;
+    let pairs = form.into_inner();
+    check_csrf(
+        &session,
+        pairs
+            .iter()
+            .find(|(k, _)| k == "csrf")
+            .map(|(_, v)| v.as_str()),
+    )?;
+    let Some(all) = pairs
+        .iter()
+        .find(|(k, _)| k == "all")
+        .and_then(|(_, v)| side(v))
+    else {
+        return Err(PageError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Choose to keep the server or the offline versions.",
+        ));
+    };
+    let ids: Vec<String> = pairs
+        .iter()
+        .filter(|(k, _)| k == "ids")
+        .map(|(_, v)| v.clone())
+        .take(500)
+        .collect();
+    let pool = state.pool.clone();
+    let (resolved, skipped) = web::block(move || {
+        let mut conn = pool.get().map_err(DbError::from)?;
+        let (mut resolved, mut skipped) = (0u32, 0u32);
+        for id in ids {
+            let c = resolve::visible(&mut conn, &v.user, &id)?;
+            if c.status != "open" {
+                continue;
+            }
+            let mut res = Resolution {
+                version: resolve::server_version(&mut conn, &c)?,
+                ..Resolution::default()
+            };
+            keep_all(&mut conn, &c, all.clone(), &mut res)?;
+            match resolve::resolve(&mut conn, &v.user, &id, &res) {
+                Ok(Outcome::Resolved) => resolved += 1,
+                Ok(Outcome::Stale)
+                | Err(ResolveError::Invalid(_) | ResolveError::Impossible(_)) => skipped += 1,
+                Err(e) => return Err(PageError::from(e)),
+            }
+        }
+        Ok::<_, PageError>((resolved, skipped))
+    })
+    .await??;
+    let to = format!("/conflicts?resolved={resolved}&skipped={skipped}");
+    Ok(HttpResponse::SeeOther()
+        .insert_header((LOCATION, to))
+        .finish())
+}
+
+struct HistoryItem {
+    id: String,
+    record: String,
+    context: String,
+    what: String,
+    resolution: String,
+    by: String,
+    when: String,
+    owner: String,
+}
+
+#[derive(Template)]
+#[template(path = "history.html")]
+struct HistoryPage {
+    layout: Layout,
+    items: Vec<HistoryItem>,
+    show_owner: bool,
+    page: i64,
+    pages: i64,
+    total: i64,
+}
+
+#[derive(serde::Deserialize)]
+pub struct PageQuery {
+    page: Option<i64>,
+}
+
+/// `GET /resolutions`: who chose what, and when.
+pub async fn history(
+    state: Data<AppState>,
+    session: Session,
+    query: Query<PageQuery>,
+) -> Result<Html, PageError> {
+    let v = viewer(&state, &session).await?;
+    let page = query.page.unwrap_or(1).max(1);
+    let pool = state.pool.clone();
+    let user = user_scope(&v);
+    let (items, total) = web::block(move || {
+        let mut conn = pool.get()?;
+        let within = Scope {
+            user_id: user.as_deref(),
+            ..Scope::default()
+        };
+        let total = conflicts::count_in(&mut conn, &within, "resolved")?;
+        let list = conflicts::list(
+            &mut conn,
+            &within,
+            "resolved",
+            PER_PAGE,
+            (page - 1) * PER_PAGE,
+        )?;
+        let names = record_names(&mut conn, &list)?;
+        let mut people = HashMap::new();
+        for c in &list {
+            for u in [Some(&c.user_id), c.resolved_by.as_ref()]
+                .into_iter()
+                .flatten()
+            {
+                if !people.contains_key(u) {
+                    let name = accounts::user_by_id(&mut conn, u)?
+                        .map(|x| x.name)
+                        .unwrap_or_default();
+                    people.insert(u.clone(), name);
+                }
+            }
+        }
+        let items = list
+            .into_iter()
+            .map(|c| {
+                let (record, context) = name_of(&names, &c);
+                HistoryItem {
+                    what: describe_kind(&c.kind).to_owned(),
+                    resolution: c.resolution.clone().unwrap_or_default(),
+                    by: c
+                        .resolved_by
+                        .as_ref()
+                        .and_then(|u| people.get(u).cloned())
+                        .unwrap_or_default(),
+                    owner: people.get(&c.user_id).cloned().unwrap_or_default(),
+                    when: c.resolved_at.map(timestamp).unwrap_or_default(),
+                    id: c.id,
+                    record,
+                    context,
+                }
+            })
+            .collect::<Vec<_>>();
+        Ok::<_, DbError>((items, total))
+    })
+    .await??;
+    let page = HistoryPage {
+        layout: v.layout,
+        items,
+        show_owner: v.user.is_admin,
+        page,
+        pages: ((total + PER_PAGE - 1) / PER_PAGE).max(1),
+        total,
+    };
+    Ok(Html::new(page.render()?))
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    // Fixed paths before /conflicts/{id}, which would take them as ids.
+    cfg.route("/conflicts", web::get().to(list))
+        .route("/resolutions", web::get().to(history))
+        .route("/conflicts/bulk", web::post().to(resolve_bulk))
+        .route("/conflicts/{id}", web::get().to(show_conflict))
+        .route("/conflicts/{id}", web::post().to(resolve_conflict));
 }

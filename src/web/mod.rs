@@ -4,7 +4,10 @@
 pub mod api;
 pub mod auth;
 pub mod conflicts;
+pub mod devices;
 pub mod error;
+pub mod present;
+pub mod records;
 
 use std::net::TcpListener;
 
@@ -40,12 +43,20 @@ pub struct WebSettings {
 }
 
 const STYLESHEET: &str = include_str!("../../static/offsync.css");
+const SCRIPT: &str = include_str!("../../static/offsync.js");
 
 async fn stylesheet() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/css; charset=utf-8")
         .insert_header(("Cache-Control", "public, max-age=3600"))
         .body(STYLESHEET)
+}
+
+async fn script() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/javascript; charset=utf-8")
+        .insert_header(("Cache-Control", "public, max-age=3600"))
+        .body(SCRIPT)
 }
 
 /// `GET /healthz`: 200 when the database answers.
@@ -97,7 +108,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::post().to(conflicts::resolve_conflict),
     )
     .route("/static/offsync.css", web::get().to(stylesheet))
-    .route("/healthz", web::get().to(healthz));
+    .route("/static/offsync.js", web::get().to(script))
+    .route("/healthz", web::get().to(healthz))
+    .configure(conflicts::configure)
+    .configure(records::configure)
+    .configure(devices::configure);
 }
 
 /// Starts serving on `listener` (already bound, so tests can use port 0).

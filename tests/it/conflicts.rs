@@ -23,14 +23,23 @@ fn open_conflicts(
     let u = offsync::db::repo::accounts::user_by_name(&mut conn, user)
         .unwrap()
         .unwrap();
-    conflicts::list(&mut conn, Some(&u.id), "open", 100, 0)
-        .unwrap()
-        .into_iter()
-        .map(|c| {
-            let f = conflicts::fields(&mut conn, &c.id).unwrap();
-            (c, f)
-        })
-        .collect()
+    conflicts::list(
+        &mut conn,
+        &conflicts::Scope {
+            user_id: Some(&u.id),
+            ..Default::default()
+        },
+        "open",
+        100,
+        0,
+    )
+    .unwrap()
+    .into_iter()
+    .map(|c| {
+        let f = conflicts::fields(&mut conn, &c.id).unwrap();
+        (c, f)
+    })
+    .collect()
 }
 
 fn a_stale_edit_with_another_value_is_a_conflict(b: Backend) {

@@ -114,7 +114,17 @@ fn a_duplicate_with_other_values_is_a_conflict(b: Backend) {
     let u = offsync::db::repo::accounts::user_by_name(&mut conn, "alice")
         .unwrap()
         .unwrap();
-    let open = offsync::db::repo::conflicts::list(&mut conn, Some(&u.id), "open", 10, 0).unwrap();
+    let open = offsync::db::repo::conflicts::list(
+        &mut conn,
+        &offsync::db::repo::conflicts::Scope {
+            user_id: Some(&u.id),
+            ..Default::default()
+        },
+        "open",
+        10,
+        0,
+    )
+    .unwrap();
     assert_eq!(open[0].kind, "duplicate");
     assert_eq!(open[0].row_id, asset);
     assert_eq!(open[0].client_id.as_deref(), Some(copy.as_str()));

@@ -76,7 +76,7 @@ impl Browser {
         let b = Browser::new(app);
         let (status, _, loc) = b.sign_in(user, "password");
         assert_eq!(status, 303);
-        assert_eq!(loc.as_deref(), Some("/conflicts"));
+        assert_eq!(loc.as_deref(), Some("/"));
         b
     }
 

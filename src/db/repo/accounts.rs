@@ -163,3 +163,57 @@ pub fn device_labels(
     }
     Ok(out)
 }
+
+/// A device as listed on the devices page.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct DeviceSummary {
+    #[diesel(sql_type = Text)]
+    pub id: String,
+    #[diesel(sql_type = Text)]
+    pub label: String,
+    #[diesel(sql_type = Text)]
+    pub owner: String,
+    #[diesel(sql_type = Text)]
+    pub user_id: String,
+    #[diesel(sql_type = BigInt)]
+    pub created_at: i64,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub revoked_at: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub last_sync: Option<i64>,
+}
+
+/// Devices of one user (or everyone's for `None`), newest first.
+pub fn list_devices(
+    conn: &mut DbConn,
+    user_id: Option<&str>,
+) -> Result<Vec<DeviceSummary>, DbError> {
+    let mut sql = Sql::new(
+        "SELECT d.id, d.label, u.name AS owner, d.user_id, d.created_at, d.revoked_at, \
+         s.started AS last_sync FROM devices d JOIN users u ON u.id = d.user_id \
+         LEFT JOIN sync_sessions s ON s.id = d.last_session_id",
+    );
+    if let Some(u) = user_id {
+        sql.push(" WHERE d.user_id = ").param(u);
+    }
+    sql.push(" ORDER BY d.revoked_at IS NOT NULL, d.created_at DESC, d.id");
+    sql.load(conn)
+}
+
+pub fn rename_device(conn: &mut DbConn, id: &str, label: &str) -> Result<(), DbError> {
+    let mut sql = Sql::new("UPDATE devices SET label = ");
+    sql.param(label).push(" WHERE id = ").param(id);
+    sql.execute(conn)?;
+    Ok(())
+}
+
+/// Revokes a device: its token stops working at once.
+pub fn revoke_device(conn: &mut DbConn, id: &str, now: Micros) -> Result<(), DbError> {
+    let mut sql = Sql::new("UPDATE devices SET revoked_at = ");
+    sql.param(now)
+        .push(" WHERE id = ")
+        .param(id)
+        .push(" AND revoked_at IS NULL");
+    sql.execute(conn)?;
+    Ok(())
+}

@@ -243,23 +243,38 @@ pub fn close(
     Ok(())
 }
 
-fn scope(sql: &mut Sql, user_id: Option<&str>, status: &str) {
+/// Which conflicts a list shows.
+#[derive(Debug, Clone, Default)]
+pub struct Scope<'a> {
+    /// One user's, or everyone's for `None` (administrators).
+    pub user_id: Option<&'a str>,
+    pub table: Option<&'a str>,
+    pub device_id: Option<&'a str>,
+}
+
+fn scope(sql: &mut Sql, scope: &Scope<'_>, status: &str) {
     sql.push(" WHERE status = ").param(status);
-    if let Some(u) = user_id {
+    if let Some(u) = scope.user_id {
         sql.push(" AND user_id = ").param(u);
+    }
+    if let Some(t) = scope.table {
+        sql.push(" AND table_name = ").param(t);
+    }
+    if let Some(d) = scope.device_id {
+        sql.push(" AND device_id = ").param(d);
     }
 }
 
-/// Conflicts of one user (or of everyone, for `None`), newest first.
+/// Conflicts with `status` in `within`, most recently changed first.
 pub fn list(
     conn: &mut DbConn,
-    user_id: Option<&str>,
+    within: &Scope<'_>,
     status: &str,
     limit: i64,
     offset: i64,
 ) -> Result<Vec<Conflict>, DbError> {
     let mut sql = Sql::new(COLUMNS);
-    scope(&mut sql, user_id, status);
+    scope(&mut sql, within, status);
     sql.push(" ORDER BY updated_at DESC, id LIMIT ")
         .param(limit)
         .push(" OFFSET ")
@@ -267,8 +282,44 @@ pub fn list(
     sql.load(conn)
 }
 
-pub fn count_open(conn: &mut DbConn, user_id: Option<&str>) -> Result<i64, DbError> {
+pub fn count_in(conn: &mut DbConn, within: &Scope<'_>, status: &str) -> Result<i64, DbError> {
     let mut sql = Sql::new("SELECT COUNT(*) AS n FROM conflicts");
-    scope(&mut sql, user_id, "open");
+    scope(&mut sql, within, status);
     count(conn, sql)
+}
+
+/// A user's (or everyone's) open conflicts.
+pub fn count_open(conn: &mut DbConn, user_id: Option<&str>) -> Result<i64, DbError> {
+    count_in(
+        conn,
+        &Scope {
+            user_id,
+            ..Scope::default()
+        },
+        "open",
+    )
+}
+
+/// The names of the differing fields of many conflicts, by conflict id.
+pub fn field_names_of(
+    conn: &mut DbConn,
+    ids: &[String],
+) -> Result<std::collections::HashMap<String, Vec<String>>, DbError> {
+    #[derive(QueryableByName)]
+    struct Named {
+        #[diesel(sql_type = Text)]
+        conflict_id: String,
+        #[diesel(sql_type = Text)]
+        field: String,
+    }
+    let mut out: std::collections::HashMap<String, Vec<String>> = std::collections::HashMap::new();
+    for chunk in ids.chunks(super::rows::BATCH) {
+        let mut sql =
+            Sql::new("SELECT conflict_id, field FROM conflict_fields WHERE conflict_id IN (");
+        sql.params(chunk).push(") ORDER BY conflict_id, field");
+        for n in sql.load::<Named>(conn)? {
+            out.entry(n.conflict_id).or_default().push(n.field);
+        }
+    }
+    Ok(out)
 }

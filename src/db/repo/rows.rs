@@ -412,23 +412,6 @@ pub fn existing(
     Ok(out)
 }
 
-/// Every row of `table` whose foreign key points at `parent_id`, oldest first.
-pub fn children_of(
-    conn: &mut DbConn,
-    table: TableId,
-    parent_id: &str,
-) -> Result<Vec<Row>, DbError> {
-    let def = &TABLES[table];
-    let Some((fk, _)) = def.parent() else {
-        return Ok(Vec::new());
-    };
-    let mut sql = Sql::new(select_columns(def));
-    sql.push(&format!(" WHERE {} = ", def.fields[fk].name))
-        .param(parent_id)
-        .push(" ORDER BY id");
-    load(conn, def, &sql)
-}
-
 /// One row's changed fields and its new stamp, for [`update_many`].
 pub type RowUpdate = (String, Vec<(usize, Option<String>)>, Micros);
 
@@ -476,4 +459,115 @@ pub fn update_many(
         }
     }
     Ok(())
+}
+
+/// Which rows a list shows: a text search over the table's text fields, and/or the rows
+/// under one parent.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub search: Option<String>,
+    /// (foreign-key field index, parent id)
+    pub parent: Option<(usize, String)>,
+}
+
+fn filter_sql(sql: &mut Sql, table: &Table, filter: &Filter) {
+    sql.push(" WHERE 1 = 1");
+    if let Some((fk, parent)) = &filter.parent {
+        sql.push(&format!(" AND {} = ", table.fields[*fk].name))
+            .param(parent);
+    }
+    if let Some(q) = filter.search.as_deref().filter(|q| !q.trim().is_empty()) {
+        // LIKE with its wildcards escaped; LOWER on both sides because PostgreSQL's LIKE
+        // is case-sensitive and SQLite's is not.
+        let pattern = format!(
+            "%{}%",
+            q.trim()
+                .to_lowercase()
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_")
+        );
+        let texts: Vec<&str> = table
+            .fields
+            .iter()
+            .filter(|f| matches!(f.ty, crate::domain::FieldType::Text))
+            .map(|f| f.name)
+            .collect();
+        if !texts.is_empty() {
+            sql.push(" AND (");
+            for (i, name) in texts.iter().enumerate() {
+                if i > 0 {
+                    sql.push(" OR ");
+                }
+                sql.push(&format!("LOWER({name}) LIKE "))
+                    .param(pattern.clone())
+                    .push(" ESCAPE '\\'");
+            }
+            sql.push(")");
+        }
+    }
+}
+
+/// The order rows are listed in: by natural key, else newest first by the first field
+/// that is not a parent (an inspection's time, a reading's kind).
+fn list_order(table: &Table) -> String {
+    match table.natural_key {
+        Some(k) => format!(" ORDER BY {k}, id"),
+        None => {
+            let first = table
+                .fields
+                .iter()
+                .find(|f| !matches!(f.ty, crate::domain::FieldType::Parent(_)))
+                .map_or("id", |f| f.name);
+            format!(" ORDER BY {first} DESC, id")
+        }
+    }
+}
+
+/// A page of rows for a list.
+pub fn list(
+    conn: &mut DbConn,
+    table: TableId,
+    filter: &Filter,
+    limit: i64,
+    offset: i64,
+) -> Result<Vec<Row>, DbError> {
+    let def = &TABLES[table];
+    let mut sql = Sql::new(select_columns(def));
+    filter_sql(&mut sql, def, filter);
+    sql.push(&list_order(def));
+    sql.push(" LIMIT ")
+        .param(limit)
+        .push(" OFFSET ")
+        .param(offset);
+    load(conn, def, &sql)
+}
+
+pub fn count(conn: &mut DbConn, table: TableId, filter: &Filter) -> Result<i64, DbError> {
+    let def = &TABLES[table];
+    let mut sql = Sql::new(format!("SELECT COUNT(*) AS n FROM {}", def.name));
+    filter_sql(&mut sql, def, filter);
+    super::accounts::count(conn, sql)
+}
+
+/// The rows of `table` under any of `parents`, listed in order.
+pub fn under_parents(
+    conn: &mut DbConn,
+    table: TableId,
+    parents: &[String],
+) -> Result<Vec<Row>, DbError> {
+    let def = &TABLES[table];
+    let Some((fk, _)) = def.parent() else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for chunk in parents.chunks(BATCH) {
+        let mut sql = Sql::new(select_columns(def));
+        sql.push(&format!(" WHERE {} IN (", def.fields[fk].name))
+            .params(chunk)
+            .push(")");
+        sql.push(&list_order(def));
+        out.extend(load(conn, def, &sql)?);
+    }
+    Ok(out)
 }

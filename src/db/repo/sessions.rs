@@ -129,3 +129,67 @@ pub fn complete(conn: &mut DbConn, id: &str, now: Micros) -> Result<(), DbError>
     sql.execute(conn)?;
     Ok(())
 }
+
+/// A session as listed in a device's sync history.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct SessionSummary {
+    #[diesel(sql_type = Text)]
+    pub id: String,
+    #[diesel(sql_type = Text)]
+    pub status: String,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub since: Option<i64>,
+    #[diesel(sql_type = BigInt)]
+    pub started: i64,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub finished: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub applied: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub unchanged: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub conflicts: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub downloaded: Option<i64>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub failure: Option<String>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub clock_offset: Option<i64>,
+}
+
+/// A device's sessions, newest first.
+pub fn history(
+    conn: &mut DbConn,
+    device_id: &str,
+    limit: i64,
+    offset: i64,
+) -> Result<Vec<SessionSummary>, DbError> {
+    let mut sql = Sql::new(
+        "SELECT id, status, since, started, finished, applied, unchanged, conflicts, downloaded, \
+         failure, clock_offset FROM sync_sessions WHERE device_id = ",
+    );
+    sql.param(device_id)
+        .push(" ORDER BY started DESC, id LIMIT ")
+        .param(limit)
+        .push(" OFFSET ")
+        .param(offset);
+    sql.load(conn)
+}
+
+pub fn count_for_device(conn: &mut DbConn, device_id: &str) -> Result<i64, DbError> {
+    let mut sql = Sql::new("SELECT COUNT(*) AS n FROM sync_sessions WHERE device_id = ");
+    sql.param(device_id);
+    super::accounts::count(conn, sql)
+}
+
+/// The clock offset (device minus server, µs) kept with a session, if the device sent its clock.
+pub fn clock_offset(conn: &mut DbConn, id: &str) -> Result<Option<i64>, DbError> {
+    #[derive(QueryableByName)]
+    struct Offset {
+        #[diesel(sql_type = Nullable<BigInt>)]
+        clock_offset: Option<i64>,
+    }
+    let mut sql = Sql::new("SELECT clock_offset FROM sync_sessions WHERE id = ");
+    sql.param(id);
+    Ok(sql.first::<Offset>(conn)?.and_then(|o| o.clock_offset))
+}
