@@ -101,12 +101,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .route("/login", web::get().to(auth::login_form))
     .route("/login", web::post().to(auth::login))
     .route("/logout", web::post().to(auth::logout))
-    .route("/conflicts", web::get().to(conflicts::list))
-    .route("/conflicts/{id}", web::get().to(conflicts::show_conflict))
-    .route(
-        "/conflicts/{id}",
-        web::post().to(conflicts::resolve_conflict),
-    )
     .route("/static/offsync.css", web::get().to(stylesheet))
     .route("/static/offsync.js", web::get().to(script))
     .route("/healthz", web::get().to(healthz))

@@ -714,3 +714,99 @@ macro_rules! on_both {
         }
     };
 }
+
+// ---------------------------------------------------------------------------------------
+// The pages, as a browser without JavaScript uses them.
+
+/// A person's browser without JavaScript: a cookie jar, forms posted as browsers post them.
+pub struct Browser {
+    base: String,
+    http: reqwest::blocking::Client,
+}
+
+impl Browser {
+    pub fn new(app: &TestApp) -> Browser {
+        Browser {
+            base: app.base.clone(),
+            http: reqwest::blocking::Client::builder()
+                .cookie_store(true)
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+        }
+    }
+
+    pub fn get(&self, path: &str) -> (u16, String) {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .unwrap();
+        (r.status().as_u16(), r.text().unwrap())
+    }
+
+    pub fn post(&self, path: &str, pairs: &[(&str, &str)]) -> (u16, String, Option<String>) {
+        let body = serde_urlencoded::to_string(pairs).unwrap();
+        let r = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .unwrap();
+        let loc = r
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        (r.status().as_u16(), r.text().unwrap(), loc)
+    }
+
+    pub fn csrf(&self, page: &str) -> String {
+        attr_after(page, "name=\"csrf\"", "value").expect("a csrf field")
+    }
+
+    pub fn sign_in(&self, user: &str, password: &str) -> (u16, String, Option<String>) {
+        let (status, page) = self.get("/login");
+        assert_eq!(status, 200);
+        assert!(page.contains("name=\"username\"") && page.contains("type=\"password\""));
+        let csrf = self.csrf(&page);
+        self.post(
+            "/login",
+            &[("csrf", &csrf), ("username", user), ("password", password)],
+        )
+    }
+
+    pub fn signed_in(app: &TestApp, user: &str) -> Browser {
+        let b = Browser::new(app);
+        let (status, _, loc) = b.sign_in(user, "password");
+        assert_eq!(status, 303);
+        assert_eq!(loc.as_deref(), Some("/"));
+        b
+    }
+
+    /// The ids linked from /conflicts.
+    pub fn conflict_ids(&self) -> Vec<String> {
+        let (status, page) = self.get("/conflicts");
+        assert_eq!(status, 200);
+        page.match_indices("href=\"/conflicts/")
+            .map(|(i, m)| {
+                let rest = &page[i + m.len()..];
+                rest[..rest.find('"').unwrap()].to_owned()
+            })
+            .collect()
+    }
+}
+
+/// The value of attribute `name` in the tag that contains `marker`.
+pub fn attr_after(page: &str, marker: &str, name: &str) -> Option<String> {
+    let at = page.find(marker)?;
+    let tag_start = page[..at].rfind('<')?;
+    let tag_end = at + page[at..].find('>')?;
+    attr(&page[tag_start..tag_end], name)
+}
+
+/// The `version` hidden field of a form page.
+pub fn form_version(page: &str) -> String {
+    attr_after(page, "name=\"version\"", "value").unwrap()
+}

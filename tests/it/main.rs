@@ -5,9 +5,11 @@ mod helpers;
 
 mod concurrency;
 mod conflicts;
+mod devices;
 mod duplicates;
 mod pages;
 mod rejections;
 mod sessions;
+mod site;
 mod uploads;
 mod wire_schema;

@@ -12,97 +12,14 @@ on_both!(
     an_edit_of_a_deleted_row_can_be_restored,
     users_see_only_their_own_conflicts,
     an_edited_value_and_keep_all,
+    bulk_resolution_keeps_one_side_for_the_selected,
+    the_list_filters_by_table_and_device_and_history_records_choices,
+    a_duplicate_shows_how_the_records_were_joined,
+    the_banner_is_on_every_page_while_conflicts_wait,
 );
 
-struct Browser {
-    base: String,
-    http: reqwest::blocking::Client,
-}
-
-impl Browser {
-    fn new(app: &TestApp) -> Browser {
-        Browser {
-            base: app.base.clone(),
-            http: reqwest::blocking::Client::builder()
-                .cookie_store(true)
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap(),
-        }
-    }
-
-    fn get(&self, path: &str) -> (u16, String) {
-        let r = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .send()
-            .unwrap();
-        (r.status().as_u16(), r.text().unwrap())
-    }
-
-    fn post(&self, path: &str, pairs: &[(&str, &str)]) -> (u16, String, Option<String>) {
-        let body = serde_urlencoded::to_string(pairs).unwrap();
-        let r = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(body)
-            .send()
-            .unwrap();
-        let loc = r
-            .headers()
-            .get("location")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        (r.status().as_u16(), r.text().unwrap(), loc)
-    }
-
-    fn csrf(&self, page: &str) -> String {
-        attr_after(page, "name=\"csrf\"", "value").expect("a csrf field")
-    }
-
-    fn sign_in(&self, user: &str, password: &str) -> (u16, String, Option<String>) {
-        let (status, page) = self.get("/login");
-        assert_eq!(status, 200);
-        assert!(page.contains("name=\"username\"") && page.contains("type=\"password\""));
-        let csrf = self.csrf(&page);
-        self.post(
-            "/login",
-            &[("csrf", &csrf), ("username", user), ("password", password)],
-        )
-    }
-
-    fn signed_in(app: &TestApp, user: &str) -> Browser {
-        let b = Browser::new(app);
-        let (status, _, loc) = b.sign_in(user, "password");
-        assert_eq!(status, 303);
-        assert_eq!(loc.as_deref(), Some("/"));
-        b
-    }
-
-    /// The ids linked from /conflicts.
-    fn conflict_ids(&self) -> Vec<String> {
-        let (status, page) = self.get("/conflicts");
-        assert_eq!(status, 200);
-        page.match_indices("href=\"/conflicts/")
-            .map(|(i, m)| {
-                let rest = &page[i + m.len()..];
-                rest[..rest.find('"').unwrap()].to_owned()
-            })
-            .collect()
-    }
-}
-
-/// The value of attribute `name` in the tag that contains `marker`.
-fn attr_after(page: &str, marker: &str, name: &str) -> Option<String> {
-    let at = page.find(marker)?;
-    let tag_start = page[..at].rfind('<')?;
-    let tag_end = at + page[at..].find('>')?;
-    attr(&page[tag_start..tag_end], name)
-}
-
 /// A conflict on an asset's notes for `user`; returns the asset id.
-fn make_conflict(app: &TestApp, user: &str, offline: &str) -> String {
+pub fn make_conflict(app: &TestApp, user: &str, offline: &str) -> String {
     let (_, asset) = app.seed_asset();
     let mut d = app.device(user);
     d.sync(&[]);
@@ -116,10 +33,6 @@ fn make_conflict(app: &TestApp, user: &str, offline: &str) -> String {
     )]);
     assert_eq!(r.unwrap().2, 1);
     asset
-}
-
-fn form_version(page: &str) -> String {
-    attr_after(page, "name=\"version\"", "value").unwrap()
 }
 
 fn sign_in_refuses_a_wrong_password_without_saying_which_part(b: Backend) {
@@ -487,4 +400,197 @@ fn an_edited_value_and_keep_all(b: Backend) {
         ),
         (Some("offline 2"), Some("broken"))
     );
+}
+
+fn bulk_resolution_keeps_one_side_for_the_selected(b: Backend) {
+    let Some(app) = TestApp::spawn(b) else { return };
+    let assets: Vec<String> = (0..3)
+        .map(|n| make_conflict(&app, "carol", &format!("offline {n}")))
+        .collect();
+    let br = Browser::signed_in(&app, "carol");
+    let (_, list) = br.get("/conflicts");
+    let ids = br.conflict_ids();
+    assert_eq!(ids.len(), 3);
+    let keep: Vec<&String> = ids.iter().take(2).collect();
+    let mut pairs = vec![("csrf", br.csrf(&list)), ("all", "offline".to_owned())];
+    pairs.extend(keep.iter().map(|id| ("ids", (*id).clone())));
+    let refs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (status, body, location) = br.post("/conflicts/bulk", &refs);
+    assert_eq!(status, 303, "{body}");
+    assert_eq!(location.as_deref(), Some("/conflicts?resolved=2&skipped=0"));
+    let (_, after) = br.get(location.as_deref().unwrap());
+    assert!(after.contains("2 resolved."));
+    assert_eq!(br.conflict_ids().len(), 1);
+    let offline: Vec<_> = assets
+        .iter()
+        .filter(|a| {
+            app.row("assets", a).unwrap().fields["notes"]
+                .as_deref()
+                .is_some_and(|n| n.starts_with("offline"))
+        })
+        .collect();
+    assert_eq!(offline.len(), 2, "the selected took their offline values");
+    assert_eq!(app.device("carol").state(), (None, true, 1));
+    // Someone else's conflict cannot be slipped into a bulk post.
+    let other = make_conflict(&app, "dave", "theirs");
+    let dave = Browser::signed_in(&app, "dave");
+    let theirs = dave.conflict_ids().pop().unwrap();
+    let (status, _, _) = br.post(
+        "/conflicts/bulk",
+        &[
+            ("csrf", &br.csrf(&list)),
+            ("all", "offline"),
+            ("ids", &theirs),
+        ],
+    );
+    assert_eq!(status, 404);
+    assert_eq!(
+        app.row("assets", &other).unwrap().fields["notes"].as_deref(),
+        Some("server notes")
+    );
+}
+
+fn the_list_filters_by_table_and_device_and_history_records_choices(b: Backend) {
+    let Some(app) = TestApp::spawn(b) else { return };
+    let asset = make_conflict(&app, "carol", "offline");
+    let (_, other_asset) = app.seed_asset();
+    let (inspection, _) = app.seed_inspection(&other_asset);
+    let mut d = app.device("carol");
+    d.sync(&[]);
+    let base = d.base("inspections", &inspection);
+    app.online_edit("inspections", &inspection, "summary", Some("server"));
+    d.sync(&[edit(
+        "inspections",
+        &inspection,
+        &base,
+        &[("summary", Some("laptop"))],
+    )]);
+    let br = Browser::signed_in(&app, "carol");
+    assert_eq!(br.conflict_ids().len(), 2);
+    let (_, only_inspections) = br.get("/conflicts?table=inspections");
+    assert!(only_inspections.contains("1 open conflict"));
+    let other_tag = app.row("assets", &other_asset).unwrap().fields["tag"]
+        .clone()
+        .unwrap();
+    assert!(
+        only_inspections.contains(&format!("asset {other_tag}")),
+        "with its parent for context"
+    );
+    let (_, list) = br.get("/conflicts");
+    let devices: Vec<String> = list
+        .match_indices("<option value=\"")
+        .map(|(i, m)| list[i + m.len()..].split('"').next().unwrap().to_owned())
+        .filter(|v| !v.is_empty() && uuid::Uuid::parse_str(v).is_ok())
+        .collect();
+    assert_eq!(devices.len(), 2, "the person's two devices are offered");
+    let counts: Vec<bool> = devices
+        .iter()
+        .map(|dv| {
+            br.get(&format!("/conflicts?device={dv}"))
+                .1
+                .contains("1 open conflict")
+        })
+        .collect();
+    assert_eq!(
+        counts,
+        vec![true, true],
+        "each device's filter shows its one conflict"
+    );
+    // Resolve one and find it in the history with the choice and who made it.
+    let id = br
+        .conflict_ids()
+        .into_iter()
+        .find(|id| br.get(&format!("/conflicts/{id}")).1.contains(&asset))
+        .unwrap();
+    let (_, page) = br.get(&format!("/conflicts/{id}"));
+    br.post(
+        &format!("/conflicts/{id}"),
+        &[
+            ("csrf", &br.csrf(&page)),
+            ("version", &form_version(&page)),
+            ("choice.notes", "offline"),
+            ("choice.status", "server"),
+        ],
+    );
+    let (status, history) = br.get("/resolutions");
+    assert_eq!(status, 200);
+    assert!(history.contains("notes: offline") && history.contains("status: server"));
+    assert!(history.contains("carol"));
+    let (_, resolved) = br.get(&format!("/conflicts/{id}"));
+    assert!(resolved.contains("has been resolved"));
+}
+
+fn a_duplicate_shows_how_the_records_were_joined(b: Backend) {
+    let Some(app) = TestApp::spawn(b) else { return };
+    let (site, asset) = app.seed_asset();
+    let tag = app.row("assets", &asset).unwrap().fields["tag"]
+        .clone()
+        .unwrap();
+    let mut d = app.device("carol");
+    let copy = uid();
+    d.sync(&[create(
+        "assets",
+        &copy,
+        &[
+            ("site_id", Some(&site)),
+            ("tag", Some(&tag)),
+            ("status", Some("broken")),
+            ("notes", Some("n0")),
+        ],
+    )]);
+    let br = Browser::signed_in(&app, "carol");
+    let id = br.conflict_ids().pop().unwrap();
+    let (_, page) = br.get(&format!("/conflicts/{id}"));
+    assert!(page.contains(&copy), "the laptop's id is shown");
+    assert!(page.contains("joined"));
+    assert!(page.contains("name=\"choice.status\" value=\"offline\""));
+    let (status, _, _) = br.post(
+        &format!("/conflicts/{id}"),
+        &[
+            ("csrf", &br.csrf(&page)),
+            ("version", &form_version(&page)),
+            ("choice.status", "offline"),
+            ("choice.description", "server"),
+        ],
+    );
+    assert_eq!(status, 303);
+    let row = app.row("assets", &asset).unwrap();
+    assert_eq!(
+        (
+            row.fields["status"].as_deref(),
+            row.fields["description"].as_deref()
+        ),
+        (Some("broken"), Some("Pump"))
+    );
+}
+
+fn the_banner_is_on_every_page_while_conflicts_wait(b: Backend) {
+    let Some(app) = TestApp::spawn(b) else { return };
+    let asset = make_conflict(&app, "carol", "offline");
+    let br = Browser::signed_in(&app, "carol");
+    for path in [
+        "/sites",
+        "/devices",
+        "/resolutions",
+        &format!("/assets/{asset}"),
+    ] {
+        let (_, page) = br.get(path);
+        assert!(
+            page.contains("1 conflict waits for you"),
+            "{path} has no banner"
+        );
+        assert!(page.contains("href=\"/conflicts\""));
+    }
+    let id = br.conflict_ids().pop().unwrap();
+    let (_, page) = br.get(&format!("/conflicts/{id}"));
+    br.post(
+        &format!("/conflicts/{id}"),
+        &[
+            ("csrf", &br.csrf(&page)),
+            ("version", &form_version(&page)),
+            ("all", "server"),
+        ],
+    );
+    let (_, page) = br.get("/sites");
+    assert!(!page.contains("waits for you"), "gone after the last one");
 }

@@ -1,0 +1,200 @@
+//! Browser tests in headless Chromium, driven through WebDriver (chromedriver): a field
+//! engineer signs in, sees the conflict banner, opens the conflict, picks versions by
+//! clicking, saves, and finds the banner gone and the chosen values on the record page.
+//!
+//! Needs Debian's `chromium` and `chromium-driver`; without them the test prints a notice
+//! and passes on a laptop, and fails under CI=true (`.ci/run` installs them).
+
+#[allow(
+    dead_code,
+    reason = "shares the integration tests' helpers; uses a few"
+)]
+#[path = "it/helpers.rs"]
+mod helpers;
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use helpers::*;
+use thirtyfour::prelude::*;
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
+fn browser_available() -> bool {
+    let found = Path::new(CHROMIUM).exists() && Path::new(CHROMEDRIVER).exists();
+    if !found {
+        assert!(
+            std::env::var("CI").map(|v| v != "true").unwrap_or(true),
+            "CI=true but chromium and chromium-driver are not installed"
+        );
+        eprintln!("notice: chromium/chromedriver not installed; skipping the browser test");
+    }
+    found
+}
+
+/// chromedriver on a free port, killed on drop.
+struct Driver {
+    child: Child,
+    url: String,
+}
+
+impl Driver {
+    fn start() -> Driver {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver starts");
+        let url = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while client().get(format!("{url}/status")).send().is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "chromedriver did not answer within 20 s"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Driver { child, url }
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn chromium(driver: &Driver, profile: &Path) -> WebDriverResult<WebDriver> {
+    let mut caps = DesiredCapabilities::chrome();
+    caps.set_binary(CHROMIUM)?;
+    for arg in [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--disable-quic",
+        "--window-size=1280,1000",
+    ] {
+        caps.add_arg(arg)?;
+    }
+    caps.add_arg(&format!("--user-data-dir={}", profile.display()))?;
+    let wd = WebDriver::new(&driver.url, caps).await?;
+    wd.set_implicit_wait_timeout(Duration::from_secs(5)).await?;
+    Ok(wd)
+}
+
+/// A conflict on an asset's notes and status for `user`; returns the asset id.
+fn make_conflict(app: &TestApp, user: &str) -> String {
+    let (_, asset) = app.seed_asset();
+    let mut d = app.device(user);
+    d.sync(&[]);
+    let base = d.base("assets", &asset);
+    app.online_edit("assets", &asset, "notes", Some("Bearing replaced (office)"));
+    app.online_edit("assets", &asset, "status", Some("degraded"));
+    let (r, _) = d.sync(&[edit(
+        "assets",
+        &asset,
+        &base,
+        &[
+            ("notes", Some("Seal leaking at the flange (laptop)")),
+            ("status", Some("broken")),
+        ],
+    )]);
+    assert_eq!(r.map(|r| r.2), Some(1));
+    asset
+}
+
+#[test]
+fn an_engineer_resolves_a_conflict_by_clicking() {
+    if !browser_available() {
+        return;
+    }
+    let app = TestApp::spawn(Backend::Sqlite).expect("SQLite is always there");
+    let asset = make_conflict(&app, "carol");
+    let driver = Driver::start();
+    let profile = tempfile::tempdir().unwrap();
+    let base = app.base.clone();
+    let screenshot =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots/conflict-page.png");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let outcome: WebDriverResult<()> = runtime.block_on(async {
+        let wd = chromium(&driver, profile.path()).await?;
+        let result = async {
+            wd.goto(format!("{base}/login")).await?;
+            wd.find(By::Id("username"))
+                .await?
+                .send_keys("carol")
+                .await?;
+            wd.find(By::Id("password"))
+                .await?
+                .send_keys("password")
+                .await?;
+            wd.find(By::Css("button.primary")).await?.click().await?;
+
+            let banner = wd.find(By::Css(".banner")).await?.text().await?;
+            assert!(
+                banner.contains("1 conflict waits for you"),
+                "banner: {banner}"
+            );
+            wd.find(By::LinkText("Review them")).await?.click().await?;
+            wd.find(By::Css("table.list tbody a"))
+                .await?
+                .click()
+                .await?;
+
+            let page = wd.find(By::Tag("main")).await?.text().await?;
+            assert!(
+                page.contains("Bearing replaced (office)")
+                    && page.contains("Seal leaking at the flange (laptop)")
+            );
+            std::fs::create_dir_all(screenshot.parent().unwrap()).ok();
+            std::fs::write(&screenshot, wd.screenshot_as_png().await?)
+                .expect("writing the screenshot");
+
+            // The laptop's notes, the server's status.
+            wd.find(By::Id("c-notes-offline")).await?.click().await?;
+            wd.find(By::Id("c-status-server")).await?.click().await?;
+            wd.find(By::Id("save")).await?.click().await?;
+
+            assert!(wd.current_url().await?.path().ends_with("/conflicts"));
+            let list = wd.find(By::Tag("body")).await?.text().await?;
+            assert!(!list.contains("waits for you"), "the banner is gone");
+            assert!(list.contains("No open conflicts"));
+
+            wd.goto(format!("{base}/assets/{asset}")).await?;
+            let record = wd.find(By::Css("dl.facts")).await?.text().await?;
+            assert!(
+                record.contains("Seal leaking at the flange (laptop)"),
+                "{record}"
+            );
+            assert!(record.contains("degraded"), "{record}");
+            assert!(record.contains("carol (resolving a conflict)"), "{record}");
+            Ok(())
+        }
+        .await;
+        wd.quit().await?;
+        result
+    });
+    outcome.expect("the browser session");
+    let row = app.row("assets", &asset).unwrap();
+    assert_eq!(
+        row.fields["notes"].as_deref(),
+        Some("Seal leaking at the flange (laptop)")
+    );
+    assert_eq!(row.fields["status"].as_deref(), Some("degraded"));
+    assert!(screenshot.exists());
+}
