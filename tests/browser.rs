@@ -151,7 +151,7 @@ fn an_engineer_resolves_a_conflict_by_clicking() {
                 "banner: {banner}"
             );
             wd.find(By::LinkText("Review them")).await?.click().await?;
-            wd.find(By::Css("table.list tbody a"))
+            wd.find(By::Css("table.list a[href^='/conflicts/']"))
                 .await?
                 .click()
                 .await?;
@@ -170,12 +170,15 @@ fn an_engineer_resolves_a_conflict_by_clicking() {
             wd.find(By::Id("c-status-server")).await?.click().await?;
             wd.find(By::Id("save")).await?.click().await?;
 
+            // The empty list: only there once the save has gone through.
+            wd.find(By::Css("p.empty")).await?;
             assert!(wd.current_url().await?.path().ends_with("/conflicts"));
             let list = wd.find(By::Tag("body")).await?.text().await?;
             assert!(!list.contains("waits for you"), "the banner is gone");
             assert!(list.contains("No open conflicts"));
 
             wd.goto(format!("{base}/assets/{asset}")).await?;
+            wd.find(By::Css("a.button.danger")).await?;
             let record = wd.find(By::Css("dl.facts")).await?.text().await?;
             assert!(
                 record.contains("Seal leaking at the flange (laptop)"),
