@@ -156,6 +156,8 @@ fn an_engineer_resolves_a_conflict_by_clicking() {
                 .click()
                 .await?;
 
+            // Waits (implicitly) for the conflict page's form before reading the page.
+            wd.find(By::Id("save")).await?;
             let page = wd.find(By::Tag("main")).await?.text().await?;
             assert!(
                 page.contains("Bearing replaced (office)")
