@@ -8,6 +8,8 @@ use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 
 use crate::db::{self, Pool, Target};
+use crate::offline::client::Upstream;
+use crate::offline::sync::{self as offline_sync, Progress, Step};
 use crate::sync::session::Limits;
 use crate::{accounts, demo, sync, web};
 
@@ -15,14 +17,10 @@ use crate::{accounts, demo, sync, web};
 #[derive(Debug, Parser)]
 #[command(name = "offsync", version, about)]
 pub struct Cli {
-    /// Database to use: sqlite://PATH or postgres://USER:PASSWORD@HOST/NAME.
-    #[arg(
-        long,
-        global = true,
-        env = "DATABASE_URL",
-        default_value = "sqlite://offsync.db"
-    )]
-    database_url: String,
+    /// Database to use: sqlite://PATH or postgres://USER:PASSWORD@HOST/NAME. Default:
+    /// sqlite://offsync.db, or sqlite://offsync-offline.db for `offline` and `sync`.
+    #[arg(long, global = true, env = "DATABASE_URL")]
+    database_url: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -44,6 +42,29 @@ enum Command {
     },
     /// Fill an empty database with demo data and demo users; prints their logins.
     Demo,
+    /// Run the offline copy on a laptop: the same pages over a local database, with "Sync now".
+    Offline(OfflineArgs),
+    /// Sync the laptop's database with the main server once (open, upload, download, complete).
+    Sync(UpstreamArgs),
+}
+
+#[derive(Debug, Args)]
+struct UpstreamArgs {
+    /// The main server, e.g. https://offsync.example.org
+    #[arg(long, env = "OFFSYNC_UPSTREAM")]
+    upstream: String,
+    /// This laptop's device token (from `offsync device add` or the Devices page).
+    #[arg(long, env = "OFFSYNC_TOKEN")]
+    token: String,
+}
+
+#[derive(Debug, Args)]
+struct OfflineArgs {
+    #[command(flatten)]
+    upstream: UpstreamArgs,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8081")]
+    bind: String,
 }
 
 #[derive(Debug, Args)]
@@ -141,15 +162,26 @@ fn redact(url: &str) -> String {
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
-    let url = cli.database_url;
+    let on_laptop = matches!(cli.command, Command::Offline(_) | Command::Sync(_));
+    let url = cli.database_url.unwrap_or_else(|| {
+        if on_laptop {
+            "sqlite://offsync-offline.db"
+        } else {
+            "sqlite://offsync.db"
+        }
+        .to_owned()
+    });
+    let url = url.as_str();
     match cli.command {
-        Command::Serve(args) => serve(&url, args),
+        Command::Offline(args) => offline(url, args),
+        Command::Sync(args) => sync_once(url, args),
+        Command::Serve(args) => serve(url, args),
         Command::User(UserCommand::Add {
             name,
             password,
             admin,
         }) => {
-            let pool = open(&url, 1)?;
+            let pool = open(url, 1)?;
             let mut conn = pool.get()?;
             let user = accounts::add_user(&mut conn, &name, &password, admin)?;
             eprintln!(
@@ -160,14 +192,14 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Device(DeviceCommand::Add { user, name }) => {
-            let pool = open(&url, 1)?;
+            let pool = open(url, 1)?;
             let mut conn = pool.get()?;
             let (_, token) = accounts::add_device(&mut conn, &user, &name)?;
             println!("{token}");
             Ok(())
         }
         Command::Import { file } => {
-            let pool = open(&url, 1)?;
+            let pool = open(url, 1)?;
             let mut conn = pool.get()?;
             let input = std::fs::File::open(&file)
                 .with_context(|| format!("opening {}", file.display()))?;
@@ -184,7 +216,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Demo => {
-            let pool = open(&url, 1)?;
+            let pool = open(url, 1)?;
             let mut conn = pool.get()?;
             let logins = demo::load(&mut conn)?;
             print_logins(&logins);
@@ -262,7 +294,85 @@ fn serve(url: &str, args: ServeArgs) -> anyhow::Result<()> {
         redact(url)
     );
     actix_web::rt::System::new()
-        .block_on(async move { web::serve(listener, pool, settings)?.await })?;
+        .block_on(async move { web::serve(listener, pool, settings, None)?.await })?;
+    Ok(())
+}
+
+fn upstream(args: &UpstreamArgs) -> anyhow::Result<Upstream> {
+    if !(args.upstream.starts_with("http://") || args.upstream.starts_with("https://")) {
+        bail!(
+            "--upstream must be an http:// or https:// URL, not {:?}",
+            args.upstream
+        );
+    }
+    Ok(Upstream::new(&args.upstream, &args.token)?)
+}
+
+fn offline(url: &str, args: OfflineArgs) -> anyhow::Result<()> {
+    if !matches!(Target::parse(url)?, Target::Sqlite(_)) {
+        bail!("the offline copy keeps its data in SQLite: use --database-url sqlite://PATH");
+    }
+    let upstream = upstream(&args.upstream)?;
+    let pool = open(url, 4)?;
+    let listener =
+        TcpListener::bind(&args.bind).with_context(|| format!("binding {}", args.bind))?;
+    let address = listener.local_addr()?;
+    let settings = web::WebSettings {
+        limits: Limits::default(),
+        // Sessions only carry CSRF tokens here; a new key per start is enough.
+        session_key: actix_web::cookie::Key::generate(),
+        secure_cookies: false,
+        workers: 2,
+    };
+    eprintln!(
+        "offsync offline copy of {} on http://{address}/ (data in {})",
+        upstream.base,
+        redact(url)
+    );
+    let app = web::offline::OfflineApp::new(upstream);
+    actix_web::rt::System::new()
+        .block_on(async move { web::serve(listener, pool, settings, Some(app))?.await })?;
+    Ok(())
+}
+
+/// A progress bar on a terminal (indicatif draws nothing when stderr is not one).
+struct Bar(indicatif::ProgressBar);
+
+impl Progress for Bar {
+    fn step(&self, step: Step, detail: &str) {
+        let what = match step {
+            Step::Preparing => "preparing",
+            Step::Uploading => "uploading",
+            Step::Downloading => "downloading",
+            Step::Completing => "completing",
+        };
+        self.0.set_message(format!("{what} {detail}"));
+    }
+
+    fn downloaded(&self, rows: u64) {
+        self.0.set_position(rows);
+    }
+}
+
+fn sync_once(url: &str, args: UpstreamArgs) -> anyhow::Result<()> {
+    if !matches!(Target::parse(url)?, Target::Sqlite(_)) {
+        bail!("the offline copy keeps its data in SQLite: use --database-url sqlite://PATH");
+    }
+    let upstream = upstream(&args)?;
+    let pool = open(url, 2)?;
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} {msg} {pos} rows [{elapsed}]")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+    );
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    let outcome = offline_sync::sync(&pool, &upstream, &Bar(bar.clone()));
+    bar.finish_and_clear();
+    let summary = outcome.context("sync did not complete")?;
+    println!(
+        "sync complete: uploaded {}, downloaded {}, conflicts {}",
+        summary.uploaded, summary.downloaded, summary.conflicts
+    );
     Ok(())
 }
 

@@ -13,5 +13,6 @@ pub mod db;
 pub mod demo;
 pub mod domain;
 pub mod editing;
+pub mod offline;
 pub mod sync;
 pub mod web;

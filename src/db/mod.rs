@@ -99,11 +99,12 @@ impl ManageConnection for Manager {
             Target::Sqlite(path) => {
                 let mut c = diesel::SqliteConnection::establish(path)
                     .map_err(|e| DbError::Connect(e.to_string()))?;
-                // WAL: readers never block the writer. busy_timeout: writers queue instead
-                // of failing with "database is locked". Foreign keys are off by default.
+                // busy_timeout: writers queue instead of failing with "database is
+                // locked". Foreign keys are off by default. (WAL is set once, in `connect`:
+                // it belongs to the file, and switching takes a lock of its own.)
                 c.batch_execute(
-                    "PRAGMA busy_timeout = 30000; PRAGMA journal_mode = WAL; \
-                     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+                    "PRAGMA busy_timeout = 30000; PRAGMA synchronous = NORMAL; \
+                     PRAGMA foreign_keys = ON;",
                 )?;
                 Ok(DbConn::Sqlite(c))
             }
@@ -125,6 +126,12 @@ impl ManageConnection for Manager {
 /// Opens a pool on `url` and brings the schema up to date.
 pub fn connect(url: &str, max_size: u32) -> Result<Pool, DbError> {
     let target = Target::parse(url)?;
+    if let Target::Sqlite(path) = &target {
+        // WAL: readers never block the writer. Set before the pool opens its connections.
+        let mut c = diesel::SqliteConnection::establish(path)
+            .map_err(|e| DbError::Connect(e.to_string()))?;
+        c.batch_execute("PRAGMA busy_timeout = 30000; PRAGMA journal_mode = WAL;")?;
+    }
     let pool = r2d2::Pool::builder()
         .max_size(max_size)
         .connection_timeout(Duration::from_secs(10))

@@ -53,6 +53,8 @@ pub struct Layout {
     pub is_conflict: bool,
     pub conflicts: i64,
     pub csrf: String,
+    /// The offline copy's header (offline mode only).
+    pub offline: Option<super::offline::OfflineBar>,
 }
 
 /// The signed-in user and the layout facts about them.
@@ -61,8 +63,20 @@ pub struct Viewer {
     pub layout: Layout,
 }
 
-/// The signed-in user, or a redirect to the sign-in page.
+/// The signed-in user, or a redirect to the sign-in page. The offline copy has no sign-in:
+/// the laptop's owner is the person at it.
 pub async fn viewer(state: &AppState, session: &Session) -> Result<Viewer, PageError> {
+    if state.mode == crate::editing::Mode::Offline {
+        let layout = super::offline::offline_layout(state, session).await?;
+        let user = User {
+            id: String::new(),
+            name: "this laptop".into(),
+            password_hash: String::new(),
+            is_admin: false,
+            is_conflict: false,
+        };
+        return Ok(Viewer { user, layout });
+    }
     let Some(user_id) = session.get::<String>(USER_KEY).ok().flatten() else {
         return Err(PageError::sign_in());
     };
@@ -87,6 +101,7 @@ pub async fn viewer(state: &AppState, session: &Session) -> Result<Viewer, PageE
         is_conflict: user.is_conflict,
         conflicts: open,
         csrf: csrf_token(session),
+        offline: None,
     };
     Ok(Viewer { user, layout })
 }
@@ -106,6 +121,7 @@ fn anonymous_layout(session: &Session) -> Layout {
         is_conflict: false,
         conflicts: 0,
         csrf: csrf_token(session),
+        offline: None,
     }
 }
 

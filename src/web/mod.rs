@@ -6,6 +6,7 @@ pub mod auth;
 pub mod conflicts;
 pub mod devices;
 pub mod error;
+pub mod offline;
 pub mod present;
 pub mod records;
 
@@ -22,12 +23,17 @@ use actix_web::web::{self, Data};
 use actix_web::{App, HttpResponse, HttpServer};
 
 use crate::db::Pool;
+use crate::editing::Mode;
 use crate::sync::session::Limits;
 
 /// What every handler shares.
 pub struct AppState {
     pub pool: Pool,
     pub limits: Limits,
+    /// The main site, or the offline copy on a laptop.
+    pub mode: Mode,
+    /// The offline copy's upstream and sync status (offline mode only).
+    pub offline: Option<offline::OfflineApp>,
 }
 
 /// Settings of the web layer.
@@ -109,11 +115,39 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .configure(devices::configure);
 }
 
-/// Starts serving on `listener` (already bound, so tests can use port 0).
-pub fn serve(listener: TcpListener, pool: Pool, settings: WebSettings) -> std::io::Result<Server> {
+/// The offline copy's routes: the same pages, no sign-in, no device API.
+pub fn configure_offline(cfg: &mut web::ServiceConfig) {
+    cfg.route("/", web::get().to(offline_home))
+        .route("/static/offsync.css", web::get().to(stylesheet))
+        .route("/static/offsync.js", web::get().to(script))
+        .route("/healthz", web::get().to(healthz))
+        .configure(offline::configure)
+        .configure(records::configure);
+}
+
+async fn offline_home() -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((actix_web::http::header::LOCATION, "/sites"))
+        .finish()
+}
+
+/// Starts serving on `listener` (already bound, so tests can use port 0): the main site,
+/// or with `offline` the offline copy of it.
+pub fn serve(
+    listener: TcpListener,
+    pool: Pool,
+    settings: WebSettings,
+    offline: Option<offline::OfflineApp>,
+) -> std::io::Result<Server> {
     let state = Data::new(AppState {
         pool,
         limits: settings.limits,
+        mode: if offline.is_some() {
+            Mode::Offline
+        } else {
+            Mode::Online
+        },
+        offline,
     });
     let key = settings.session_key.clone();
     let secure = settings.secure_cookies;
@@ -139,7 +173,10 @@ pub fn serve(listener: TcpListener, pool: Pool, settings: WebSettings) -> std::i
                     )),
             )
             .wrap(Logger::new("%r %s %b %Dms").log_target("offsync::http"))
-            .configure(configure)
+            .configure(|cfg| match state.mode {
+                Mode::Online => configure(cfg),
+                Mode::Offline => configure_offline(cfg),
+            })
     })
     .workers(settings.workers.max(1))
     .listen(listener)?

@@ -18,7 +18,8 @@ use super::present::{self, field_label, row_label, table_title};
 use crate::db::repo::rows::{self, Filter, Row};
 use crate::db::{DbConn, DbError};
 use crate::domain::{FieldType, TABLES, TableId, table_by_name};
-use crate::editing::{self, EditError};
+use crate::editing::{self, EditError, Mode};
+use crate::offline::store as offline_store;
 
 const PER_PAGE: i64 = 25;
 /// Child rows shown on a record page before "see all".
@@ -172,12 +173,13 @@ pub async fn list(
         page,
         pages: ((total + PER_PAGE - 1) / PER_PAGE).max(1),
         total,
-        can_create: def.parent().is_none(),
+        can_create: def.parent().is_none() && state.mode == Mode::Online,
     };
     Ok(Html::new(page.render()?))
 }
 
 pub struct Section {
+    pub can_create: bool,
     pub title: String,
     pub noun: String,
     pub columns: Vec<String>,
@@ -202,6 +204,11 @@ struct RecordPage {
     edit_href: String,
     delete_href: String,
     sections: Vec<Section>,
+    can_edit: bool,
+    can_delete: bool,
+    /// Offline: local changes not yet synced, and fields the server did not take.
+    pending: bool,
+    not_taken: Vec<String>,
 }
 
 /// The chain of parents above a row, top first, as (label, link).
@@ -240,10 +247,11 @@ pub async fn show(
     let table = table_of(&name)?;
     let pool = state.pool.clone();
     let layout = v.layout;
+    let mode = state.mode;
     let page = web::block(move || {
         let mut conn = pool.get().map_err(DbError::from)?;
         let row = rows::get(&mut conn, table, &id)?.ok_or_else(PageError::not_found)?;
-        record_page(&mut conn, layout, table, row)
+        record_page(&mut conn, mode, layout, table, row)
     })
     .await??;
     Ok(Html::new(page.render()?))
@@ -251,6 +259,7 @@ pub async fn show(
 
 fn record_page(
     conn: &mut DbConn,
+    mode: Mode,
     layout: Layout,
     table: TableId,
     row: Row,
@@ -299,6 +308,7 @@ fn record_page(
             sub_columns = columns(gc, true);
         }
         sections.push(Section {
+            can_create: mode == Mode::Online || TABLES[child].offline_create,
             title: table_title(child),
             noun: TABLES[child].noun.to_owned(),
             columns: columns(child, true),
@@ -310,7 +320,24 @@ fn record_page(
             sub_columns,
         });
     }
+    let (pending, not_taken) = match mode {
+        Mode::Online => (false, Vec::new()),
+        Mode::Offline => {
+            let pending = offline_store::changes_of(conn, table, std::slice::from_ref(&row.id))?
+                .contains_key(&row.id);
+            let not_taken = offline_store::conflicts(conn)?
+                .into_iter()
+                .filter(|c| c.table_name == def.name && c.row_id == row.id)
+                .map(|c| field_label(&c.field))
+                .collect();
+            (pending, not_taken)
+        }
+    };
     Ok(RecordPage {
+        can_edit: mode == Mode::Online || def.fields.iter().any(|f| f.offline_edit),
+        can_delete: mode == Mode::Online || def.offline_delete,
+        pending,
+        not_taken,
         layout,
         crumbs: ancestors(conn, table, &row)?,
         noun: def.noun.to_owned(),
@@ -336,6 +363,8 @@ pub struct FieldInput {
     pub error: String,
     /// When the row changed meanwhile: the value now on the server, where it differs.
     pub server: String,
+    /// Shown but not editable (offline, a field only the main site changes).
+    pub readonly: bool,
 }
 
 #[derive(Template)]
@@ -368,10 +397,12 @@ fn hint(table: TableId, index: usize) -> String {
     }
 }
 
+/// The form's inputs; `editable` says which fields may be changed (all, except offline).
 fn inputs(
     table: TableId,
     values: &BTreeMap<String, String>,
     errors: &BTreeMap<String, String>,
+    editable: impl Fn(&crate::domain::Field) -> bool,
 ) -> Vec<FieldInput> {
     TABLES[table]
         .fields
@@ -395,6 +426,7 @@ fn inputs(
                 hint: hint(table, i),
                 error: errors.get(f.name).cloned().unwrap_or_default(),
                 server: String::new(),
+                readonly: !editable(f),
             }
         })
         .collect()
@@ -435,6 +467,9 @@ pub async fn new_form(
     let v = viewer(&state, &session).await?;
     let table = table_of(&path)?;
     let def = &TABLES[table];
+    if state.mode == Mode::Offline && !def.offline_create {
+        return Err(forbidden_offline(def.name, "created"));
+    }
     let pool = state.pool.clone();
     let parent = query.into_inner().parent;
     let (values, cancel) = web::block(move || {
@@ -458,7 +493,7 @@ pub async fn new_form(
         action: format!("/{}/new", def.name),
         cancel,
         version: String::new(),
-        fields: inputs(table, &values, &BTreeMap::new()),
+        fields: inputs(table, &values, &BTreeMap::new(), |_| true),
         stale: None,
         invalid: false,
     };
@@ -505,10 +540,11 @@ pub async fn create(
     check_csrf(&session, csrf.as_deref())?;
     let pool = state.pool.clone();
     let actor = v.user.name.clone();
+    let mode = state.mode;
     let input = values.clone();
     let outcome = web::block(move || {
         let mut conn = pool.get().map_err(DbError::from)?;
-        editing::create(&mut conn, table, &input, &actor)
+        editing::create(&mut conn, mode, table, &input, &actor)
     })
     .await?;
     let def = &TABLES[table];
@@ -522,7 +558,7 @@ pub async fn create(
                 action: format!("/{}/new", def.name),
                 cancel: format!("/{}", def.name),
                 version: String::new(),
-                fields: inputs(table, &values, &errors),
+                fields: inputs(table, &values, &errors, |_| true),
                 stale: None,
                 invalid: true,
             };
@@ -532,9 +568,17 @@ pub async fn create(
     }
 }
 
+fn forbidden_offline(table: &str, what: &str) -> PageError {
+    PageError::new(
+        StatusCode::FORBIDDEN,
+        format!("On a laptop, {table} are not {what}: that is done on the main site."),
+    )
+}
+
 fn edit_error(e: EditError) -> PageError {
     match e {
         EditError::NotFound => PageError::not_found(),
+        EditError::Forbidden(m) => PageError::new(StatusCode::FORBIDDEN, m),
         EditError::Db(db) => db.into(),
         other => PageError::internal(other),
     }
@@ -558,6 +602,8 @@ pub async fn edit_form(
     })
     .await??;
     let def = &TABLES[table];
+    let mode = state.mode;
+    let editable = |f: &crate::domain::Field| mode == Mode::Online || f.offline_edit;
     let page = FormPage {
         layout: v.layout,
         heading: format!("Edit {} {}", def.noun, row_label(table, &row.values)),
@@ -565,7 +611,7 @@ pub async fn edit_form(
         action: format!("{}/edit", href(table, &row.id)),
         cancel: href(table, &row.id),
         version: row.last_updated.to_string(),
-        fields: inputs(table, &values, &BTreeMap::new()),
+        fields: inputs(table, &values, &BTreeMap::new(), editable),
         stale: None,
         invalid: false,
     };
@@ -586,12 +632,14 @@ pub async fn update(
     check_csrf(&session, csrf.as_deref())?;
     let pool = state.pool.clone();
     let actor = v.user.name.clone();
+    let mode = state.mode;
     let input = values.clone();
     let row_id = id.clone();
     let outcome = web::block(move || {
         let mut conn = pool.get().map_err(DbError::from)?;
         let result = editing::update(
             &mut conn,
+            mode,
             table,
             &row_id,
             version.unwrap_or(-1),
@@ -607,6 +655,7 @@ pub async fn update(
     })
     .await??;
     let def = &TABLES[table];
+    let editable = |f: &crate::domain::Field| mode == Mode::Online || f.offline_edit;
     let page = |fields, version: String, stale, invalid| FormPage {
         layout: v.layout,
         heading: format!("Edit {}", def.noun),
@@ -622,7 +671,7 @@ pub async fn update(
         (Ok(()), _) => Ok(redirect(href(table, &id))),
         (Err(EditError::Invalid(errors)), _) => {
             let p = page(
-                inputs(table, &values, &errors),
+                inputs(table, &values, &errors, editable),
                 version.map(|v| v.to_string()).unwrap_or_default(),
                 None,
                 true,
@@ -630,7 +679,7 @@ pub async fn update(
             Ok(html(StatusCode::UNPROCESSABLE_ENTITY, p.render()?))
         }
         (Err(EditError::Stale(row)), Some(server)) => {
-            let mut fields = inputs(table, &values, &BTreeMap::new());
+            let mut fields = inputs(table, &values, &BTreeMap::new(), editable);
             for f in &mut fields {
                 let now = server.get(&f.name).cloned().unwrap_or_default();
                 if now.trim() != f.value.trim() {
@@ -727,6 +776,7 @@ pub async fn delete(
     check_csrf(&session, csrf.as_deref())?;
     let pool = state.pool.clone();
     let actor = v.user.name.clone();
+    let mode = state.mode;
     let (outcome, parent) = web::block(move || {
         let mut conn = pool.get().map_err(DbError::from)?;
         let parent = rows::get(&mut conn, table, &id)?.and_then(|row| {
@@ -734,7 +784,7 @@ pub async fn delete(
                 .parent()
                 .and_then(|(fk, pt)| row.values[fk].clone().map(|pid| href(pt, &pid)))
         });
-        let outcome = editing::delete(&mut conn, table, &id, version.unwrap_or(-1), &actor);
+        let outcome = editing::delete(&mut conn, mode, table, &id, version.unwrap_or(-1), &actor);
         Ok::<_, DbError>((outcome, parent))
     })
     .await??;

@@ -104,7 +104,26 @@ impl TestApp {
     }
 
     pub fn spawn_with(backend: Backend, limits: Limits) -> Option<TestApp> {
-        let db = TestDb::new(backend)?;
+        Some(Self::start(TestDb::new(backend)?, limits, None))
+    }
+
+    /// A laptop's offline copy (on its own SQLite database) of the main server at
+    /// `upstream`, with this device token.
+    pub fn spawn_offline(upstream: &str, token: &str) -> TestApp {
+        let db = TestDb::new(Backend::Sqlite).expect("SQLite is always there");
+        let up = offsync::offline::client::Upstream::new(upstream, token).expect("an upstream");
+        Self::start(
+            db,
+            Limits::default(),
+            Some(offsync::web::offline::OfflineApp::new(up)),
+        )
+    }
+
+    fn start(
+        db: TestDb,
+        limits: Limits,
+        offline: Option<offsync::web::offline::OfflineApp>,
+    ) -> TestApp {
         let pool = db::connect(&db.url, 8).expect("connecting to the test database");
         let listener = TcpListener::bind("127.0.0.1:0").expect("a free port");
         let base = format!("http://{}", listener.local_addr().expect("an address"));
@@ -118,22 +137,22 @@ impl TestApp {
         let server_pool = pool.clone();
         let thread = std::thread::spawn(move || {
             actix_web::rt::System::new().block_on(async move {
-                let server =
-                    web::serve(listener, server_pool, settings).expect("the server starts");
+                let server = web::serve(listener, server_pool, settings, offline)
+                    .expect("the server starts");
                 tx.send(server.handle())
                     .expect("the test waits for the handle");
                 let _ = server.await;
             });
         });
         let handle = rx.recv().expect("the server's handle");
-        Some(TestApp {
+        TestApp {
             base,
             pool,
             _db: db,
             handle,
             thread: Some(thread),
             counter: std::cell::Cell::new(0),
-        })
+        }
     }
 
     pub fn conn(&self) -> db::PooledConn {

@@ -7,6 +7,7 @@ mod concurrency;
 mod conflicts;
 mod devices;
 mod duplicates;
+mod offline;
 mod pages;
 mod rejections;
 mod sessions;

@@ -1,0 +1,234 @@
+//! The HTTP side of a sync: the device API with a real client (rustls, timeouts), and
+//! retries with backoff for transient failures (never for a 4xx, which would fail again).
+
+use std::io::Read;
+use std::path::Path;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use reqwest::blocking::{Client, Response};
+
+/// Why a step failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The server refused the request; retrying would not help.
+    #[error("the server refused {what}: {status} {message}")]
+    Refused {
+        what: &'static str,
+        status: u16,
+        code: String,
+        message: String,
+    },
+    /// The network or the server failed, even after retries.
+    #[error("{what} failed after {attempts} attempts: {reason}")]
+    Unreachable {
+        what: &'static str,
+        attempts: u32,
+        reason: String,
+    },
+    #[error("the server's answer to {what} was not understood: {reason}")]
+    Protocol { what: &'static str, reason: String },
+}
+
+/// The main server, as this device talks to it.
+#[derive(Clone)]
+pub struct Upstream {
+    pub base: String,
+    token: String,
+    http: Client,
+    /// Attempts per step, and the first pause between them (doubled each time).
+    pub attempts: u32,
+    pub backoff: Duration,
+}
+
+/// A session as the server opened it.
+#[derive(Debug, Clone)]
+pub struct OpenSession {
+    pub id: String,
+    pub since: Option<String>,
+    pub started: String,
+}
+
+/// The counts of an applied upload.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UploadResult {
+    pub applied: u64,
+    pub unchanged: u64,
+    pub conflicts: u64,
+}
+
+fn attr(xml: &str, name: &str) -> Option<String> {
+    let needle = format!(" {name}=\"");
+    let start = xml.find(&needle)? + needle.len();
+    let end = xml[start..].find('"')? + start;
+    Some(
+        quick_xml::escape::unescape(&xml[start..end])
+            .ok()?
+            .into_owned(),
+    )
+}
+
+impl Upstream {
+    pub fn new(base: &str, token: &str) -> Result<Upstream, ClientError> {
+        let http = Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            // Generous: a first download of a large data set streams for a while.
+            .timeout(Duration::from_secs(30 * 60))
+            .user_agent(concat!("offsync/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| ClientError::Protocol {
+                what: "setting up the HTTP client",
+                reason: e.to_string(),
+            })?;
+        Ok(Upstream {
+            base: base.trim_end_matches('/').to_owned(),
+            token: token.to_owned(),
+            http,
+            attempts: 4,
+            backoff: Duration::from_millis(500),
+        })
+    }
+
+    /// Runs `send` until it gets an answer that is not a transient failure.
+    fn with_retries(
+        &self,
+        what: &'static str,
+        send: impl Fn() -> Result<Response, String>,
+    ) -> Result<Response, ClientError> {
+        let mut pause = self.backoff;
+        let mut last = String::new();
+        for attempt in 1..=self.attempts.max(1) {
+            match send() {
+                Ok(r) if r.status().is_success() => return Ok(r),
+                Ok(r) if is_transient(r.status()) => {
+                    last = format!("the server answered {}", r.status())
+                }
+                Ok(r) => return Err(refused(what, r)),
+                Err(e) => last = e.to_string(),
+            }
+            if attempt < self.attempts {
+                tracing::warn!(what, attempt, reason = %last, "retrying");
+                std::thread::sleep(pause);
+                pause *= 2;
+            }
+        }
+        Err(ClientError::Unreachable {
+            what,
+            attempts: self.attempts.max(1),
+            reason: last,
+        })
+    }
+
+    pub fn open(&self, clock: &str) -> Result<OpenSession, ClientError> {
+        // The laptop's clock, so that the server can show change times corrected for it.
+        let url = format!(
+            "{}/api/sync/sessions?clock={}",
+            self.base,
+            clock.replace('+', "%2B")
+        );
+        let r = self.with_retries("opening a session", || {
+            self.http
+                .post(&url)
+                .bearer_auth(&self.token)
+                .send()
+                .map_err(|e| e.to_string())
+        })?;
+        let body = text(r, "opening a session")?;
+        Ok(OpenSession {
+            id: attr(&body, "id").ok_or_else(|| protocol("opening a session", &body))?,
+            since: attr(&body, "since"),
+            started: attr(&body, "started").ok_or_else(|| protocol("opening a session", &body))?,
+        })
+    }
+
+    /// Uploads the changeset file as the form file `changes`.
+    pub fn upload(&self, session: &str, file: &Path) -> Result<UploadResult, ClientError> {
+        let url = format!("{}/api/sync/sessions/{session}/upload", self.base);
+        let r = self.with_retries("uploading", || {
+            let opened = std::fs::File::open(file).map_err(|e| e.to_string())?;
+            let length = opened.metadata().map_err(|e| e.to_string())?.len();
+            let part = reqwest::blocking::multipart::Part::reader_with_length(opened, length)
+                .file_name("changes.xml.gz")
+                .mime_str("application/gzip")
+                .map_err(|e| e.to_string())?;
+            let form = reqwest::blocking::multipart::Form::new().part("changes", part);
+            self.http
+                .post(&url)
+                .bearer_auth(&self.token)
+                .multipart(form)
+                .send()
+                .map_err(|e| e.to_string())
+        })?;
+        let body = text(r, "uploading")?;
+        let n = |k| {
+            attr(&body, k)
+                .and_then(|v| v.parse().ok())
+                .ok_or_else(|| protocol("uploading", &body))
+        };
+        Ok(UploadResult {
+            applied: n("applied")?,
+            unchanged: n("unchanged")?,
+            conflicts: n("conflicts")?,
+        })
+    }
+
+    /// The download's body, to be read as a stream.
+    pub fn download(&self, session: &str) -> Result<impl Read + use<>, ClientError> {
+        let url = format!("{}/api/sync/sessions/{session}/changes", self.base);
+        self.with_retries("downloading", || {
+            self.http
+                .get(&url)
+                .bearer_auth(&self.token)
+                .send()
+                .map_err(|e| e.to_string())
+        })
+    }
+
+    pub fn complete(&self, session: &str) -> Result<(), ClientError> {
+        let url = format!("{}/api/sync/sessions/{session}/complete", self.base);
+        self.with_retries("completing", || {
+            self.http
+                .post(&url)
+                .bearer_auth(&self.token)
+                .send()
+                .map_err(|e| e.to_string())
+        })?;
+        Ok(())
+    }
+}
+
+fn is_transient(status: StatusCode) -> bool {
+    status.is_server_error()
+        || status == StatusCode::TOO_MANY_REQUESTS
+        || status == StatusCode::REQUEST_TIMEOUT
+}
+
+fn refused(what: &'static str, r: Response) -> ClientError {
+    let status = r.status().as_u16();
+    let body = r.text().unwrap_or_default();
+    ClientError::Refused {
+        what,
+        status,
+        code: attr(&body, "code").unwrap_or_default(),
+        message: body
+            .split_once('>')
+            .and_then(|(_, rest)| rest.rsplit_once("</error>"))
+            .map(|(m, _)| m.to_owned())
+            .unwrap_or(body),
+    }
+}
+
+fn text(r: Response, what: &'static str) -> Result<String, ClientError> {
+    r.text().map_err(|e| ClientError::Unreachable {
+        what,
+        attempts: 1,
+        reason: e.to_string(),
+    })
+}
+
+fn protocol(what: &'static str, body: &str) -> ClientError {
+    ClientError::Protocol {
+        what,
+        reason: body.chars().take(200).collect(),
+    }
+}

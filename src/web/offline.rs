@@ -1,0 +1,221 @@
+//! The offline copy's own parts of the pages: the header with the upstream, the last sync,
+//! the waiting changes and the "Sync now" button; running a sync in the background; and the
+//! list of local changes the server did not take.
+
+use std::sync::{Arc, Mutex};
+
+use actix_session::Session;
+use actix_web::HttpResponse;
+use actix_web::http::header::LOCATION;
+use actix_web::web::{self, Data, Form, Html};
+use askama::Template;
+
+use super::AppState;
+use super::auth::{Layout, check_csrf, viewer};
+use super::error::PageError;
+use super::present::{field_label, timestamp};
+use crate::db::{DbError, Pool};
+use crate::domain::{table_by_name, time};
+use crate::offline::client::Upstream;
+use crate::offline::store;
+use crate::offline::sync::{self, Quiet};
+
+/// What the offline copy shares between its pages.
+pub struct OfflineApp {
+    pub upstream: Upstream,
+    status: Arc<Mutex<SyncStatus>>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct SyncStatus {
+    running: bool,
+    /// The last sync's outcome, for the header.
+    message: Option<String>,
+    failed: bool,
+}
+
+impl OfflineApp {
+    pub fn new(upstream: Upstream) -> OfflineApp {
+        OfflineApp {
+            upstream,
+            status: Arc::new(Mutex::new(SyncStatus::default())),
+        }
+    }
+
+    fn status(&self) -> SyncStatus {
+        self.status.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// Starts a sync in the background unless one is running; false if one was.
+    pub fn start_sync(&self, pool: Pool) -> bool {
+        {
+            let Ok(mut s) = self.status.lock() else {
+                return false;
+            };
+            if s.running {
+                return false;
+            }
+            s.running = true;
+        }
+        let status = self.status.clone();
+        let upstream = self.upstream.clone();
+        // Its own thread: the blocking HTTP client must not run on the server's runtime.
+        std::thread::spawn(move || {
+            let outcome = sync::sync(&pool, &upstream, &Quiet);
+            let (message, failed) = match outcome {
+                Ok(s) => (
+                    format!(
+                        "sync complete: uploaded {}, downloaded {}, conflicts {}",
+                        s.uploaded, s.downloaded, s.conflicts
+                    ),
+                    false,
+                ),
+                Err(e) => (format!("sync failed: {e}"), true),
+            };
+            tracing::info!(%message, "sync finished");
+            if let Ok(mut s) = status.lock() {
+                *s = SyncStatus {
+                    running: false,
+                    message: Some(message),
+                    failed,
+                };
+            }
+        });
+        true
+    }
+}
+
+/// The offline header's facts.
+pub struct OfflineBar {
+    pub upstream: String,
+    pub last_sync: String,
+    pub pending: i64,
+    pub conflicts: i64,
+    pub running: bool,
+    pub message: String,
+    pub failed: bool,
+}
+
+/// The layout facts of the offline copy (no sign-in: the laptop is its device).
+pub async fn offline_layout(state: &AppState, session: &Session) -> Result<Layout, PageError> {
+    let Some(app) = &state.offline else {
+        return Err(PageError::not_found());
+    };
+    let pool = state.pool.clone();
+    let (last_sync, pending, conflicts) = web::block(move || {
+        let mut conn = pool.get()?;
+        let last = store::get_state(&mut conn, "last_sync")?;
+        Ok::<_, DbError>((
+            last,
+            store::pending_rows(&mut conn)?,
+            store::conflict_count(&mut conn)?,
+        ))
+    })
+    .await??;
+    let status = app.status();
+    Ok(Layout {
+        user_name: None,
+        is_admin: false,
+        is_conflict: false,
+        conflicts: 0,
+        csrf: super::auth::csrf_token(session),
+        offline: Some(OfflineBar {
+            upstream: app.upstream.base.clone(),
+            last_sync: last_sync
+                .and_then(|t| time::parse(&t))
+                .map_or_else(|| "never".into(), timestamp),
+            pending,
+            conflicts,
+            running: status.running,
+            message: status.message.unwrap_or_default(),
+            failed: status.failed,
+        }),
+    })
+}
+
+#[derive(serde::Deserialize)]
+pub struct CsrfForm {
+    csrf: Option<String>,
+    back: Option<String>,
+}
+
+/// `POST /sync`: "Sync now".
+pub async fn sync_now(
+    state: Data<AppState>,
+    session: Session,
+    form: Form<CsrfForm>,
+) -> Result<HttpResponse, PageError> {
+    check_csrf(&session, form.csrf.as_deref())?;
+    let Some(app) = &state.offline else {
+        return Err(PageError::not_found());
+    };
+    app.start_sync(state.pool.clone());
+    // Back to the page the button was on (a local path only).
+    let back = form
+        .back
+        .clone()
+        .filter(|b| b.starts_with('/') && !b.starts_with("//"))
+        .unwrap_or_else(|| "/".into());
+    Ok(HttpResponse::SeeOther()
+        .insert_header((LOCATION, back))
+        .finish())
+}
+
+pub struct LocalConflictView {
+    pub record: String,
+    pub href: String,
+    pub field: String,
+    pub local: String,
+    pub server: String,
+    pub when: String,
+}
+
+#[derive(Template)]
+#[template(path = "offline_conflicts.html")]
+struct ConflictsPage {
+    layout: Layout,
+    items: Vec<LocalConflictView>,
+    upstream: String,
+}
+
+/// `GET /conflicts` on the laptop: local changes the server kept its own value for.
+pub async fn conflicts(state: Data<AppState>, session: Session) -> Result<Html, PageError> {
+    let v = viewer(&state, &session).await?;
+    let pool = state.pool.clone();
+    let items = web::block(move || {
+        let mut conn = pool.get()?;
+        Ok::<_, DbError>(
+            store::conflicts(&mut conn)?
+                .into_iter()
+                .map(|c| LocalConflictView {
+                    href: format!("/{}/{}", c.table_name, c.row_id),
+                    record: table_by_name(&c.table_name).map_or_else(
+                        || c.table_name.clone(),
+                        |t| crate::domain::TABLES[t].noun.to_owned(),
+                    ),
+                    field: field_label(&c.field),
+                    local: c.local_value.unwrap_or_else(|| "(empty)".into()),
+                    server: c.server_value.unwrap_or_else(|| "(empty)".into()),
+                    when: timestamp(c.marked_at),
+                })
+                .collect::<Vec<_>>(),
+        )
+    })
+    .await??;
+    let upstream = state
+        .offline
+        .as_ref()
+        .map(|o| o.upstream.base.clone())
+        .unwrap_or_default();
+    let page = ConflictsPage {
+        layout: v.layout,
+        items,
+        upstream,
+    };
+    Ok(Html::new(page.render()?))
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/sync", web::post().to(sync_now))
+        .route("/conflicts", web::get().to(conflicts));
+}

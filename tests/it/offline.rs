@@ -1,0 +1,620 @@
+//! The offline copy end to end: a real main server (SQLite or PostgreSQL) and laptops with
+//! their own SQLite databases, syncing with the real client code.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+
+use offsync::db::{self, Pool};
+use offsync::domain::{TABLES, table_by_name};
+use offsync::editing::{self, Mode};
+use offsync::offline::client::Upstream;
+use offsync::offline::store;
+use offsync::offline::sync::{self, Progress, Quiet, Step, Summary};
+
+use crate::helpers::*;
+use crate::on_both;
+
+on_both!(
+    a_first_sync_brings_everything,
+    two_laptops_editing_one_row_end_with_the_chosen_values,
+    the_same_tag_made_on_two_laptops_is_one_asset,
+    an_interrupted_sync_converges_on_the_next_run,
+    edits_made_during_a_sync_wait_for_the_next,
+    deletes_and_creates_travel_both_ways,
+);
+
+/// A laptop: its own SQLite database and its device token.
+pub struct Laptop {
+    pub pool: Pool,
+    pub upstream: Upstream,
+    _db: TestDb,
+}
+
+impl Laptop {
+    pub fn new(app: &TestApp, user: &str) -> Laptop {
+        Self::via(app, user, &app.base)
+    }
+
+    /// A laptop that reaches the server through `base` (a proxy, say).
+    pub fn via(app: &TestApp, user: &str, base: &str) -> Laptop {
+        let device = app.device(user);
+        let db = TestDb::new(Backend::Sqlite).unwrap();
+        let pool = db::connect(&db.url, 4).unwrap();
+        let mut upstream = Upstream::new(base, &device.token).unwrap();
+        upstream.backoff = std::time::Duration::from_millis(20);
+        upstream.attempts = 2;
+        Laptop {
+            pool,
+            upstream,
+            _db: db,
+        }
+    }
+
+    pub fn sync(&self) -> Summary {
+        sync::sync(&self.pool, &self.upstream, &Quiet).expect("the sync completes")
+    }
+
+    pub fn value(&self, table: &str, id: &str, field: &str) -> Option<Option<String>> {
+        let t = table_by_name(table).unwrap();
+        let i = TABLES[t].field_index(field).unwrap();
+        offsync::db::repo::rows::get(&mut self.pool.get().unwrap(), t, id)
+            .unwrap()
+            .map(|r| r.values[i].clone())
+    }
+
+    pub fn exists(&self, table: &str, id: &str) -> bool {
+        self.value(
+            table,
+            id,
+            TABLES[table_by_name(table).unwrap()].fields[0].name,
+        )
+        .is_some()
+    }
+
+    pub fn version(&self, table: &str, id: &str) -> i64 {
+        let t = table_by_name(table).unwrap();
+        offsync::db::repo::rows::get(&mut self.pool.get().unwrap(), t, id)
+            .unwrap()
+            .unwrap()
+            .last_updated
+    }
+
+    /// Changes fields of a row offline, as the pages do.
+    pub fn edit(&self, table: &str, id: &str, fields: &[(&str, &str)]) {
+        let t = table_by_name(table).unwrap();
+        let input: BTreeMap<String, String> = fields
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        editing::update(
+            &mut self.pool.get().unwrap(),
+            Mode::Offline,
+            t,
+            id,
+            self.version(table, id),
+            &input,
+            "laptop",
+        )
+        .unwrap();
+    }
+
+    pub fn create(&self, table: &str, fields: &[(&str, &str)]) -> String {
+        let t = table_by_name(table).unwrap();
+        let input: BTreeMap<String, String> = fields
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        editing::create(
+            &mut self.pool.get().unwrap(),
+            Mode::Offline,
+            t,
+            &input,
+            "laptop",
+        )
+        .unwrap()
+    }
+
+    pub fn delete(&self, table: &str, id: &str) {
+        let t = table_by_name(table).unwrap();
+        editing::delete(
+            &mut self.pool.get().unwrap(),
+            Mode::Offline,
+            t,
+            id,
+            self.version(table, id),
+            "laptop",
+        )
+        .unwrap();
+    }
+
+    pub fn pending(&self) -> i64 {
+        store::pending_rows(&mut self.pool.get().unwrap()).unwrap()
+    }
+
+    /// Every row the laptop holds: (table, id) → values.
+    pub fn snapshot(&self) -> BTreeMap<(String, String), Vec<Option<String>>> {
+        let mut conn = self.pool.get().unwrap();
+        let mut out = BTreeMap::new();
+        for (t, def) in TABLES.iter().enumerate() {
+            for r in offsync::db::repo::rows::list(&mut conn, t, &Default::default(), 1_000_000, 0)
+                .unwrap()
+            {
+                out.insert((def.name.to_owned(), r.id), r.values);
+            }
+        }
+        out
+    }
+}
+
+fn a_first_sync_brings_everything(b: Backend) {
+    let Some(app) = TestApp::spawn(b) else { return };
+    let (site, asset) = app.seed_asset();
+    let (inspection, reading) = app.seed_inspection(&asset);
+    let laptop = Laptop::new(&app, "jo");
+    let s = laptop.sync();
+    assert_eq!((s.uploaded, s.downloaded, s.conflicts), (0, 4, 0));
+    for (t, id) in [
+        ("sites", &site),
+        ("assets", &asset),
+        ("inspections", &inspection),
+        ("readings", &reading),
+    ] {
+        assert!(laptop.exists(t, id), "{t} {id} is on the laptop");
+        assert_eq!(
+            laptop.version(t, id),
+            app.row(t, id).unwrap().updated,
+            "with the server's version"
+        );
+    }
+    assert_eq!(
+        laptop.sync(),
+        Summary {
+            uploaded: 0,
+            downloaded: 0,
+            conflicts: 0
+        },
+        "nothing new the second time"
+    );
+}
+
+fn two_laptops_editing_one_row_end_with_the_chosen_values(b: Backend) {
+    let Some(app) = TestApp::spawn(b) else { return };
+    let (_, asset) = app.seed_asset();
+    let a = Laptop::new(&app, "amy");
+    let bee = Laptop::new(&app, "ben");
+    a.sync();
+    bee.sync();
+    a.edit(
+        "assets",
+        &asset,
+        &[("notes", "amy's notes"), ("status", "degraded")],
+    );
+    bee.edit("assets", &asset, &[("notes", "ben's notes")]);
+    assert_eq!(a.pending(), 1);
+    assert_eq!(a.sync().uploaded, 1);
+    assert_eq!(a.pending(), 0, "a completed sync forgets what it uploaded");
+    let s = bee.sync();
+    assert_eq!(
+        (s.uploaded, s.conflicts),
+        (1, 1),
+        "the second laptop's edit is a conflict"
+    );
+    assert_eq!(
+        bee.value("assets", &asset, "notes"),
+        Some(Some("ben's notes".into())),
+        "its change stays visible"
+    );
+    assert_eq!(
+        bee.value("assets", &asset, "status"),
+        Some(Some("degraded".into())),
+        "the rest follows the server"
+    );
+    let marks = store::conflicts(&mut bee.pool.get().unwrap()).unwrap();
+    assert_eq!(marks.len(), 1);
+    assert_eq!(
+        (marks[0].field.as_str(), marks[0].server_value.as_deref()),
+        ("notes", Some("amy's notes"))
+    );
+    // Ben resolves it on the main site, keeping his notes.
+    let br = Browser::signed_in(&app, "ben");
+    let id = br.conflict_ids().pop().unwrap();
+    let (_, page) = br.get(&format!("/conflicts/{id}"));
+    let (status, _, _) = br.post(
+        &format!("/conflicts/{id}"),
+        &[
+            ("csrf", &br.csrf(&page)),
+            ("version", &form_version(&page)),
+            ("choice.notes", "offline"),
+        ],
+    );
+    assert_eq!(status, 303);
+    a.sync();
+    bee.sync();
+    for laptop in [&a, &bee] {
+        assert_eq!(
+            laptop.value("assets", &asset, "notes"),
+            Some(Some("ben's notes".into()))
+        );
+        assert_eq!(
+            laptop.value("assets", &asset, "status"),
+            Some(Some("degraded".into()))
+        );
+        assert_eq!(
+            laptop.version("assets", &asset),
+            app.row("assets", &asset).unwrap().updated
+        );
+    }
+    assert!(
+        store::conflicts(&mut bee.pool.get().unwrap())
+            .unwrap()
+            .is_empty(),
+        "the mark goes with the resolution"
+    );
+}
+
+fn the_same_tag_made_on_two_laptops_is_one_asset(b: Backend) {
+    let Some(app) = TestApp::spawn(b) else { return };
+    let (site, _) = app.seed_asset();
+    let code = app.row("sites", &site).unwrap().fields["code"]
+        .clone()
+        .unwrap();
+    let a = Laptop::new(&app, "amy");
+    let bee = Laptop::new(&app, "ben");
+    a.sync();
+    bee.sync();
+    let tag = app.uniq("PUMP");
+    let mk = |l: &Laptop, who: &str| {
+        let asset = l.create(
+            "assets",
+            &[("site_id", &code), ("tag", &tag), ("status", "ok")],
+        );
+        let inspection = l.create(
+            "inspections",
+            &[
+                ("asset_id", &tag),
+                ("inspected_at", "2026-11-21T09:00:00Z"),
+                ("inspector", who),
+                ("result", "pass"),
+            ],
+        );
+        (asset, inspection)
+    };
+    let (a_asset, a_insp) = mk(&a, "amy");
+    let (b_asset, b_insp) = mk(&bee, "ben");
+    assert_ne!(a_asset, b_asset);
+    assert_eq!(a.sync().uploaded, 2);
+    assert_eq!(bee.sync().uploaded, 2);
+    a.sync();
+    assert!(
+        app.row("assets", &b_asset).is_none(),
+        "one asset on the server"
+    );
+    for insp in [&a_insp, &b_insp] {
+        assert_eq!(
+            app.row("inspections", insp).unwrap().fields["asset_id"].as_deref(),
+            Some(a_asset.as_str())
+        );
+    }
+    for l in [&a, &bee] {
+        assert!(
+            l.exists("assets", &a_asset) && !l.exists("assets", &b_asset),
+            "the laptop's own id is gone"
+        );
+        for insp in [&a_insp, &b_insp] {
+            assert_eq!(
+                l.value("inspections", insp, "asset_id"),
+                Some(Some(a_asset.clone())),
+                "both inspections under it"
+            );
+        }
+        assert_eq!(l.pending(), 0);
+    }
+    // The alias was delivered: a later edit of the joined asset goes to the server's row.
+    bee.edit("assets", &a_asset, &[("notes", "from ben")]);
+    assert_eq!(bee.sync().uploaded, 1);
+    assert_eq!(
+        app.row("assets", &a_asset).unwrap().fields["notes"].as_deref(),
+        Some("from ben")
+    );
+}
+
+/// A loopback proxy that can cut the answers to requests whose path contains a pattern,
+/// after a number of bytes: the server did its work, the laptop never heard.
+pub struct Proxy {
+    pub base: String,
+    cut: Arc<Mutex<Option<(String, usize)>>>,
+}
+
+impl Proxy {
+    pub fn start(upstream: &str) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let target = upstream.trim_start_matches("http://").to_owned();
+        let cut: Arc<Mutex<Option<(String, usize)>>> = Arc::new(Mutex::new(None));
+        let rule = cut.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let Ok(server) = TcpStream::connect(&target) else {
+                    continue;
+                };
+                let rule = rule.clone();
+                let current = Arc::new(Mutex::new(String::new()));
+                let (mut c_in, mut s_out) =
+                    (client.try_clone().unwrap(), server.try_clone().unwrap());
+                let seen = current.clone();
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 16384];
+                    while let Ok(n) = c_in.read(&mut buf) {
+                        if n == 0 {
+                            break;
+                        }
+                        let head = String::from_utf8_lossy(&buf[..n.min(200)]).to_string();
+                        if let Some(line) = head.lines().next().filter(|l| l.contains(" HTTP/1.1"))
+                        {
+                            *seen.lock().unwrap() = line.to_owned();
+                        }
+                        if s_out.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                    let _ = s_out.shutdown(std::net::Shutdown::Write);
+                });
+                let (mut s_in, mut c_out) = (server, client);
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 16384];
+                    let mut sent = 0usize;
+                    while let Ok(n) = s_in.read(&mut buf) {
+                        if n == 0 {
+                            break;
+                        }
+                        let limit = rule
+                            .lock()
+                            .unwrap()
+                            .clone()
+                            .filter(|(pattern, _)| {
+                                current.lock().unwrap().contains(pattern.as_str())
+                            })
+                            .map(|(_, limit)| limit);
+                        let take = match limit {
+                            Some(l) if sent + n > l => l.saturating_sub(sent),
+                            _ => n,
+                        };
+                        if c_out.write_all(&buf[..take]).is_err() {
+                            break;
+                        }
+                        sent += take;
+                        if take < n {
+                            let _ = c_out.shutdown(std::net::Shutdown::Both);
+                            let _ = s_in.shutdown(std::net::Shutdown::Both);
+                            break;
+                        }
+                    }
+                    let _ = c_out.shutdown(std::net::Shutdown::Write);
+                });
+            }
+        });
+        Proxy { base, cut }
+    }
+
+    /// Cuts answers to requests whose first line contains `pattern` after `bytes` bytes.
+    pub fn cut(&self, pattern: &str, bytes: usize) {
+        *self.cut.lock().unwrap() = Some((pattern.to_owned(), bytes));
+    }
+
+    pub fn heal(&self) {
+        *self.cut.lock().unwrap() = None;
+    }
+}
+
+fn an_interrupted_sync_converges_on_the_next_run(b: Backend) {
+    let Some(app) = TestApp::spawn(b) else { return };
+    let (site, asset) = app.seed_asset();
+    let inspections: Vec<String> = (0..30).map(|_| app.seed_inspection(&asset).0).collect();
+    let code = app.row("sites", &site).unwrap().fields["code"]
+        .clone()
+        .unwrap();
+    let proxy = Proxy::start(&app.base);
+    let laptop = Laptop::via(&app, "jo", &proxy.base);
+    laptop.sync();
+    let mut n = 0;
+    for (step, pattern, bytes) in [
+        ("during upload", "/upload", 0),
+        ("during download", "/changes", 900),
+        ("before complete", "/complete", 0),
+    ] {
+        n += 1;
+        let tag = format!("{}-{n}", app.uniq("CUT"));
+        laptop.edit("assets", &asset, &[("notes", &format!("edit {n}"))]);
+        let created = laptop.create(
+            "assets",
+            &[("site_id", &code), ("tag", &tag), ("status", "ok")],
+        );
+        app.online_edit("sites", &site, "name", Some(&format!("renamed online {n}")));
+        // Enough online changes that the download is cut in the middle of its body.
+        let edits: Vec<String> = inspections
+            .iter()
+            .map(|i| {
+                create(
+                    "inspections",
+                    i,
+                    &[("summary", Some(&format!("online {n} {}", uid())))],
+                )
+            })
+            .collect();
+        app.import(&doc(&edits));
+        proxy.cut(pattern, bytes);
+        let failed = sync::sync(&laptop.pool, &laptop.upstream, &Quiet);
+        assert!(failed.is_err(), "{step}: the sync should have been cut");
+        assert_eq!(
+            laptop.pending(),
+            2,
+            "{step}: nothing is forgotten before the server confirmed"
+        );
+        proxy.heal();
+        let s = laptop.sync();
+        assert_eq!(
+            s.conflicts, 0,
+            "{step}: re-sending what the server already applied is no conflict"
+        );
+        assert_eq!(laptop.pending(), 0);
+        assert_eq!(
+            app.row("assets", &asset).unwrap().fields["notes"],
+            Some(format!("edit {n}")),
+            "{step}"
+        );
+        assert!(
+            app.row("assets", &created).is_some(),
+            "{step}: the created asset is on the server once"
+        );
+        assert_eq!(
+            laptop.value("sites", &site, "name"),
+            Some(Some(format!("renamed online {n}"))),
+            "{step}: the download arrived"
+        );
+        // The same data as a laptop that was never interrupted.
+        let fresh = Laptop::new(&app, "fresh");
+        fresh.sync();
+        assert_eq!(
+            laptop.snapshot(),
+            fresh.snapshot(),
+            "{step}: the laptop converged"
+        );
+    }
+}
+
+/// Makes a local edit while the sync is downloading, as a person at the laptop might.
+struct EditDuringSync<'a> {
+    laptop: &'a Laptop,
+    asset: String,
+    done: Mutex<bool>,
+}
+
+impl Progress for EditDuringSync<'_> {
+    fn step(&self, step: Step, _detail: &str) {
+        let mut done = self.done.lock().unwrap();
+        if step == Step::Downloading && !*done {
+            *done = true;
+            self.laptop.edit(
+                "assets",
+                &self.asset,
+                &[("notes", "typed during the sync"), ("status", "broken")],
+            );
+        }
+    }
+}
+
+fn edits_made_during_a_sync_wait_for_the_next(b: Backend) {
+    let Some(app) = TestApp::spawn(b) else { return };
+    let (_, asset) = app.seed_asset();
+    let laptop = Laptop::new(&app, "jo");
+    laptop.sync();
+    laptop.edit("assets", &asset, &[("notes", "before the sync")]);
+    let hook = EditDuringSync {
+        laptop: &laptop,
+        asset: asset.clone(),
+        done: Mutex::new(false),
+    };
+    let s = sync::sync(&laptop.pool, &laptop.upstream, &hook).unwrap();
+    assert_eq!((s.uploaded, s.conflicts), (1, 0));
+    assert_eq!(
+        app.row("assets", &asset).unwrap().fields["notes"].as_deref(),
+        Some("before the sync")
+    );
+    assert_eq!(
+        laptop.pending(),
+        1,
+        "the edit made during the sync still waits"
+    );
+    assert_eq!(
+        laptop.value("assets", &asset, "notes"),
+        Some(Some("typed during the sync".into())),
+        "and is not overwritten by the download"
+    );
+    let s = laptop.sync();
+    assert_eq!(
+        (s.uploaded, s.conflicts),
+        (1, 0),
+        "the next sync takes it, without a conflict with our own earlier edit"
+    );
+    let row = app.row("assets", &asset).unwrap();
+    assert_eq!(
+        (
+            row.fields["notes"].as_deref(),
+            row.fields["status"].as_deref()
+        ),
+        (Some("typed during the sync"), Some("broken"))
+    );
+    assert_eq!(laptop.pending(), 0);
+}
+
+fn deletes_and_creates_travel_both_ways(b: Backend) {
+    let Some(app) = TestApp::spawn(b) else { return };
+    let (_, asset) = app.seed_asset();
+    let (inspection, reading) = app.seed_inspection(&asset);
+    let (other, _) = app.seed_inspection(&asset);
+    let laptop = Laptop::new(&app, "jo");
+    laptop.sync();
+    let tag = app.row("assets", &asset).unwrap().fields["tag"]
+        .clone()
+        .unwrap();
+    // Offline: delete an inspection (its reading goes too), add one with a reading, and
+    // add then remove another (the server never hears of it).
+    laptop.delete("inspections", &inspection);
+    assert!(!laptop.exists("readings", &reading));
+    let new = laptop.create(
+        "inspections",
+        &[
+            ("asset_id", &tag),
+            ("inspected_at", "2026-11-22T10:00:00+01:00"),
+            ("result", "fail"),
+            ("summary", "Seal gone"),
+        ],
+    );
+    let value = laptop.create(
+        "readings",
+        &[
+            ("inspection_id", &new),
+            ("kind", "pressure"),
+            ("value", "3.9"),
+            ("unit", "bar"),
+        ],
+    );
+    let gone = laptop.create(
+        "inspections",
+        &[
+            ("asset_id", &tag),
+            ("inspected_at", "2026-11-22T11:00:00Z"),
+            ("result", "pass"),
+        ],
+    );
+    laptop.delete("inspections", &gone);
+    // Online meanwhile: the other inspection is deleted.
+    let mut office = app.device("office");
+    office.sync(&[]);
+    office.sync(&[delete(
+        "inspections",
+        &other,
+        &office.base("inspections", &other),
+    )]);
+    let s = laptop.sync();
+    assert_eq!(
+        (s.uploaded, s.conflicts),
+        (3, 0),
+        "a delete, an inspection and its reading"
+    );
+    assert!(
+        app.row("inspections", &inspection).is_none() && app.row("readings", &reading).is_none()
+    );
+    assert_eq!(
+        app.row("inspections", &new).unwrap().fields["inspected_at"].as_deref(),
+        Some("2026-11-22T09:00:00.000000Z")
+    );
+    assert!(app.row("readings", &value).is_some());
+    assert!(app.row("inspections", &gone).is_none());
+    assert!(
+        !laptop.exists("inspections", &other),
+        "the online delete reached the laptop"
+    );
+}
