@@ -203,3 +203,96 @@ fn an_engineer_resolves_a_conflict_by_clicking() {
     assert_eq!(row.fields["status"].as_deref(), Some("degraded"));
     assert!(screenshot.exists());
 }
+
+#[test]
+fn an_inspection_made_offline_reaches_the_main_site_with_sync_now() {
+    if !browser_available() {
+        return;
+    }
+    let main = TestApp::spawn(Backend::Sqlite).expect("SQLite is always there");
+    let (_, asset) = main.seed_asset();
+    let device = main.device("jo");
+    let laptop = TestApp::spawn_offline(&main.base, &device.token);
+    let driver = Driver::start();
+    let profile = tempfile::tempdir().unwrap();
+    let (main_base, laptop_base) = (main.base.clone(), laptop.base.clone());
+    let summary = format!("Made offline {}", main.uniq("insp"));
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let outcome: WebDriverResult<()> = runtime.block_on(async {
+        let wd = chromium(&driver, profile.path()).await?;
+        let result = async {
+            // First sync, to bring the asset to the laptop.
+            wd.goto(format!("{laptop_base}/sites")).await?;
+            wd.find(By::Id("sync-now")).await?.click().await?;
+            wait_for_text(&wd, "sync complete").await?;
+
+            wd.goto(format!("{laptop_base}/assets/{asset}")).await?;
+            wd.find(By::LinkText("New inspection"))
+                .await?
+                .click()
+                .await?;
+            wd.find(By::Id("f-inspected_at"))
+                .await?
+                .send_keys("2026-11-24T10:30:00Z")
+                .await?;
+            wd.find(By::Id("f-inspector"))
+                .await?
+                .send_keys("Jo Bloggs")
+                .await?;
+            wd.find(By::Id("f-summary"))
+                .await?
+                .send_keys(summary.as_str())
+                .await?;
+            wd.find(By::Css("button.primary")).await?.click().await?;
+            wd.find(By::Css(".pending")).await?;
+            assert!(
+                wd.find(By::Tag("body"))
+                    .await?
+                    .text()
+                    .await?
+                    .contains("1 change waits")
+            );
+
+            wd.find(By::Id("sync-now")).await?.click().await?;
+            wait_for_text(&wd, "sync complete: uploaded 1").await?;
+
+            // On the main site.
+            wd.goto(format!("{main_base}/login")).await?;
+            wd.find(By::Id("username")).await?.send_keys("jo").await?;
+            wd.find(By::Id("password"))
+                .await?
+                .send_keys("password")
+                .await?;
+            wd.find(By::Css("button.primary")).await?.click().await?;
+            wd.find(By::LinkText("Sites")).await?;
+            wd.goto(format!("{main_base}/assets/{asset}")).await?;
+            let page = wd.find(By::Tag("main")).await?.text().await?;
+            assert!(
+                page.contains("Jo Bloggs") && page.contains(&summary),
+                "{page}"
+            );
+            Ok(())
+        }
+        .await;
+        wd.quit().await?;
+        result
+    });
+    outcome.expect("the browser session");
+}
+
+/// Reloads until the page shows `text` (a background sync finishing), for up to 30 s.
+async fn wait_for_text(wd: &WebDriver, text: &str) -> WebDriverResult<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let body = wd.find(By::Tag("body")).await?.text().await?;
+        if body.contains(text) {
+            return Ok(());
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the page never showed {text:?}: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        wd.refresh().await?;
+    }
+}

@@ -248,7 +248,13 @@ fn apply_download(
                 Item::Record(r) => apply_record(c, r, upto, now)?,
                 Item::Delete(d) => {
                     if rows::get(c, d.table, &d.id)?.is_some() {
-                        rows::delete_cascade(c, d.table, std::slice::from_ref(&d.id), now, "server")?;
+                        rows::delete_cascade(
+                            c,
+                            d.table,
+                            std::slice::from_ref(&d.id),
+                            now,
+                            "server",
+                        )?;
                     }
                     store::clear_conflicts(c, d.table, &d.id)?;
                 }

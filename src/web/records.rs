@@ -725,6 +725,9 @@ pub async fn delete_form(
     let v = viewer(&state, &session).await?;
     let (name, id) = path.into_inner();
     let table = table_of(&name)?;
+    if state.mode == Mode::Offline && !TABLES[table].offline_delete {
+        return Err(forbidden_offline(TABLES[table].name, "deleted"));
+    }
     let pool = state.pool.clone();
     let (row, below) = web::block(move || {
         let mut conn = pool.get().map_err(DbError::from)?;

@@ -8,6 +8,7 @@ mod conflicts;
 mod devices;
 mod duplicates;
 mod offline;
+mod offline_pages;
 mod pages;
 mod rejections;
 mod sessions;
