@@ -24,10 +24,9 @@ fn sync_now(br: &Browser, page: &str) -> String {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let (_, page) = br.get("/sites");
-        if page.contains("sync complete") || page.contains("sync failed") {
-            if !page.contains("Syncing") {
-                return page;
-            }
+        let finished = page.contains("sync complete") || page.contains("sync failed");
+        if finished && !page.contains("Syncing") {
+            return page;
         }
         assert!(Instant::now() < deadline, "the sync did not finish: {page}");
         std::thread::sleep(Duration::from_millis(100));
