@@ -618,3 +618,62 @@ fn deletes_and_creates_travel_both_ways(b: Backend) {
         "the online delete reached the laptop"
     );
 }
+
+#[test]
+fn the_sync_command_prints_one_summary_line_and_fails_clearly() {
+    let app = TestApp::spawn(Backend::Sqlite).unwrap();
+    app.seed_asset();
+    let device = app.device("jo");
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("laptop.db").display());
+    let run = |token: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_offsync"))
+            .args([
+                "sync",
+                "--upstream",
+                &app.base,
+                "--token",
+                token,
+                "--database-url",
+                &db,
+            ])
+            .env_remove("DATABASE_URL")
+            .output()
+            .unwrap()
+    };
+    let ok = run(&device.token);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&ok.stdout),
+        "sync complete: uploaded 0, downloaded 2, conflicts 0\n"
+    );
+    let refused = run("osd_wrong");
+    assert!(!refused.status.success());
+    assert!(refused.stdout.is_empty());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains("sync did not complete") && err.contains("401"),
+        "{err}"
+    );
+    let unreachable = std::process::Command::new(env!("CARGO_BIN_EXE_offsync"))
+        .args([
+            "sync",
+            "--upstream",
+            "http://127.0.0.1:9",
+            "--token",
+            &device.token,
+            "--database-url",
+            &db,
+        ])
+        .output()
+        .unwrap();
+    assert!(!unreachable.status.success());
+    assert!(
+        String::from_utf8_lossy(&unreachable.stderr).contains("attempts"),
+        "it says it tried"
+    );
+}
