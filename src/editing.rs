@@ -264,7 +264,7 @@ pub fn update(
 }
 
 /// The form text of stored values (parents by their natural key).
-fn form_values_of(
+pub fn form_values_of(
     conn: &mut DbConn,
     table: TableId,
     values: &[Option<String>],

@@ -432,26 +432,6 @@ fn inputs(
         .collect()
 }
 
-/// The form values of a stored row (parents by their natural key).
-fn form_values(
-    conn: &mut DbConn,
-    table: TableId,
-    values: &[Option<String>],
-) -> Result<BTreeMap<String, String>, DbError> {
-    let mut out = BTreeMap::new();
-    for (f, v) in TABLES[table].fields.iter().zip(values) {
-        let Some(v) = v else { continue };
-        let shown = match f.ty {
-            FieldType::Parent(p) => {
-                editing::parent_reference(conn, table_by_name(p).unwrap_or_default(), v)?
-            }
-            _ => v.clone(),
-        };
-        out.insert(f.name.to_owned(), shown);
-    }
-    Ok(out)
-}
-
 #[derive(serde::Deserialize)]
 pub struct NewQuery {
     parent: Option<String>,
@@ -597,7 +577,7 @@ pub async fn edit_form(
     let (row, values) = web::block(move || {
         let mut conn = pool.get().map_err(DbError::from)?;
         let row = rows::get(&mut conn, table, &id)?.ok_or_else(PageError::not_found)?;
-        let values = form_values(&mut conn, table, &row.values)?;
+        let values = editing::form_values_of(&mut conn, table, &row.values)?;
         Ok::<_, PageError>((row, values))
     })
     .await??;
@@ -648,7 +628,9 @@ pub async fn update(
         );
         // For a stale form: the server's values in form shape, to show beside the user's.
         let server = match &result {
-            Err(EditError::Stale(row)) => Some(form_values(&mut conn, table, &row.values)?),
+            Err(EditError::Stale(row)) => {
+                Some(editing::form_values_of(&mut conn, table, &row.values)?)
+            }
             _ => None,
         };
         Ok::<_, DbError>((result, server))
