@@ -304,9 +304,9 @@ fn apply_record(
             let server = values[index].as_deref();
             if change.seq > upto {
                 keep.insert(f.field.clone()); // made during this sync: still to upload
-            } else if !value::same(def.fields[index].ty, server, f.value.as_deref())
-                && change.kind != "create"
-            {
+            } else if !value::same(def.fields[index].ty, server, f.value.as_deref()) {
+                // Uploaded, but the server kept another value: an edit in conflict, or a row
+                // made twice (joined onto the server's) whose values differ.
                 keep.insert(f.field.clone());
                 store::mark_conflict(c, r.table, &r.id, &f.field, f.value.as_deref(), server, now)?;
             }

@@ -90,6 +90,14 @@ async fn healthz(state: Data<AppState>) -> HttpResponse {
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/api")
+            .app_data(web::QueryConfig::default().error_handler(|e, _| {
+                error::ApiError::new(
+                    actix_web::http::StatusCode::BAD_REQUEST,
+                    "malformed",
+                    format!("a bad query string: {e}"),
+                )
+                .into()
+            }))
             .route("/sync/sessions", web::post().to(api::open_session))
             .route("/sync/sessions/{id}/upload", web::post().to(api::upload))
             .route(
@@ -161,7 +169,24 @@ pub fn serve(
             .build();
         App::new()
             .app_data(state.clone())
-            .app_data(web::FormConfig::default().limit(256 << 10))
+            .app_data(
+                web::FormConfig::default()
+                    .limit(256 << 10)
+                    .error_handler(|e, _| {
+                        error::PageError::new(
+                            actix_web::http::StatusCode::BAD_REQUEST,
+                            format!("The form could not be read ({e}). Go back and try again."),
+                        )
+                        .into()
+                    }),
+            )
+            .app_data(web::QueryConfig::default().error_handler(|e, _| {
+                error::PageError::new(
+                    actix_web::http::StatusCode::BAD_REQUEST,
+                    format!("The address is not understood ({e})."),
+                )
+                .into()
+            }))
             .wrap(session)
             .wrap(
                 DefaultHeaders::new()

@@ -311,6 +311,36 @@ fn the_same_tag_made_on_two_laptops_is_one_asset(b: Backend) {
         }
         assert_eq!(l.pending(), 0);
     }
+    assert!(
+        store::conflicts(&mut bee.pool.get().unwrap())
+            .unwrap()
+            .is_empty(),
+        "equal duplicates are no conflict"
+    );
+    // A duplicate with other values: joined, the server's values kept, the laptop's marked.
+    let tag2 = app.uniq("PUMP");
+    a.create(
+        "assets",
+        &[("site_id", &code), ("tag", &tag2), ("status", "ok")],
+    );
+    a.sync();
+    let b2 = bee.create(
+        "assets",
+        &[("site_id", &code), ("tag", &tag2), ("status", "broken")],
+    );
+    let s = bee.sync();
+    assert_eq!(s.conflicts, 1);
+    assert!(!bee.exists("assets", &b2));
+    let marks = store::conflicts(&mut bee.pool.get().unwrap()).unwrap();
+    assert_eq!(marks.len(), 1, "{marks:?}");
+    assert_eq!(
+        (
+            marks[0].field.as_str(),
+            marks[0].local_value.as_deref(),
+            marks[0].server_value.as_deref()
+        ),
+        ("status", Some("broken"), Some("ok"))
+    );
     // The alias was delivered: a later edit of the joined asset goes to the server's row.
     bee.edit("assets", &a_asset, &[("notes", "from ben")]);
     assert_eq!(bee.sync().uploaded, 1);

@@ -13,6 +13,7 @@ on_both!(
     a_failed_or_finished_session_refuses_more_steps,
     open_keeps_the_device_clock_offset,
     download_only_sync_is_valid,
+    malformed_requests_get_error_bodies,
 );
 
 fn first_sync_downloads_everything(b: Backend) {
@@ -255,4 +256,66 @@ fn download_only_sync_is_valid(b: Backend) {
         Some(s.started.as_str()),
         "complete without a download is a valid sync"
     );
+}
+
+fn malformed_requests_get_error_bodies(b: Backend) {
+    let Some(app) = TestApp::spawn(b) else { return };
+    let mut d = app.device("alice");
+    let s = d.open();
+    let answer = |r: reqwest::blocking::Response| {
+        let status = r.status().as_u16();
+        (status, r.text().unwrap_or_default())
+    };
+    let cases = [
+        answer(
+            d.http
+                .post(format!("{}/api/sync/sessions?clock=a&clock=b", app.base))
+                .bearer_auth(&d.token)
+                .send()
+                .unwrap(),
+        ),
+        answer(
+            d.http
+                .post(format!("{}/api/sync/sessions/{}/upload", app.base, s.id))
+                .bearer_auth(&d.token)
+                .header("content-type", "text/plain")
+                .body("hello")
+                .send()
+                .unwrap(),
+        ),
+        answer(
+            d.http
+                .post(format!("{}/api/sync/sessions/{}/upload", app.base, s.id))
+                .bearer_auth(&d.token)
+                .header("content-type", "multipart/form-data")
+                .body("hello")
+                .send()
+                .unwrap(),
+        ),
+        answer(
+            d.http
+                .post(format!("{}/api/sync/sessions/{}/upload", app.base, s.id))
+                .bearer_auth(&d.token)
+                .multipart(reqwest::blocking::multipart::Form::new().text("other", "x"))
+                .send()
+                .unwrap(),
+        ),
+        answer(
+            d.http
+                .get(format!("{}/api/nothing/here", app.base))
+                .bearer_auth(&d.token)
+                .send()
+                .unwrap(),
+        ),
+    ];
+    for (status, body) in cases {
+        assert!(status == 400 || status == 404, "{status}: {body}");
+        assert!(
+            body.starts_with("<error code=\""),
+            "not an <error> body: {body}"
+        );
+    }
+    // None of it hurt the session.
+    d.download(&s.id);
+    d.complete(&s.id);
 }
