@@ -96,12 +96,6 @@ impl Sql {
         self
     }
 
-    /// Binds a value to a `?` already written in the text.
-    pub fn bind(mut self, value: impl Into<Bind>) -> Self {
-        self.binds.push(value.into());
-        self
-    }
-
     fn query(&self, conn: &DbConn) -> BoxedSqlQuery<'static, MultiBackend, SqlQuery> {
         let text = match conn {
             DbConn::Sqlite(_) => self.text.clone(),

@@ -102,9 +102,6 @@ pub fn normalize_decimal(text: &str) -> Option<String> {
     if (int.is_empty() && frac.is_empty()) || !digits(int) || !digits(frac) {
         return None;
     }
-    if unsigned.ends_with('.') && frac.is_empty() && int.is_empty() {
-        return None;
-    }
     let int = int.trim_start_matches('0');
     let frac = frac.trim_end_matches('0');
     let int = if int.is_empty() { "0" } else { int };
