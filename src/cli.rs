@@ -46,6 +46,22 @@ enum Command {
     Offline(OfflineArgs),
     /// Sync the laptop's database with the main server once (open, upload, download, complete).
     Sync(UpstreamArgs),
+    /// Measure syncs end to end against a real server, beside their floors (docs/performance.md).
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, Args)]
+struct BenchArgs {
+    /// Row counts to measure, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "10000,100000")]
+    rows: Vec<u64>,
+    /// Runs of each; medians are reported.
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Also measure on this PostgreSQL server (a URL of any database on it; the bench
+    /// creates and drops its own).
+    #[arg(long)]
+    postgres: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -173,6 +189,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     });
     let url = url.as_str();
     match cli.command {
+        Command::Bench(args) => crate::bench::run(crate::bench::BenchArgs {
+            rows: args.rows,
+            runs: args.runs,
+            postgres: args.postgres,
+        }),
         Command::Offline(args) => offline(url, args),
         Command::Sync(args) => sync_once(url, args),
         Command::Serve(args) => serve(url, args),

@@ -8,6 +8,7 @@
 //! - `domain`: the synced tables declared once, values and times.
 
 pub mod accounts;
+pub mod bench;
 pub mod cli;
 pub mod db;
 pub mod demo;

@@ -416,7 +416,8 @@ pub fn existing(
 pub type RowUpdate = (String, Vec<(usize, Option<String>)>, Micros);
 
 /// Applies many updates with few statements: rows changing the same set of fields are
-/// written together, `UPDATE ... FROM (SELECT ... UNION ALL SELECT ...)` (both backends).
+/// written together, `UPDATE ... FROM (VALUES ...)` (both backends name the columns of a
+/// VALUES list column1, column2, ...).
 pub fn update_many(
     conn: &mut DbConn,
     table: TableId,
@@ -435,26 +436,25 @@ pub fn update_many(
         let per_statement = (BATCH * 2 / (fields.len() + 2)).max(1);
         for chunk in rows.chunks(per_statement) {
             let mut sql = Sql::new(format!("UPDATE {} SET ", def.name));
-            for i in &fields {
+            // v.column1 is the id, then one column per field, then the stamp.
+            for (n, i) in fields.iter().enumerate() {
                 let name = def.fields[*i].name;
-                sql.push(&format!("{name} = v.f{i}, "));
+                sql.push(&format!("{name} = v.column{}, ", n + 2));
             }
-            sql.push("last_updated = v.stamp, changed_by = ")
-                .param(actor)
-                .push(" FROM (");
+            sql.push(&format!(
+                "last_updated = v.column{}, changed_by = ",
+                fields.len() + 2
+            ))
+            .param(actor)
+            .push(" FROM (VALUES ");
             for (n, (id, values, stamp)) in chunk.iter().enumerate() {
-                if n > 0 {
-                    sql.push(" UNION ALL ");
+                sql.push(if n == 0 { "(" } else { ", (" }).param(id);
+                for (_, value) in values {
+                    sql.push(", ").param(value.clone());
                 }
-                sql.push("SELECT ").param(id).push(" AS id");
-                for (i, value) in values {
-                    sql.push(", ")
-                        .param(value.clone())
-                        .push(&format!(" AS f{i}"));
-                }
-                sql.push(", ").param(*stamp).push(" AS stamp");
+                sql.push(", ").param(*stamp).push(")");
             }
-            sql.push(&format!(") AS v WHERE {}.id = v.id", def.name));
+            sql.push(&format!(") AS v WHERE {}.id = v.column1", def.name));
             sql.execute(conn)?;
         }
     }

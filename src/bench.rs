@@ -1,0 +1,499 @@
+//! `offsync bench`: end-to-end sync timings over HTTP against a real `offsync serve`
+//! process, each beside a "floor" (the least work that does the same job, done in this
+//! process) and the server's peak memory. See docs/performance.md.
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use diesel::Connection;
+use diesel::connection::SimpleConnection;
+use flate2::Compression;
+use flate2::write::GzEncoder;
+
+use crate::db::dialect::WriteLock;
+use crate::db::repo::rows;
+use crate::db::{self, Pool, write_txn};
+use crate::domain::{TABLES, table_by_name, time};
+use crate::offline::client::Upstream;
+use crate::sync::codec::{
+    ChangesetReader, ChangesetWriter, FieldChange, Item, Record, Was, decompressing,
+};
+
+/// What to measure.
+pub struct BenchArgs {
+    pub rows: Vec<u64>,
+    pub runs: usize,
+    /// A PostgreSQL server (any database on it) to measure as well.
+    pub postgres: Option<String>,
+}
+
+/// One measured operation.
+struct Figure {
+    backend: &'static str,
+    rows: u64,
+    op: &'static str,
+    offsync: Vec<f64>,
+    floor: Vec<f64>,
+    peak_mib: f64,
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    s.get(s.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+pub fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let mut figures = Vec::new();
+    let mut backends: Vec<(&'static str, Option<String>)> = vec![("sqlite", None)];
+    if let Some(pg) = &args.postgres {
+        backends.push(("postgres", Some(pg.clone())));
+    }
+    for (backend, admin) in &backends {
+        for &n in &args.rows {
+            figures.extend(measure(backend, admin.as_deref(), n, args.runs.max(1))?);
+        }
+    }
+    println!(
+        "| backend | rows | operation | offsync (median s) | rows/s | floor (median s) | ratio | server peak MiB |"
+    );
+    println!("|---|---:|---|---:|---:|---:|---:|---:|");
+    for f in &figures {
+        let (o, fl) = (median(&f.offsync), median(&f.floor));
+        println!(
+            "| {} | {} | {} | {:.3} | {:.0} | {:.3} | {:.2} | {:.1} |",
+            f.backend,
+            f.rows,
+            f.op,
+            o,
+            f.rows as f64 / o,
+            fl,
+            o / fl,
+            f.peak_mib
+        );
+    }
+    Ok(())
+}
+
+/// A fresh database of the backend; its URL, and a drop guard.
+struct BenchDb {
+    url: String,
+    admin: Option<(String, String)>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl BenchDb {
+    fn new(admin: Option<&str>) -> anyhow::Result<BenchDb> {
+        match admin {
+            None => {
+                let dir = tempfile::tempdir()?;
+                let url = format!("sqlite://{}", dir.path().join("bench.db").display());
+                Ok(BenchDb {
+                    url,
+                    admin: None,
+                    _dir: Some(dir),
+                })
+            }
+            Some(admin) => {
+                let name = format!("offsync_bench_{}", uuid::Uuid::new_v4().simple());
+                let mut c =
+                    diesel::PgConnection::establish(admin).context("connecting to PostgreSQL")?;
+                c.batch_execute(&format!("CREATE DATABASE {name}"))?;
+                let base = admin.rsplit_once('/').map_or(admin, |(b, _)| b);
+                Ok(BenchDb {
+                    url: format!("{base}/{name}"),
+                    admin: Some((admin.to_owned(), name)),
+                    _dir: None,
+                })
+            }
+        }
+    }
+}
+
+impl Drop for BenchDb {
+    fn drop(&mut self) {
+        if let Some((admin, name)) = &self.admin
+            && let Ok(mut c) = diesel::PgConnection::establish(admin)
+        {
+            let _ = c.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+        }
+    }
+}
+
+/// `offsync serve` as a child process, killed on drop.
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Server {
+    fn start(url: &str) -> anyhow::Result<Server> {
+        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let dir = tempfile::tempdir()?;
+        let child = Command::new(std::env::current_exe()?)
+            .args([
+                "serve",
+                "--bind",
+                &format!("127.0.0.1:{port}"),
+                "--database-url",
+                url,
+            ])
+            .arg("--session-key-file")
+            .arg(dir.path().join("key"))
+            .env("OFFSYNC_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        let base = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if Instant::now() > deadline {
+                bail!("offsync serve did not start");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        std::mem::forget(dir);
+        Ok(Server { child, base })
+    }
+
+    /// The process's peak resident memory so far (VmHWM), in MiB.
+    fn peak_mib(&self) -> f64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("VmHWM:"))
+                    .and_then(|l| l.split_whitespace().nth(1))
+                    .and_then(|kb| kb.parse::<f64>().ok())
+            })
+            .map_or(f64::NAN, |kb| kb / 1024.0)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The demo schema filled with `n` rows: one site, one asset, an inspection per 100
+/// readings, the rest readings. Returns the readings' ids.
+fn fill(pool: &Pool, n: u64) -> anyhow::Result<Vec<String>> {
+    let id = |_: u64| uuid::Uuid::new_v4().to_string();
+    let mut w = ChangesetWriter::start(Vec::new(), None)?;
+    let rec = |table: &str, id: &str, values: Vec<Option<String>>| {
+        Item::Record(Record {
+            table: table_by_name(table).unwrap_or_default(),
+            id: id.to_owned(),
+            base: None,
+            updated: None,
+            fields: values
+                .into_iter()
+                .enumerate()
+                .map(|(index, value)| FieldChange {
+                    index,
+                    value,
+                    was: Was::Unknown,
+                })
+                .collect(),
+        })
+    };
+    let (site, asset) = (id(0), id(0));
+    w.item(&rec(
+        "sites",
+        &site,
+        vec![Some("BENCH".into()), Some("Bench site".into()), None, None],
+    ))?;
+    w.item(&rec(
+        "assets",
+        &asset,
+        vec![
+            Some(site),
+            Some("BENCH-1".into()),
+            None,
+            Some("ok".into()),
+            None,
+        ],
+    ))?;
+    let mut readings = Vec::new();
+    let mut inspection = String::new();
+    for i in 0..n.saturating_sub(2) {
+        if i % 101 == 0 {
+            inspection = id(i);
+            w.item(&rec(
+                "inspections",
+                &inspection,
+                vec![
+                    Some(asset.clone()),
+                    Some("2026-11-21T09:00:00.000000Z".into()),
+                    Some("Bench".into()),
+                    Some("pass".into()),
+                    None,
+                ],
+            ))?;
+            continue;
+        }
+        let r = id(i);
+        w.item(&rec(
+            "readings",
+            &r,
+            vec![
+                Some(inspection.clone()),
+                Some("pressure".into()),
+                Some(format!("{}.5", i % 997)),
+                Some("bar".into()),
+            ],
+        ))?;
+        readings.push(r);
+    }
+    let doc = w.finish()?;
+    let mut conn = pool.get()?;
+    crate::sync::import::import(&mut conn, std::io::Cursor::new(doc), u64::MAX)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(readings)
+}
+
+fn measure(
+    backend: &'static str,
+    admin: Option<&str>,
+    n: u64,
+    runs: usize,
+) -> anyhow::Result<Vec<Figure>> {
+    let mut first = (Vec::new(), Vec::new());
+    let mut upload = (Vec::new(), Vec::new());
+    let mut after = (Vec::new(), Vec::new());
+    let mut peak: f64 = 0.0;
+    for run in 0..runs {
+        eprintln!("bench: {backend}, {n} rows, run {}/{runs}", run + 1);
+        let bench_db = BenchDb::new(admin)?;
+        let pool = db::connect(&bench_db.url, 4)?;
+        let readings = fill(&pool, n)?;
+        let server = Server::start(&bench_db.url)?;
+        let token = {
+            let mut conn = pool.get()?;
+            if crate::db::repo::accounts::user_by_name(&mut conn, "bench")?.is_none() {
+                crate::accounts::add_user(&mut conn, "bench", "bench-password", false)?;
+            }
+            crate::accounts::add_device(&mut conn, "bench", "bench laptop")?.1
+        };
+        let up = Upstream::new(&server.base, &token)?;
+
+        // (1) A first full download.
+        let s = up.open(&time::format(time::now()))?;
+        let t = Instant::now();
+        let bytes = std::io::copy(&mut up.download(&s.id)?, &mut std::io::sink())?;
+        first.0.push(t.elapsed().as_secs_f64());
+        up.complete(&s.id)?;
+        let t = Instant::now();
+        floor_download(&pool, None)?;
+        first.1.push(t.elapsed().as_secs_f64());
+        eprintln!(
+            "bench:   first download {:.2} s ({bytes} bytes)",
+            first.0.last().copied().unwrap_or(0.0)
+        );
+
+        // (2) An upload of an edit of every reading: 10% of them stale (changed online
+        // since), half of those true conflicts (the same field), half not (another field).
+        let stamps = current_stamps(&pool, &readings)?;
+        let stale = readings.len() / 10;
+        stale_online(&pool, &readings[..stale])?;
+        let file = edits_file(&readings, &stamps)?;
+        let s2 = up.open(&time::format(time::now()))?;
+        let t = Instant::now();
+        let result = up.upload(&s2.id, file.path())?;
+        upload.0.push(t.elapsed().as_secs_f64());
+        eprintln!(
+            "bench:   upload {:.2} s: {result:?}",
+            upload.0.last().copied().unwrap_or(0.0)
+        );
+        let t = Instant::now();
+        floor_upload(&pool, file.path())?;
+        upload.1.push(t.elapsed().as_secs_f64());
+
+        // (3) The download that follows.
+        let t = Instant::now();
+        std::io::copy(&mut up.download(&s2.id)?, &mut std::io::sink())?;
+        after.0.push(t.elapsed().as_secs_f64());
+        up.complete(&s2.id)?;
+        let since = time::parse(&s.started);
+        let t = Instant::now();
+        floor_download(&pool, since)?;
+        after.1.push(t.elapsed().as_secs_f64());
+        peak = peak.max(server.peak_mib());
+    }
+    let figure = |op, (offsync, floor): (Vec<f64>, Vec<f64>)| Figure {
+        backend,
+        rows: n,
+        op,
+        offsync,
+        floor,
+        peak_mib: peak,
+    };
+    Ok(vec![
+        figure("first download", first),
+        figure("upload of edits (10% stale)", upload),
+        figure("download after the upload", after),
+    ])
+}
+
+/// Each reading's version and value, as a laptop that just synced holds them.
+fn current_stamps(pool: &Pool, ids: &[String]) -> anyhow::Result<Vec<(i64, Option<String>)>> {
+    let readings = table_by_name("readings").unwrap_or_default();
+    let value = TABLES[readings].field_index("value").unwrap_or(2);
+    let mut conn = pool.get()?;
+    let mut out = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(rows::BATCH) {
+        let found = rows::by_ids(&mut conn, readings, chunk, false)?;
+        out.extend(chunk.iter().map(|id| {
+            found
+                .get(id)
+                .map_or((0, None), |r| (r.last_updated, r.values[value].clone()))
+        }));
+    }
+    Ok(out)
+}
+
+/// Online changes to these readings: the first half change `value` (the laptop's edit will
+/// be a true conflict), the second half `unit` (the laptop's edit applies beside it).
+fn stale_online(pool: &Pool, ids: &[String]) -> anyhow::Result<()> {
+    let readings = table_by_name("readings").unwrap_or_default();
+    let mut conn = pool.get()?;
+    let half = ids.len() / 2;
+    write_txn::<_, anyhow::Error>(&mut conn, WriteLock::Shared, |c, now| {
+        let value = TABLES[readings].field_index("value").unwrap_or(2);
+        let unit = TABLES[readings].field_index("unit").unwrap_or(3);
+        let updates: Vec<rows::RowUpdate> = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| {
+                let change = if i < half {
+                    (value, Some("999.9".to_owned()))
+                } else {
+                    (unit, Some("kPa".to_owned()))
+                };
+                (id.clone(), vec![change], time::after(now))
+            })
+            .collect();
+        rows::update_many(c, readings, &updates, "bench")?;
+        Ok(())
+    })
+}
+
+/// A gzip changeset editing every reading's value, with its base and `was`.
+fn edits_file(
+    ids: &[String],
+    stamps: &[(i64, Option<String>)],
+) -> anyhow::Result<tempfile::NamedTempFile> {
+    let readings = table_by_name("readings").unwrap_or_default();
+    let value = TABLES[readings].field_index("value").unwrap_or(2);
+    let file = tempfile::NamedTempFile::new()?;
+    let gz = GzEncoder::new(std::io::BufWriter::new(file.reopen()?), Compression::new(4));
+    let mut w = ChangesetWriter::start(gz, None)?;
+    for (i, (id, (stamp, was))) in ids.iter().zip(stamps).enumerate() {
+        w.item(&Item::Record(Record {
+            table: readings,
+            id: id.clone(),
+            base: Some(*stamp),
+            updated: Some(time::now()),
+            fields: vec![FieldChange {
+                index: value,
+                value: Some(format!("{i}.25")),
+                was: Was::Known(was.clone()),
+            }],
+        }))?;
+    }
+    w.finish()?.finish()?.flush()?;
+    Ok(file)
+}
+
+/// The floor of a download: the rows changed since `since`, queried page by page, written
+/// as XML with no per-row structures, through gzip, into nothing.
+fn floor_download(pool: &Pool, since: Option<i64>) -> anyhow::Result<()> {
+    let mut out = GzEncoder::new(std::io::sink(), Compression::new(4));
+    let mut conn = pool.get()?;
+    out.write_all(b"<changeset version=\"1\">\n")?;
+    for (t, def) in TABLES.iter().enumerate() {
+        let mut after = None;
+        loop {
+            let page = rows::changed_since(&mut conn, t, since, after.as_ref(), 1000)?;
+            for r in &page {
+                write!(
+                    out,
+                    "<record table=\"{}\" id=\"{}\" updated=\"{}\">",
+                    def.name,
+                    r.id,
+                    time::format(r.last_updated)
+                )?;
+                for (f, v) in def.fields.iter().zip(&r.values) {
+                    match v {
+                        Some(v) => write!(
+                            out,
+                            "<field name=\"{}\">{}</field>",
+                            f.name,
+                            quick_xml::escape::escape(v.as_str())
+                        )?,
+                        None => write!(out, "<field name=\"{}\" null=\"true\"/>", f.name)?,
+                    }
+                }
+                out.write_all(b"</record>\n")?;
+            }
+            match page.last() {
+                Some(last) if page.len() == 1000 => {
+                    after = Some((last.last_updated, last.id.clone()))
+                }
+                _ => break,
+            }
+        }
+    }
+    out.write_all(b"</changeset>\n")?;
+    out.finish()?;
+    Ok(())
+}
+
+/// The floor of an upload: gunzip, read the XML, look the rows up in batches, write the
+/// changed values in one transaction (no session, spool, aliases, conflicts or HTTP).
+fn floor_upload(pool: &Pool, file: &std::path::Path) -> anyhow::Result<()> {
+    let mut raw = Vec::new();
+    std::fs::File::open(file)?.read_to_end(&mut raw)?;
+    let mut reader = ChangesetReader::new(decompressing(std::io::Cursor::new(raw))?, u64::MAX);
+    reader.header()?;
+    let mut conn = pool.get()?;
+    write_txn::<_, anyhow::Error>(&mut conn, WriteLock::Upload, |c, now| {
+        let mut batch: Vec<Record> = Vec::with_capacity(rows::BATCH);
+        let flush = |c: &mut crate::db::DbConn, batch: &mut Vec<Record>| -> anyhow::Result<()> {
+            let Some(first) = batch.first() else {
+                return Ok(());
+            };
+            let table = first.table;
+            let ids: Vec<String> = batch.iter().map(|r| r.id.clone()).collect();
+            let found = rows::by_ids(c, table, &ids, true)?;
+            let updates: Vec<rows::RowUpdate> = batch
+                .drain(..)
+                .filter(|r| found.contains_key(&r.id))
+                .map(|r| {
+                    (
+                        r.id,
+                        r.fields.into_iter().map(|f| (f.index, f.value)).collect(),
+                        time::after(now),
+                    )
+                })
+                .collect();
+            rows::update_many(c, table, &updates, "floor")?;
+            Ok(())
+        };
+        while let Some(item) = reader.next_item()? {
+            if let Item::Record(r) = item {
+                batch.push(r);
+                if batch.len() == rows::BATCH {
+                    flush(c, &mut batch)?;
+                }
+            }
+        }
+        flush(c, &mut batch)?;
+        Ok(())
+    })
+}
