@@ -153,13 +153,11 @@ pub fn changes_page(
         .push(" AND seq <= ")
         .param(upto);
     if let Some((row, seq)) = after {
-        sql.push(" AND (row_id > ")
+        sql.push(" AND (row_id, seq) > (")
             .param(row)
-            .push(" OR (row_id = ")
-            .param(row)
-            .push(" AND seq > ")
+            .push(", ")
             .param(*seq)
-            .push("))");
+            .push(")");
     }
     sql.push(" ORDER BY row_id, seq LIMIT ").param(limit);
     Ok(sql

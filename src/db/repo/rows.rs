@@ -337,16 +337,21 @@ pub fn changed_since(
 ) -> Result<Vec<Row>, DbError> {
     let def = &TABLES[table];
     let mut sql = Sql::new(select_columns(def));
-    sql.push(" WHERE last_updated >= ")
-        .param(since.unwrap_or(i64::MIN));
-    if let Some((stamp, id)) = after {
-        sql.push(" AND (last_updated > ")
-            .param(*stamp)
-            .push(" OR (last_updated = ")
-            .param(*stamp)
-            .push(" AND id > ")
-            .param(id)
-            .push("))");
+    match after {
+        // Only the row value (it implies `since`): then both databases seek the
+        // (last_updated, id) index to the page's start instead of scanning from `since`
+        // for every page, which made large downloads quadratic.
+        Some((stamp, id)) => {
+            sql.push(" WHERE (last_updated, id) > (")
+                .param(*stamp)
+                .push(", ")
+                .param(id)
+                .push(")");
+        }
+        None => {
+            sql.push(" WHERE last_updated >= ")
+                .param(since.unwrap_or(i64::MIN));
+        }
     }
     sql.push(" ORDER BY last_updated, id LIMIT ")
         .param(limit as i64);
@@ -361,21 +366,21 @@ pub fn tombstones_since(
     limit: usize,
 ) -> Result<Vec<(TableId, Tombstone)>, DbError> {
     let mut sql = Sql::new(
-        "SELECT table_name, id, last_updated, row_data, changed_by FROM tombstones WHERE last_updated >= ",
+        "SELECT table_name, id, last_updated, row_data, changed_by FROM tombstones WHERE ",
     );
-    sql.param(since);
-    if let Some((stamp, table, id)) = after {
-        sql.push(" AND (last_updated > ")
-            .param(*stamp)
-            .push(" OR (last_updated = ")
-            .param(*stamp)
-            .push(" AND (table_name > ")
-            .param(table)
-            .push(" OR (table_name = ")
-            .param(table)
-            .push(" AND id > ")
-            .param(id)
-            .push("))))");
+    match after {
+        Some((stamp, table, id)) => {
+            sql.push("(last_updated, table_name, id) > (")
+                .param(*stamp)
+                .push(", ")
+                .param(table)
+                .push(", ")
+                .param(id)
+                .push(")");
+        }
+        None => {
+            sql.push("last_updated >= ").param(since);
+        }
     }
     sql.push(" ORDER BY last_updated, table_name, id LIMIT ")
         .param(limit as i64);
