@@ -13,6 +13,7 @@ on_both!(
     the_client_never_sets_last_updated,
     values_compare_as_values,
     a_large_upload_applies_every_row_across_batches,
+    many_deletes_arrive_across_download_pages,
 );
 
 fn an_edit_at_the_current_base_is_applied(b: Backend) {
@@ -295,4 +296,36 @@ fn a_large_upload_applies_every_row_across_batches(b: Backend) {
             Some(row.updated)
         );
     }
+}
+
+fn many_deletes_arrive_across_download_pages(b: Backend) {
+    let Some(app) = TestApp::spawn(b) else { return };
+    let (_, asset) = app.seed_asset();
+    let (inspection, _) = app.seed_inspection(&asset);
+    let ids: Vec<String> = (0..1500).map(|_| uid()).collect();
+    let creates: Vec<String> = ids
+        .iter()
+        .map(|id| create("readings", id, &reading_fields(&inspection)))
+        .collect();
+    app.import(&doc(&creates));
+    let mut watcher = app.device("bob");
+    watcher.sync(&[]);
+    let mut d = app.device("alice");
+    d.sync(&[]);
+    d.sync(&[delete(
+        "inspections",
+        &inspection,
+        &d.base("inspections", &inspection),
+    )]);
+    let (_, dl) = watcher.sync(&[]);
+    assert!(dl.deleted("inspections", &inspection));
+    let missing: Vec<_> = ids
+        .iter()
+        .filter(|id| !dl.deleted("readings", id))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} tombstones never downloaded",
+        missing.len()
+    );
 }
