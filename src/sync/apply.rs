@@ -43,6 +43,8 @@ struct Ctx<'a> {
     counts: Counts,
     /// The batch's edits, written together at its end.
     updates: Vec<rows::RowUpdate>,
+    /// The batch's conflicts, recorded together at its end.
+    conflicts: Vec<(Conflict, Vec<ConflictField>)>,
 }
 
 impl Ctx<'_> {
@@ -71,6 +73,7 @@ pub fn apply_upload(
         now,
         counts: Counts::default(),
         updates: Vec::new(),
+        conflicts: Vec::new(),
     };
     let mut batches = spool.batches(BATCH)?;
     while let Some((table, items)) = batches.next_batch()? {
@@ -189,9 +192,9 @@ fn apply_batch(
                 check_create(def, &r)?;
                 if let Some(row) = existing.get(&r.id) {
                     // A create retried after a lost answer: judged like an edit without `was`.
-                    judge_stale_edit(conn, ctx, table, row, &r)?
+                    judge_stale_edit(ctx, table, row, &r)?
                 } else if let Some(t) = tombstones.get(&r.id) {
-                    edit_of_deleted(conn, ctx, table, t, &r)?
+                    edit_of_deleted(ctx, table, t, &r)?
                 } else {
                     let values = full_values(def, &r);
                     if let Some((fk, _)) = parent {
@@ -224,9 +227,9 @@ fn apply_batch(
             Item::Record(r) => {
                 check_edit(def, &r)?;
                 if let Some(row) = existing.get(&r.id) {
-                    edit(conn, ctx, table, row, &r)?
+                    edit(ctx, table, row, &r)?
                 } else if let Some(t) = tombstones.get(&r.id) {
-                    edit_of_deleted(conn, ctx, table, t, &r)?
+                    edit_of_deleted(ctx, table, t, &r)?
                 } else {
                     return Err(SyncError::rejected(
                         "unknown-row",
@@ -252,7 +255,7 @@ fn apply_batch(
                         deletes.push(d.id.clone());
                         Outcome::Applied
                     } else {
-                        stale_delete(conn, ctx, table, row, &d)?
+                        stale_delete(ctx, table, row, &d)?
                     }
                 } else if tombstones.contains_key(&d.id) {
                     Outcome::Unchanged
@@ -274,6 +277,7 @@ fn apply_batch(
     rows::insert(conn, table, &inserts, actor)?;
     rows::update_many(conn, table, &ctx.updates, actor)?;
     ctx.updates.clear();
+    flush_conflicts(conn, ctx, table)?;
     rows::delete_cascade(conn, table, &deletes, ctx.now, actor)?;
     Ok(())
 }
@@ -355,13 +359,7 @@ fn full_values(def: &Table, r: &Record) -> Values {
 }
 
 /// An edit of an existing row.
-fn edit(
-    conn: &mut DbConn,
-    ctx: &mut Ctx<'_>,
-    table: TableId,
-    row: &Row,
-    r: &Record,
-) -> Result<Outcome, SyncError> {
+fn edit(ctx: &mut Ctx<'_>, table: TableId, row: &Row, r: &Record) -> Result<Outcome, SyncError> {
     if r.base == Some(row.last_updated) {
         let def = &TABLES[table];
         let changes: Vec<(usize, Option<String>)> = r
@@ -380,12 +378,11 @@ fn edit(
         ctx.updates.push((row.id.clone(), changes, stamp));
         return Ok(Outcome::Applied);
     }
-    judge_stale_edit(conn, ctx, table, row, r)
+    judge_stale_edit(ctx, table, row, r)
 }
 
 /// The row changed on the server since the client saw it: each field is judged alone.
 fn judge_stale_edit(
-    conn: &mut DbConn,
     ctx: &mut Ctx<'_>,
     table: TableId,
     row: &Row,
@@ -420,7 +417,6 @@ fn judge_stale_edit(
         });
     }
     record_conflict(
-        conn,
         ctx,
         table,
         &row.id,
@@ -452,7 +448,6 @@ fn conflict_field(def: &Table, f: &FieldChange, server: Option<String>) -> Confl
 
 /// An edit (or a retried create) of a row the server has deleted.
 fn edit_of_deleted(
-    conn: &mut DbConn,
     ctx: &mut Ctx<'_>,
     table: TableId,
     t: &Tombstone,
@@ -473,7 +468,6 @@ fn edit_of_deleted(
         })
         .collect();
     record_conflict(
-        conn,
         ctx,
         table,
         &r.id,
@@ -489,14 +483,12 @@ fn edit_of_deleted(
 
 /// A delete whose base is stale: the server changed the row since.
 fn stale_delete(
-    conn: &mut DbConn,
     ctx: &mut Ctx<'_>,
     table: TableId,
     row: &Row,
     d: &Delete,
 ) -> Result<Outcome, SyncError> {
     record_conflict(
-        conn,
         ctx,
         table,
         &row.id,
@@ -540,7 +532,6 @@ fn duplicate(
         return Ok(Outcome::Unchanged);
     }
     record_conflict(
-        conn,
         ctx,
         table,
         &existing.id,
@@ -554,13 +545,12 @@ fn duplicate(
     Ok(Outcome::Conflict)
 }
 
-/// Records a conflict for the uploader, or updates their open one on the same row.
+/// Notes a conflict for the uploader; [`flush_conflicts`] records the batch's together.
 #[expect(
     clippy::too_many_arguments,
     reason = "one call per conflict kind, all named"
 )]
 fn record_conflict(
-    conn: &mut DbConn,
     ctx: &mut Ctx<'_>,
     table: TableId,
     row_id: &str,
@@ -571,14 +561,12 @@ fn record_conflict(
     offline_updated: Option<Micros>,
     fields: Vec<ConflictField>,
 ) -> Result<(), SyncError> {
-    let table_name = TABLES[table].name;
-    let open = conflicts::open_for_row(conn, ctx.who.user_id, table_name, row_id)?;
-    let mut c = Conflict {
+    let c = Conflict {
         id: uuid::Uuid::new_v4().to_string(),
         user_id: ctx.who.user_id.to_owned(),
         device_id: ctx.who.device_id.to_owned(),
         session_id: Some(ctx.who.session_id.to_owned()),
-        table_name: table_name.to_owned(),
+        table_name: TABLES[table].name.to_owned(),
         row_id: row_id.to_owned(),
         kind: conflict_kind.to_owned(),
         client_id: client_id.map(str::to_owned),
@@ -592,19 +580,44 @@ fn record_conflict(
         resolved_by: None,
         resolution: None,
     };
-    match open {
-        Some(existing) => {
-            c.id = existing.id;
-            c.created_at = existing.created_at;
-            if c.client_id.is_none() {
-                c.client_id = existing.client_id;
-            }
-            conflicts::update_open(conn, &c)?;
+    // One row twice in a batch (two laptop rows joined onto one): one conflict, fields merged.
+    if let Some((_, existing)) = ctx.conflicts.iter_mut().find(|(o, _)| o.row_id == row_id) {
+        for f in fields {
+            existing.retain(|e| e.field != f.field);
+            existing.push(f);
         }
-        None => conflicts::insert(conn, &c)?,
+        return Ok(());
     }
-    for f in &fields {
-        conflicts::put_field(conn, &c.id, f)?;
+    ctx.conflicts.push((c, fields));
+    Ok(())
+}
+
+/// Records the batch's conflicts: new ones many per statement; a row with an open conflict
+/// of the user's already has that one updated (one open conflict per user and row).
+fn flush_conflicts(conn: &mut DbConn, ctx: &mut Ctx<'_>, table: TableId) -> Result<(), SyncError> {
+    if ctx.conflicts.is_empty() {
+        return Ok(());
     }
+    let drafts = std::mem::take(&mut ctx.conflicts);
+    let ids: Vec<String> = drafts.iter().map(|(c, _)| c.row_id.clone()).collect();
+    let open = conflicts::open_for_rows(conn, ctx.who.user_id, TABLES[table].name, &ids)?;
+    let mut new = Vec::with_capacity(drafts.len());
+    for (mut c, fields) in drafts {
+        match open.get(&c.row_id) {
+            Some(existing) => {
+                c.id = existing.id.clone();
+                c.created_at = existing.created_at;
+                if c.client_id.is_none() {
+                    c.client_id = existing.client_id.clone();
+                }
+                conflicts::update_open(conn, &c)?;
+                for f in &fields {
+                    conflicts::put_field(conn, &c.id, f)?;
+                }
+            }
+            None => new.push((c, fields)),
+        }
+    }
+    conflicts::insert_many(conn, &new)?;
     Ok(())
 }

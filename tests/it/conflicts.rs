@@ -13,6 +13,7 @@ on_both!(
     a_stale_delete_is_a_conflict,
     an_edit_of_a_deleted_row_is_a_conflict,
     the_rest_of_the_upload_goes_on_after_a_conflict,
+    many_conflicts_in_one_upload_are_all_recorded,
 );
 
 fn open_conflicts(
@@ -30,7 +31,7 @@ fn open_conflicts(
             ..Default::default()
         },
         "open",
-        100,
+        1000,
         0,
     )
     .unwrap()
@@ -259,4 +260,57 @@ fn the_rest_of_the_upload_goes_on_after_a_conflict(b: Backend) {
         app.row("inspections", &inspection).unwrap().fields["result"].as_deref(),
         Some("fail")
     );
+}
+
+fn many_conflicts_in_one_upload_are_all_recorded(b: Backend) {
+    let Some(app) = TestApp::spawn(b) else { return };
+    let (_, asset) = app.seed_asset();
+    let (inspection, _) = app.seed_inspection(&asset);
+    let ids: Vec<String> = (0..300).map(|_| uid()).collect();
+    let creates: Vec<String> = ids
+        .iter()
+        .map(|id| create("readings", id, &reading_fields(&inspection)))
+        .collect();
+    app.import(&doc(&creates));
+    let mut d = app.device("alice");
+    d.sync(&[]);
+    let bases: Vec<String> = ids.iter().map(|id| d.base("readings", id)).collect();
+    let online: Vec<String> = ids
+        .iter()
+        .map(|id| {
+            create(
+                "readings",
+                id,
+                &[("value", Some("9.9")), ("unit", Some("psi"))],
+            )
+        })
+        .collect();
+    app.import(&doc(&online));
+    let edits: Vec<String> = ids
+        .iter()
+        .zip(&bases)
+        .map(|(id, base)| {
+            edit(
+                "readings",
+                id,
+                base,
+                &[("value", Some("1.1")), ("unit", Some("kPa"))],
+            )
+        })
+        .collect();
+    let (r, _) = d.sync(&edits);
+    assert_eq!(r, Some((0, 0, 300, true)));
+    let open = open_conflicts(&app, "alice");
+    assert_eq!(open.len(), 300, "one conflict per row");
+    assert!(
+        open.iter().all(|(_, f)| f.len() == 2),
+        "each with both fields"
+    );
+    let rows: std::collections::HashSet<&str> =
+        open.iter().map(|(c, _)| c.row_id.as_str()).collect();
+    assert_eq!(rows.len(), 300);
+    // A second upload of the same rows updates those conflicts; it adds none.
+    let (r, _) = d.sync(&edits);
+    assert_eq!(r, Some((0, 0, 300, true)));
+    assert_eq!(d.state().2, 300);
 }

@@ -323,3 +323,81 @@ pub fn field_names_of(
     }
     Ok(out)
 }
+
+/// The user's open conflicts on any of these rows of one table, by row id.
+pub fn open_for_rows(
+    conn: &mut DbConn,
+    user_id: &str,
+    table: &str,
+    row_ids: &[String],
+) -> Result<std::collections::HashMap<String, Conflict>, DbError> {
+    let mut out = std::collections::HashMap::new();
+    for chunk in row_ids.chunks(super::rows::BATCH) {
+        let mut sql = Sql::new(COLUMNS);
+        sql.push(" WHERE user_id = ")
+            .param(user_id)
+            .push(" AND table_name = ")
+            .param(table)
+            .push(" AND status = 'open' AND row_id IN (")
+            .params(chunk)
+            .push(")");
+        for c in sql.load::<Conflict>(conn)? {
+            out.insert(c.row_id.clone(), c);
+        }
+    }
+    Ok(out)
+}
+
+/// Inserts new conflicts and their fields, many per statement.
+pub fn insert_many(
+    conn: &mut DbConn,
+    items: &[(Conflict, Vec<ConflictField>)],
+) -> Result<(), DbError> {
+    for chunk in items.chunks(100) {
+        let mut sql = Sql::new(
+            "INSERT INTO conflicts (id, user_id, device_id, session_id, table_name, row_id, kind, \
+             client_id, base, server_updated, offline_updated, status, created_at, updated_at) VALUES ",
+        );
+        for (n, (c, _)) in chunk.iter().enumerate() {
+            sql.push(if n == 0 { "(" } else { ", (" })
+                .params([&c.id, &c.user_id, &c.device_id])
+                .push(", ")
+                .param(c.session_id.clone())
+                .push(", ")
+                .params([&c.table_name, &c.row_id, &c.kind])
+                .push(", ")
+                .param(c.client_id.clone())
+                .push(", ")
+                .params([c.base, c.server_updated, c.offline_updated])
+                .push(", 'open', ")
+                .params([c.created_at, c.updated_at])
+                .push(")");
+        }
+        sql.execute(conn)?;
+        let fields: Vec<(&str, &ConflictField)> = chunk
+            .iter()
+            .flat_map(|(c, fs)| fs.iter().map(move |f| (c.id.as_str(), f)))
+            .collect();
+        for part in fields.chunks(200) {
+            let mut sql = Sql::new(
+                "INSERT INTO conflict_fields (conflict_id, field, base_known, base_value, \
+                 server_value, offline_value) VALUES ",
+            );
+            for (n, (id, f)) in part.iter().enumerate() {
+                sql.push(if n == 0 { "(" } else { ", (" })
+                    .params([*id, f.field.as_str()])
+                    .push(", ")
+                    .param(f.base_known)
+                    .push(", ")
+                    .params([
+                        f.base_value.clone(),
+                        f.server_value.clone(),
+                        f.offline_value.clone(),
+                    ])
+                    .push(")");
+            }
+            sql.execute(conn)?;
+        }
+    }
+    Ok(())
+}
