@@ -86,45 +86,6 @@ pub fn get(conn: &mut DbConn, id: &str) -> Result<Option<Conflict>, DbError> {
     sql.first(conn)
 }
 
-/// The user's open conflict on a row, if any (there is at most one).
-pub fn open_for_row(
-    conn: &mut DbConn,
-    user_id: &str,
-    table: &str,
-    row_id: &str,
-) -> Result<Option<Conflict>, DbError> {
-    let mut sql = Sql::new(COLUMNS);
-    sql.push(" WHERE user_id = ")
-        .param(user_id)
-        .push(" AND table_name = ")
-        .param(table)
-        .push(" AND row_id = ")
-        .param(row_id)
-        .push(" AND status = 'open'");
-    sql.first(conn)
-}
-
-pub fn insert(conn: &mut DbConn, c: &Conflict) -> Result<(), DbError> {
-    let mut sql = Sql::new(
-        "INSERT INTO conflicts (id, user_id, device_id, session_id, table_name, row_id, kind, \
-         client_id, base, server_updated, offline_updated, status, created_at, updated_at) VALUES (",
-    );
-    sql.params([&c.id, &c.user_id, &c.device_id])
-        .push(", ")
-        .param(c.session_id.clone())
-        .push(", ")
-        .params([&c.table_name, &c.row_id, &c.kind])
-        .push(", ")
-        .param(c.client_id.clone())
-        .push(", ")
-        .params([c.base, c.server_updated, c.offline_updated])
-        .push(", 'open', ")
-        .params([c.created_at, c.updated_at])
-        .push(")");
-    sql.execute(conn)?;
-    Ok(())
-}
-
 /// Refreshes an open conflict with a later upload's view of the same row.
 pub fn update_open(conn: &mut DbConn, c: &Conflict) -> Result<(), DbError> {
     let mut sql = Sql::new("UPDATE conflicts SET device_id = ");
