@@ -341,6 +341,23 @@ pub fn clear_conflicts(conn: &mut DbConn, table: TableId, row_id: &str) -> Resul
     Ok(())
 }
 
+/// Clears the conflict marks of many rows of one table.
+pub fn clear_conflicts_of(
+    conn: &mut DbConn,
+    table: TableId,
+    ids: &[String],
+) -> Result<(), DbError> {
+    for chunk in ids.chunks(BATCH) {
+        let mut sql = Sql::new("DELETE FROM offline_conflicts WHERE table_name = ");
+        sql.param(TABLES[table].name)
+            .push(" AND row_id IN (")
+            .params(chunk)
+            .push(")");
+        sql.execute(conn)?;
+    }
+    Ok(())
+}
+
 /// A local change the server did not take.
 #[derive(Debug, Clone, QueryableByName)]
 pub struct LocalConflict {

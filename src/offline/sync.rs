@@ -8,7 +8,7 @@
 //! applied) and downloads from the same `since`. Changes made while a sync runs are numbered
 //! after the ones it took, so they stay in the log for the next one.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::{BufWriter, Write};
 
 use flate2::Compression;
@@ -242,21 +242,21 @@ fn apply_download(
     write_txn::<_, SyncFailure>(&mut conn, WriteLock::Shared, |c, now| {
         reader.header()?;
         let mut applied = 0u64;
+        // Rows are applied a batch at a time; anything else first flushes the batch.
+        let mut batch: Vec<Record> = Vec::with_capacity(rows::BATCH);
         while let Some(item) = reader.next_item()? {
             match item {
-                Item::Alias(a) => join_alias(c, a.table, &a.id, &a.canonical)?,
-                Item::Record(r) => apply_record(c, r, upto, now)?,
-                Item::Delete(d) => {
-                    if rows::get(c, d.table, &d.id)?.is_some() {
-                        rows::delete_cascade(
-                            c,
-                            d.table,
-                            std::slice::from_ref(&d.id),
-                            now,
-                            "server",
-                        )?;
+                Item::Record(r) => {
+                    if batch.len() == rows::BATCH
+                        || batch.first().is_some_and(|b| b.table != r.table)
+                    {
+                        apply_records(c, std::mem::take(&mut batch), upto, now)?;
                     }
-                    store::clear_conflicts(c, d.table, &d.id)?;
+                    batch.push(r);
+                }
+                other => {
+                    apply_records(c, std::mem::take(&mut batch), upto, now)?;
+                    apply_other(c, other, now)?;
                 }
             }
             applied += 1;
@@ -264,6 +264,7 @@ fn apply_download(
                 progress.downloaded(applied);
             }
         }
+        apply_records(c, std::mem::take(&mut batch), upto, now)?;
         progress.downloaded(applied);
         // Uploaded fields the server did not take although their row was not in this
         // download: it changed the row earlier (the shadow holds its value).
@@ -272,63 +273,133 @@ fn apply_download(
     })
 }
 
-/// Puts a downloaded row in place, keeping the local value of every field with a change
-/// waiting; marks a conflict where an uploaded value did not stick.
-fn apply_record(
+/// An alias or a delete from the download.
+fn apply_other(c: &mut crate::db::DbConn, item: Item, now: Micros) -> Result<(), SyncFailure> {
+    match item {
+        Item::Alias(a) => join_alias(c, a.table, &a.id, &a.canonical)?,
+        Item::Delete(d) => {
+            if rows::get(c, d.table, &d.id)?.is_some() {
+                rows::delete_cascade(c, d.table, std::slice::from_ref(&d.id), now, "server")?;
+            }
+            store::clear_conflicts(c, d.table, &d.id)?;
+        }
+        Item::Record(_) => {}
+    }
+    Ok(())
+}
+
+/// Puts downloaded rows of one table in place, keeping the local value of every field with
+/// a change waiting; marks a conflict where an uploaded value did not stick. A few statements
+/// per batch; rows with local changes (few) are judged one by one.
+fn apply_records(
     c: &mut crate::db::DbConn,
-    r: Record,
+    records: Vec<Record>,
     upto: i64,
     now: Micros,
 ) -> Result<(), SyncFailure> {
-    let def = &TABLES[r.table];
-    let stamp = r.updated.unwrap_or(0);
-    let mut values = vec![None; def.fields.len()];
-    for f in r.fields {
-        values[f.index] = f.value;
+    let Some(table) = records.first().map(|r| r.table) else {
+        return Ok(());
+    };
+    let def = &TABLES[table];
+    // A row changed during the download can come twice; the later one is newer.
+    let mut latest: HashMap<String, Record> = HashMap::with_capacity(records.len());
+    let mut order = Vec::with_capacity(records.len());
+    for r in records {
+        if !latest.contains_key(&r.id) {
+            order.push(r.id.clone());
+        }
+        latest.insert(r.id.clone(), r);
     }
-    let local = rows::get(c, r.table, &r.id)?;
-    let changes = store::changes_of(c, r.table, std::slice::from_ref(&r.id))?
-        .remove(&r.id)
-        .unwrap_or_default();
-    let mut keep: HashSet<String> = HashSet::new();
-    for change in &changes {
-        for f in &change.fields {
-            store::put_shadow(
-                c,
-                r.table,
-                &r.id,
-                &f.field,
-                values[def.field_index(&f.field).unwrap_or(0)].as_deref(),
-            )?;
-            let index = def.field_index(&f.field).unwrap_or(0);
-            let server = values[index].as_deref();
-            if change.seq > upto {
-                keep.insert(f.field.clone()); // made during this sync: still to upload
-            } else if !value::same(def.fields[index].ty, server, f.value.as_deref()) {
-                // Uploaded, but the server kept another value: an edit in conflict, or a row
-                // made twice (joined onto the server's) whose values differ.
-                keep.insert(f.field.clone());
-                store::mark_conflict(c, r.table, &r.id, &f.field, f.value.as_deref(), server, now)?;
+    let local = rows::existing(c, table, &order)?;
+    let mut changes = store::changes_of(c, table, &order)?;
+    let mut inserts = Vec::new();
+    let mut updates: Vec<rows::RowUpdate> = Vec::new();
+    let mut settled = Vec::new();
+    for id in order {
+        let Some(r) = latest.remove(&id) else {
+            continue;
+        };
+        let stamp = r.updated.unwrap_or(0);
+        let mut values = vec![None; def.fields.len()];
+        for f in r.fields {
+            values[f.index] = f.value;
+        }
+        let mut keep: HashSet<String> = HashSet::new();
+        match changes.remove(&id) {
+            None => settled.push(id.clone()),
+            Some(row_changes) => {
+                for change in &row_changes {
+                    for f in &change.fields {
+                        let Some(index) = def.field_index(&f.field) else {
+                            continue;
+                        };
+                        let server = values[index].as_deref();
+                        store::put_shadow(c, table, &id, &f.field, server)?;
+                        if change.seq > upto {
+                            keep.insert(f.field.clone()); // made during this sync: still to upload
+                        } else if !value::same(def.fields[index].ty, server, f.value.as_deref()) {
+                            // Uploaded, but the server kept another value: an edit in conflict,
+                            // or a row made twice (joined onto the server's) whose values differ.
+                            keep.insert(f.field.clone());
+                            store::mark_conflict(
+                                c,
+                                table,
+                                &id,
+                                &f.field,
+                                f.value.as_deref(),
+                                server,
+                                now,
+                            )?;
+                        }
+                    }
+                }
             }
         }
-    }
-    if changes.is_empty() {
-        store::clear_conflicts(c, r.table, &r.id)?;
-    }
-    match local {
-        Some(_) => {
+        if local.contains(&id) {
             let writes: Vec<(usize, Option<String>)> = values
                 .into_iter()
                 .enumerate()
                 .filter(|(i, _)| !keep.contains(def.fields[*i].name))
                 .collect();
-            rows::update(c, r.table, &r.id, &writes, stamp, "server")?;
-        }
-        None => {
-            rows::remove_tombstone(c, r.table, &r.id)?;
-            rows::insert(c, r.table, &[(r.id.clone(), values, stamp)], "server")?;
+            updates.push((id, writes, stamp));
+        } else {
+            inserts.push((id, values, stamp));
         }
     }
+    // A row whose parent this laptop deleted, where the server kept the parent (the delete
+    // is a conflict), has nowhere to go here: it is left out rather than failing every sync
+    // on the foreign key. It arrives with its next change on the server.
+    if let Some((fk, parent)) = def.parent() {
+        let parents: Vec<String> = inserts
+            .iter()
+            .filter_map(|(_, v, _)| v[fk].clone())
+            .chain(updates.iter().flat_map(|(_, w, _)| {
+                w.iter()
+                    .filter(|(i, _)| *i == fk)
+                    .filter_map(|(_, v)| v.clone())
+            }))
+            .collect();
+        let present = rows::existing(c, parent, &parents)?;
+        let orphan = |v: &Option<String>| v.as_ref().is_some_and(|p| !present.contains(p));
+        inserts.retain(|(id, v, _)| {
+            let keep = !orphan(&v[fk]);
+            if !keep {
+                tracing::warn!(
+                    table = def.name,
+                    id,
+                    "left out: its parent was deleted on this laptop"
+                );
+            }
+            keep
+        });
+        updates.retain(|(_, w, _)| !w.iter().any(|(i, v)| *i == fk && orphan(v)));
+    }
+    // Rows with nothing waiting locally follow the server: their marks go.
+    store::clear_conflicts_of(c, table, &settled)?;
+    let new: Vec<String> = inserts.iter().map(|(id, _, _)| id.clone()).collect();
+    rows::remove_tombstones(c, table, &new)?;
+    rows::insert(c, table, &inserts, "server")?;
+    rows::update_many(c, table, &updates, "server")?;
     Ok(())
 }
 

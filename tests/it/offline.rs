@@ -23,6 +23,7 @@ on_both!(
     an_interrupted_sync_converges_on_the_next_run,
     edits_made_during_a_sync_wait_for_the_next,
     deletes_and_creates_travel_both_ways,
+    a_child_of_a_row_deleted_offline_does_not_wedge_the_sync,
 );
 
 /// A laptop: its own SQLite database and its device token.
@@ -706,4 +707,30 @@ fn the_sync_command_prints_one_summary_line_and_fails_clearly() {
         String::from_utf8_lossy(&unreachable.stderr).contains("attempts"),
         "it says it tried"
     );
+}
+
+fn a_child_of_a_row_deleted_offline_does_not_wedge_the_sync(b: Backend) {
+    let Some(app) = TestApp::spawn(b) else { return };
+    let (_, asset) = app.seed_asset();
+    let (inspection, _) = app.seed_inspection(&asset);
+    let laptop = Laptop::new(&app, "jo");
+    laptop.sync();
+    laptop.delete("inspections", &inspection);
+    // Meanwhile the office changes the inspection (so the delete is a conflict) and adds a
+    // reading under it.
+    app.online_edit("inspections", &inspection, "summary", Some("still needed"));
+    let reading = uid();
+    app.import(&doc(&[create(
+        "readings",
+        &reading,
+        &reading_fields(&inspection),
+    )]));
+    let s = laptop.sync();
+    assert_eq!(s.conflicts, 1, "the stale delete is a conflict");
+    assert!(app.row("inspections", &inspection).is_some());
+    // The server kept the inspection, so its new version (and the reading under it) come back
+    // to the laptop in the same download: no orphan, and no sync stuck on a foreign key.
+    assert!(laptop.exists("inspections", &inspection));
+    assert!(laptop.exists("readings", &reading));
+    assert_eq!(laptop.sync().conflicts, 0, "and the next sync goes through");
 }

@@ -265,6 +265,19 @@ pub fn touch_tombstone(
     Ok(())
 }
 
+/// Removes the tombstones of many rows of one table (they exist again).
+pub fn remove_tombstones(conn: &mut DbConn, table: TableId, ids: &[String]) -> Result<(), DbError> {
+    for chunk in ids.chunks(BATCH) {
+        let mut sql = Sql::new("DELETE FROM tombstones WHERE table_name = ");
+        sql.param(TABLES[table].name)
+            .push(" AND id IN (")
+            .params(chunk)
+            .push(")");
+        sql.execute(conn)?;
+    }
+    Ok(())
+}
+
 /// Removes a tombstone (the row is restored).
 pub fn remove_tombstone(conn: &mut DbConn, table: TableId, id: &str) -> Result<(), DbError> {
     let mut sql = Sql::new("DELETE FROM tombstones WHERE table_name = ");
