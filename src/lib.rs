@@ -1,9 +1,12 @@
 //! offsync: a sync server for field inspection data, and the offline copy of it.
 //!
 //! Layers, each depending only on those below it:
-//! - `cli`: the command line (`serve`, `user`, `device`, `import`, `demo`);
-//! - `web`: actix-web handlers and askama pages; the only layer that knows HTTP;
-//! - `sync`: the engine (codec, apply, download, sessions, conflicts);
+//! - `cli`, `bench`, `demo`: the command line and what only it uses;
+//! - `web`: actix-web handlers and askama pages; the only layer that knows HTTP on the
+//!   server side (`offline::client` is the laptop's HTTP client);
+//! - `sync` (the server's engine: codec, apply, download, sessions, conflicts), `offline`
+//!   (the laptop's change log and sync), `editing` (online and offline edits from the
+//!   pages), `accounts` (users, passwords, device tokens);
 //! - `db`: connections, migrations, and the repository functions;
 //! - `domain`: the synced tables declared once, values and times.
 
