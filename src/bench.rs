@@ -497,3 +497,137 @@ fn floor_upload(pool: &Pool, file: &std::path::Path) -> anyhow::Result<()> {
         Ok(())
     })
 }
+
+/// What the load run does.
+pub struct LoadArgs {
+    /// Devices syncing at once (loopback only; at most 200).
+    pub devices: usize,
+    /// Edits each device uploads.
+    pub edits: usize,
+    /// Rows in the database.
+    pub rows: u64,
+    pub postgres: Option<String>,
+}
+
+/// Many devices syncing at once (open, upload, download, complete), against one server on
+/// SQLite, and one then two server processes on one PostgreSQL database.
+pub fn load(args: LoadArgs) -> anyhow::Result<()> {
+    if args.devices == 0 || args.devices > 200 {
+        bail!("--load takes 1 to 200 devices");
+    }
+    let mut setups: Vec<(&'static str, Option<String>, usize)> = vec![("sqlite", None, 1)];
+    if let Some(pg) = &args.postgres {
+        setups.push(("postgres", Some(pg.clone()), 1));
+        setups.push(("postgres", Some(pg.clone()), 2));
+    }
+    println!(
+        "| backend | instances | devices | edits each | syncs/s | p50 s | p99 s | failed | \"database is locked\" |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for (backend, admin, instances) in setups {
+        eprintln!(
+            "load: {backend}, {instances} instance(s), {} devices",
+            args.devices
+        );
+        let bench_db = BenchDb::new(admin.as_deref())?;
+        let pool = db::connect(&bench_db.url, 4)?;
+        let readings = fill(&pool, args.rows)?;
+        let servers = (0..instances)
+            .map(|_| Server::start(&bench_db.url))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let mut uplinks = Vec::with_capacity(args.devices);
+        {
+            let mut conn = pool.get()?;
+            if crate::db::repo::accounts::user_by_name(&mut conn, "bench")?.is_none() {
+                crate::accounts::add_user(&mut conn, "bench", "bench-password", false)?;
+            }
+            for d in 0..args.devices {
+                let token =
+                    crate::accounts::add_device(&mut conn, "bench", &format!("device {d}"))?.1;
+                uplinks.push(Upstream::new(&servers[d % instances].base, &token)?);
+            }
+        }
+        // Every device has synced once before (not measured).
+        for up in &uplinks {
+            let s = up.open(&time::format(time::now()))?;
+            std::io::copy(&mut up.download(&s.id)?, &mut std::io::sink())?;
+            up.complete(&s.id)?;
+        }
+        let stamps = current_stamps(&pool, &readings)?;
+        let mut files = Vec::with_capacity(args.devices);
+        for d in 0..args.devices {
+            let start = (d * args.edits) % readings.len().max(1);
+            let ids: Vec<String> = (0..args.edits)
+                .map(|k| readings[(start + k) % readings.len()].clone())
+                .collect();
+            let st: Vec<(i64, Option<String>)> = (0..args.edits)
+                .map(|k| stamps[(start + k) % readings.len()].clone())
+                .collect();
+            files.push(edits_file(&ids, &st)?);
+        }
+        let gate = std::sync::Barrier::new(args.devices);
+        let wall = Instant::now();
+        let outcomes: Vec<Result<f64, String>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = uplinks
+                .iter()
+                .zip(&files)
+                .map(|(up, file)| {
+                    let gate = &gate;
+                    scope.spawn(move || {
+                        gate.wait();
+                        let t = Instant::now();
+                        let sync = || -> Result<(), String> {
+                            let s = up
+                                .open(&time::format(time::now()))
+                                .map_err(|e| e.to_string())?;
+                            up.upload(&s.id, file.path()).map_err(|e| e.to_string())?;
+                            let mut body = up.download(&s.id).map_err(|e| e.to_string())?;
+                            std::io::copy(&mut body, &mut std::io::sink())
+                                .map_err(|e| e.to_string())?;
+                            up.complete(&s.id).map_err(|e| e.to_string())
+                        };
+                        sync().map(|()| t.elapsed().as_secs_f64())
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err("the device's thread panicked".into()))
+                })
+                .collect()
+        });
+        let wall = wall.elapsed().as_secs_f64();
+        let mut latencies: Vec<f64> = outcomes
+            .iter()
+            .filter_map(|o| o.as_ref().ok().copied())
+            .collect();
+        latencies.sort_by(f64::total_cmp);
+        let failed: Vec<&String> = outcomes.iter().filter_map(|o| o.as_ref().err()).collect();
+        let locked = failed
+            .iter()
+            .filter(|e| e.contains("database is locked"))
+            .count();
+        for e in failed.iter().take(3) {
+            eprintln!("load: a sync failed: {e}");
+        }
+        let pct = |p: f64| {
+            latencies
+                .get(((latencies.len() as f64 - 1.0) * p).round() as usize)
+                .copied()
+                .unwrap_or(f64::NAN)
+        };
+        println!(
+            "| {backend} | {instances} | {} | {} | {:.1} | {:.2} | {:.2} | {} | {locked} |",
+            args.devices,
+            args.edits,
+            latencies.len() as f64 / wall,
+            pct(0.5),
+            pct(0.99),
+            failed.len()
+        );
+        drop(servers);
+    }
+    Ok(())
+}

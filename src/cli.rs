@@ -62,6 +62,12 @@ struct BenchArgs {
     /// creates and drops its own).
     #[arg(long)]
     postgres: Option<String>,
+    /// Instead: this many devices syncing at once (1 to 200, loopback only).
+    #[arg(long)]
+    load: Option<usize>,
+    /// With --load: edits each device uploads.
+    #[arg(long, default_value_t = 1000)]
+    edits: usize,
 }
 
 #[derive(Debug, Args)]
@@ -189,11 +195,19 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     });
     let url = url.as_str();
     match cli.command {
-        Command::Bench(args) => crate::bench::run(crate::bench::BenchArgs {
-            rows: args.rows,
-            runs: args.runs,
-            postgres: args.postgres,
-        }),
+        Command::Bench(args) => match args.load {
+            Some(devices) => crate::bench::load(crate::bench::LoadArgs {
+                devices,
+                edits: args.edits,
+                rows: args.rows.first().copied().unwrap_or(50_000),
+                postgres: args.postgres,
+            }),
+            None => crate::bench::run(crate::bench::BenchArgs {
+                rows: args.rows,
+                runs: args.runs,
+                postgres: args.postgres,
+            }),
+        },
         Command::Offline(args) => offline(url, args),
         Command::Sync(args) => sync_once(url, args),
         Command::Serve(args) => serve(url, args),
