@@ -631,3 +631,128 @@ pub fn load(args: LoadArgs) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// The conflict pages with many open conflicts: p50/p99 of the list (first and a middle
+/// page) and of single conflicts, signed in as their owner.
+pub fn pages(conflict_count: usize, requests: usize) -> anyhow::Result<()> {
+    use crate::db::repo::conflicts::{self, Conflict, ConflictField};
+    let bench_db = BenchDb::new(None)?;
+    let pool = db::connect(&bench_db.url, 4)?;
+    let readings = fill(&pool, (conflict_count as u64).max(100) + 100)?;
+    let mut ids = Vec::with_capacity(conflict_count);
+    {
+        let mut conn = pool.get()?;
+        let user = crate::accounts::add_user(&mut conn, "bench", "bench-password", false)?;
+        let (device, _) = crate::accounts::add_device(&mut conn, "bench", "bench laptop")?;
+        let now = time::now();
+        let items: Vec<(Conflict, Vec<ConflictField>)> = readings
+            .iter()
+            .take(conflict_count)
+            .enumerate()
+            .map(|(n, row)| {
+                let id = uuid::Uuid::new_v4().to_string();
+                ids.push(id.clone());
+                let c = Conflict {
+                    id,
+                    user_id: user.id.clone(),
+                    device_id: device.id.clone(),
+                    session_id: None,
+                    table_name: "readings".into(),
+                    row_id: row.clone(),
+                    kind: "fields".into(),
+                    client_id: None,
+                    base: Some(now - 1),
+                    server_updated: Some(now),
+                    offline_updated: Some(now),
+                    status: "open".into(),
+                    created_at: now + n as i64,
+                    updated_at: now + n as i64,
+                    resolved_at: None,
+                    resolved_by: None,
+                    resolution: None,
+                };
+                let f = ConflictField {
+                    field: "value".into(),
+                    base_known: true,
+                    base_value: Some("1".into()),
+                    server_value: Some("2".into()),
+                    offline_value: Some("3".into()),
+                    choice: None,
+                    chosen_value: None,
+                };
+                (c, vec![f])
+            })
+            .collect();
+        write_txn::<_, anyhow::Error>(&mut conn, WriteLock::Shared, |c, _| {
+            conflicts::insert_many(c, &items)?;
+            crate::db::repo::accounts::set_conflict_flag(c, &user.id, true)?;
+            Ok(())
+        })?;
+    }
+    let server = Server::start(&bench_db.url)?;
+    let http = reqwest::blocking::Client::builder()
+        .cookie_store(true)
+        .build()?;
+    let login = http.get(format!("{}/login", server.base)).send()?.text()?;
+    let csrf = login
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap_or_default()
+        .to_owned();
+    let form = serde_urlencoded::to_string([
+        ("csrf", csrf.as_str()),
+        ("username", "bench"),
+        ("password", "bench-password"),
+    ])?;
+    let signed = http
+        .post(format!("{}/login", server.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form)
+        .send()?;
+    if !signed.status().is_success() {
+        bail!("signing in failed: {}", signed.status());
+    }
+    let middle = (conflict_count / 50 / 2).max(1);
+    let targets: Vec<(&str, Vec<String>)> = vec![
+        (
+            "GET /conflicts (first page)",
+            vec![format!("{}/conflicts", server.base)],
+        ),
+        (
+            "GET /conflicts?page=N (middle)",
+            vec![format!("{}/conflicts?page={middle}", server.base)],
+        ),
+        (
+            "GET /conflicts/ID",
+            ids.iter()
+                .take(requests)
+                .map(|id| format!("{}/conflicts/{id}", server.base))
+                .collect(),
+        ),
+    ];
+    println!("| page | open conflicts | requests | p50 ms | p99 ms |");
+    println!("|---|---:|---:|---:|---:|");
+    for (label, urls) in targets {
+        let mut times = Vec::with_capacity(requests);
+        for k in 0..requests {
+            let url = &urls[k % urls.len()];
+            let t = Instant::now();
+            let r = http.get(url).send()?;
+            let ok = r.status().is_success();
+            r.bytes()?;
+            if !ok {
+                bail!("{url} failed");
+            }
+            times.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+        times.sort_by(f64::total_cmp);
+        let pct = |p: f64| times[((times.len() as f64 - 1.0) * p).round() as usize];
+        println!(
+            "| {label} | {conflict_count} | {requests} | {:.1} | {:.1} |",
+            pct(0.5),
+            pct(0.99)
+        );
+    }
+    Ok(())
+}

@@ -68,6 +68,9 @@ struct BenchArgs {
     /// With --load: edits each device uploads.
     #[arg(long, default_value_t = 1000)]
     edits: usize,
+    /// Instead: time the conflict pages with this many open conflicts (SQLite).
+    #[arg(long)]
+    pages: Option<usize>,
 }
 
 #[derive(Debug, Args)]
@@ -195,14 +198,15 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     });
     let url = url.as_str();
     match cli.command {
-        Command::Bench(args) => match args.load {
-            Some(devices) => crate::bench::load(crate::bench::LoadArgs {
+        Command::Bench(args) => match (args.pages, args.load) {
+            (Some(conflicts), _) => crate::bench::pages(conflicts, 200),
+            (None, Some(devices)) => crate::bench::load(crate::bench::LoadArgs {
                 devices,
                 edits: args.edits,
                 rows: args.rows.first().copied().unwrap_or(50_000),
                 postgres: args.postgres,
             }),
-            None => crate::bench::run(crate::bench::BenchArgs {
+            (None, None) => crate::bench::run(crate::bench::BenchArgs {
                 rows: args.rows,
                 runs: args.runs,
                 postgres: args.postgres,
