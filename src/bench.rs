@@ -10,8 +10,6 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use diesel::Connection;
 use diesel::connection::SimpleConnection;
-use flate2::Compression;
-use flate2::write::GzEncoder;
 
 use crate::db::dialect::WriteLock;
 use crate::db::repo::rows;
@@ -391,7 +389,7 @@ fn edits_file(
     let readings = table_by_name("readings").unwrap_or_default();
     let value = TABLES[readings].field_index("value").unwrap_or(2);
     let file = tempfile::NamedTempFile::new()?;
-    let gz = GzEncoder::new(std::io::BufWriter::new(file.reopen()?), Compression::new(4));
+    let gz = crate::sync::codec::gzip_writer(file.reopen()?);
     let mut w = ChangesetWriter::start(gz, None)?;
     for (i, (id, (stamp, was))) in ids.iter().zip(stamps).enumerate() {
         w.item(&Item::Record(Record {
@@ -406,14 +404,14 @@ fn edits_file(
             }],
         }))?;
     }
-    w.finish()?.finish()?.flush()?;
+    crate::sync::codec::finish_gzip(w.finish()?)?;
     Ok(file)
 }
 
 /// The floor of a download: the rows changed since `since`, queried page by page, written
 /// as XML with no per-row structures, through gzip, into nothing.
 fn floor_download(pool: &Pool, since: Option<i64>) -> anyhow::Result<()> {
-    let mut out = GzEncoder::new(std::io::sink(), Compression::new(4));
+    let mut out = crate::sync::codec::gzip_writer(std::io::sink());
     let mut conn = pool.get()?;
     out.write_all(b"<changeset version=\"1\">\n")?;
     for (t, def) in TABLES.iter().enumerate() {
@@ -450,7 +448,7 @@ fn floor_download(pool: &Pool, since: Option<i64>) -> anyhow::Result<()> {
         }
     }
     out.write_all(b"</changeset>\n")?;
-    out.finish()?;
+    crate::sync::codec::finish_gzip(out)?;
     Ok(())
 }
 

@@ -9,10 +9,7 @@
 //! after the ones it took, so they stay in the log for the next one.
 
 use std::collections::{HashMap, HashSet};
-use std::io::{BufWriter, Write};
-
-use flate2::Compression;
-use flate2::write::GzEncoder;
+use std::io::Write;
 
 use super::client::{ClientError, UploadResult, Upstream};
 use super::store::{self, Change, FieldLog};
@@ -23,6 +20,7 @@ use crate::domain::{Micros, TABLES, TableId, time, value};
 use crate::sync::SyncError;
 use crate::sync::codec::{
     ChangesetReader, ChangesetWriter, Delete, FieldChange, Item, Record, Was, decompressing,
+    finish_gzip, gzip_writer,
 };
 
 /// What a sync did, for the summary line.
@@ -130,7 +128,7 @@ pub fn sync(
 /// create; edits of one row are one edit from the first base), written as a gzip changeset.
 /// Returns the number of rows.
 fn write_upload(pool: &Pool, upto: i64, file: &std::fs::File) -> Result<u64, SyncFailure> {
-    let gz = GzEncoder::new(BufWriter::new(file), Compression::new(4));
+    let gz = gzip_writer(file);
     let mut w = ChangesetWriter::start(gz, None)?;
     let mut rows_written = 0u64;
     let mut conn = pool.get().map_err(DbError::from)?;
@@ -157,8 +155,7 @@ fn write_upload(pool: &Pool, upto: i64, file: &std::fs::File) -> Result<u64, Syn
             rows_written += write_row(&mut w, table, current)?;
         }
     }
-    let mut out = w.finish()?.finish()?;
-    out.flush()?;
+    finish_gzip(w.finish()?)?;
     Ok(rows_written)
 }
 

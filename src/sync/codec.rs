@@ -191,6 +191,26 @@ pub fn decompressing<R: Read + 'static>(input: R) -> io::Result<Box<dyn BufRead>
     })
 }
 
+/// Level 4: measured (docs/performance.md) as the best trade between CPU and bytes here.
+pub const GZIP_LEVEL: u32 = 4;
+
+/// A gzip stream for a changeset, with a buffer in front: the encoder must see large writes,
+/// because flate2 zero-fills its whole output buffer on every write it is given (a profile
+/// showed 95% of a download's instructions in that `memset` when it got one write per field).
+pub fn gzip_writer<W: io::Write>(out: W) -> io::BufWriter<flate2::write::GzEncoder<W>> {
+    io::BufWriter::with_capacity(
+        64 << 10,
+        flate2::write::GzEncoder::new(out, flate2::Compression::new(GZIP_LEVEL)),
+    )
+}
+
+/// Ends a stream made by [`gzip_writer`] and returns the inner writer.
+pub fn finish_gzip<W: io::Write>(gz: io::BufWriter<flate2::write::GzEncoder<W>>) -> io::Result<W> {
+    let mut out = gz.into_inner().map_err(|e| e.into_error())?.finish()?;
+    out.flush()?;
+    Ok(out)
+}
+
 /// The root element's attributes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Header {

@@ -6,11 +6,10 @@
 
 use std::io::Write;
 
-use flate2::Compression;
-use flate2::write::GzEncoder;
-
 use super::SyncError;
-use super::codec::{Alias, ChangesetWriter, Delete, FieldChange, Item, Record, Was};
+use super::codec::{
+    Alias, ChangesetWriter, Delete, FieldChange, Item, Record, Was, finish_gzip, gzip_writer,
+};
 use super::session::{ensure_open, find};
 use crate::db::dialect::WriteLock;
 use crate::db::repo::accounts::Device;
@@ -44,7 +43,7 @@ pub fn prepare(
 
 /// Writes the gzip-compressed changeset to `out`; returns the number of rows sent.
 pub fn write(pool: &Pool, prepared: &Prepared, out: impl Write) -> Result<u64, SyncError> {
-    let gz = GzEncoder::new(out, Compression::new(4));
+    let gz = gzip_writer(out);
     let since = prepared.session.since;
     let mut w = ChangesetWriter::start(gz, since)?;
     for (table, id, canonical) in &prepared.aliases {
@@ -112,7 +111,7 @@ pub fn write(pool: &Pool, prepared: &Prepared, out: impl Write) -> Result<u64, S
             }
         }
     }
-    w.finish()?.finish()?.flush()?;
+    finish_gzip(w.finish()?)?;
     let mut conn = pool.get().map_err(DbError::from)?;
     sessions::record_download(&mut conn, &prepared.session.id, sent as i64)?;
     Ok(sent)
