@@ -280,17 +280,29 @@ fn an_inspection_made_offline_reaches_the_main_site_with_sync_now() {
     outcome.expect("the browser session");
 }
 
-/// Reloads until the page shows `text` (a background sync finishing), for up to 30 s.
+/// Reloads until the page shows `text` (a background sync finishing), for up to 30 s. The
+/// page may be replaced while it is read (the button's redirect): that is "not yet".
 async fn wait_for_text(wd: &WebDriver, text: &str) -> WebDriverResult<()> {
     let deadline = Instant::now() + Duration::from_secs(30);
+    let mut last = String::new();
     loop {
-        let body = wd.find(By::Tag("body")).await?.text().await?;
-        if body.contains(text) {
-            return Ok(());
+        let body = match wd.find(By::Tag("body")).await {
+            Ok(el) => el.text().await,
+            Err(e) => Err(e),
+        };
+        match body {
+            Ok(body) if body.contains(text) => return Ok(()),
+            Ok(body) => last = body,
+            Err(e)
+                if {
+                    let m = format!("{e:?}");
+                    m.contains("StaleElementReference") || m.contains("NoSuchElement")
+                } => {}
+            Err(e) => return Err(e),
         }
         assert!(
             Instant::now() < deadline,
-            "the page never showed {text:?}: {body}"
+            "the page never showed {text:?}: {last}"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
         wd.refresh().await?;
