@@ -181,7 +181,7 @@ impl Drop for Server {
 /// The demo schema filled with `n` rows: one site, one asset, an inspection per 100
 /// readings, the rest readings. Returns the readings' ids.
 fn fill(pool: &Pool, n: u64) -> anyhow::Result<Vec<String>> {
-    let id = |_: u64| uuid::Uuid::new_v4().to_string();
+    let new_id = || uuid::Uuid::new_v4().to_string();
     let mut w = ChangesetWriter::start(Vec::new(), None)?;
     let rec = |table: &str, id: &str, values: Vec<Option<String>>| {
         Item::Record(Record {
@@ -200,7 +200,7 @@ fn fill(pool: &Pool, n: u64) -> anyhow::Result<Vec<String>> {
                 .collect(),
         })
     };
-    let (site, asset) = (id(0), id(0));
+    let (site, asset) = (new_id(), new_id());
     w.item(&rec(
         "sites",
         &site,
@@ -221,7 +221,7 @@ fn fill(pool: &Pool, n: u64) -> anyhow::Result<Vec<String>> {
     let mut inspection = String::new();
     for i in 0..n.saturating_sub(2) {
         if i % 101 == 0 {
-            inspection = id(i);
+            inspection = new_id();
             w.item(&rec(
                 "inspections",
                 &inspection,
@@ -235,7 +235,7 @@ fn fill(pool: &Pool, n: u64) -> anyhow::Result<Vec<String>> {
             ))?;
             continue;
         }
-        let r = id(i);
+        let r = new_id();
         w.item(&rec(
             "readings",
             &r,

@@ -70,7 +70,7 @@ pub async fn open_session(
     body: Bytes,
 ) -> Result<HttpResponse, ApiError> {
     let device = authenticate(&state, token).await?;
-    let from_form = serde_urlencoded_clock(&body);
+    let from_form = clock_from_form(&body);
     let clock = match query.into_inner().clock.or(from_form) {
         Some(text) => Some(time::parse(&text).ok_or_else(|| {
             ApiError::new(
@@ -91,7 +91,7 @@ pub async fn open_session(
 }
 
 /// The `clock` field of a form-encoded body, if that is what the body is.
-fn serde_urlencoded_clock(body: &[u8]) -> Option<String> {
+fn clock_from_form(body: &[u8]) -> Option<String> {
     serde_urlencoded::from_bytes::<ClockParam>(body)
         .ok()
         .and_then(|p| p.clock)

@@ -2,14 +2,13 @@
 
 use actix_session::Session;
 use actix_web::http::StatusCode;
-use actix_web::http::header::LOCATION;
 use actix_web::web::{self, Data, Form};
 use actix_web::{HttpResponse, web::Html};
 use askama::Template;
 use rand::RngCore;
 
-use super::AppState;
 use super::error::PageError;
+use super::{AppState, page_with_status, see_other};
 use crate::accounts;
 use crate::db::repo::accounts::{User, user_by_id};
 use crate::db::repo::conflicts;
@@ -163,9 +162,7 @@ pub async fn login(
             username: form.username,
             error: Some("That user name and password do not match. Please try again.".into()),
         };
-        return Ok(HttpResponse::build(StatusCode::UNAUTHORIZED)
-            .content_type("text/html; charset=utf-8")
-            .body(page.render()?));
+        return Ok(page_with_status(StatusCode::UNAUTHORIZED, page.render()?));
     };
     // A new session on sign-in, so that a token planted before it is worthless after.
     session.renew();
@@ -173,9 +170,7 @@ pub async fn login(
         .insert(USER_KEY, &user.id)
         .map_err(PageError::internal)?;
     tracing::info!(user = %user.name, "signed in");
-    Ok(HttpResponse::SeeOther()
-        .insert_header((LOCATION, "/"))
-        .finish())
+    Ok(see_other("/"))
 }
 
 #[derive(serde::Deserialize)]
@@ -187,15 +182,11 @@ pub struct CsrfOnly {
 pub async fn logout(session: Session, form: Form<CsrfOnly>) -> Result<HttpResponse, PageError> {
     check_csrf(&session, form.csrf.as_deref())?;
     session.purge();
-    Ok(HttpResponse::SeeOther()
-        .insert_header((LOCATION, "/login"))
-        .finish())
+    Ok(see_other("/login"))
 }
 
 /// `GET /`: the sites for a signed-in person, else the sign-in page.
 pub async fn home(session: Session) -> HttpResponse {
     let signed_in = session.get::<String>(USER_KEY).ok().flatten().is_some();
-    HttpResponse::SeeOther()
-        .insert_header((LOCATION, if signed_in { "/sites" } else { "/login" }))
-        .finish()
+    see_other(if signed_in { "/sites" } else { "/login" })
 }

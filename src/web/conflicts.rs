@@ -6,14 +6,13 @@ use std::collections::HashMap;
 use actix_session::Session;
 use actix_web::HttpResponse;
 use actix_web::http::StatusCode;
-use actix_web::http::header::LOCATION;
 use actix_web::web::{self, Data, Form, Html, Path, Query};
 use askama::Template;
 
-use super::AppState;
 use super::auth::{Layout, Viewer, check_csrf, viewer};
 use super::error::PageError;
 use super::present::{row_label, timestamp};
+use super::{AppState, page_with_status, see_other};
 use crate::db::repo::accounts::{self, device_labels};
 use crate::db::repo::conflicts::{self, Conflict, ConflictField, Scope, kind};
 use crate::db::repo::{rows, sessions};
@@ -504,12 +503,8 @@ pub async fn resolve_conflict(
     })
     .await??;
     match outcome {
-        None => Ok(HttpResponse::SeeOther()
-            .insert_header((LOCATION, "/conflicts"))
-            .finish()),
-        Some((status, page)) => Ok(HttpResponse::build(status)
-            .content_type("text/html; charset=utf-8")
-            .body(page.render()?)),
+        None => Ok(see_other("/conflicts")),
+        Some((status, page)) => Ok(page_with_status(status, page.render()?)),
     }
 }
 
@@ -569,9 +564,7 @@ pub async fn resolve_bulk(
     })
     .await??;
     let to = format!("/conflicts?resolved={resolved}&skipped={skipped}");
-    Ok(HttpResponse::SeeOther()
-        .insert_header((LOCATION, to))
-        .finish())
+    Ok(see_other(&to))
 }
 
 struct HistoryItem {

@@ -4,14 +4,13 @@
 use actix_session::Session;
 use actix_web::HttpResponse;
 use actix_web::http::StatusCode;
-use actix_web::http::header::LOCATION;
 use actix_web::web::{self, Data, Form, Html, Path, Query};
 use askama::Template;
 
-use super::AppState;
 use super::auth::{Layout, Viewer, check_csrf, viewer};
 use super::error::PageError;
 use super::present::timestamp;
+use super::{AppState, page_with_status, see_other};
 use crate::accounts::{self, AccountError};
 use crate::db::dialect::WriteLock;
 use crate::db::repo::accounts::{self as repo, Device, DeviceSummary};
@@ -129,9 +128,7 @@ pub async fn register(
         }
     })
     .await??;
-    Ok(HttpResponse::build(status)
-        .content_type("text/html; charset=utf-8")
-        .body(page.render()?))
+    Ok(page_with_status(status, page.render()?))
 }
 
 /// The device `id` if `v` may see it.
@@ -261,9 +258,7 @@ pub async fn rename(
         Ok::<_, PageError>(())
     })
     .await??;
-    Ok(HttpResponse::SeeOther()
-        .insert_header((LOCATION, target))
-        .finish())
+    Ok(see_other(&target))
 }
 
 #[derive(serde::Deserialize)]
@@ -293,9 +288,7 @@ pub async fn revoke(
         Ok::<_, PageError>(())
     })
     .await??;
-    Ok(HttpResponse::SeeOther()
-        .insert_header((LOCATION, target))
-        .finish())
+    Ok(see_other(&target))
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {

@@ -48,6 +48,20 @@ pub struct WebSettings {
     pub workers: usize,
 }
 
+/// A 303 to `to`: where the browser goes after a form post, or from a bare address.
+pub fn see_other(to: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((actix_web::http::header::LOCATION, to))
+        .finish()
+}
+
+/// A rendered page with another status than 200 (a form shown again with its messages).
+pub fn page_with_status(status: actix_web::http::StatusCode, body: String) -> HttpResponse {
+    HttpResponse::build(status)
+        .content_type(ContentType::html())
+        .body(body)
+}
+
 const STYLESHEET: &str = include_str!("../../static/offsync.css");
 const SCRIPT: &str = include_str!("../../static/offsync.js");
 
@@ -134,9 +148,7 @@ pub fn configure_offline(cfg: &mut web::ServiceConfig) {
 }
 
 async fn offline_home() -> HttpResponse {
-    HttpResponse::SeeOther()
-        .insert_header((actix_web::http::header::LOCATION, "/sites"))
-        .finish()
+    see_other("/sites")
 }
 
 /// Starts serving on `listener` (already bound, so tests can use port 0): the main site,

@@ -6,14 +6,13 @@ use std::sync::{Arc, Mutex};
 
 use actix_session::Session;
 use actix_web::HttpResponse;
-use actix_web::http::header::LOCATION;
 use actix_web::web::{self, Data, Form, Html};
 use askama::Template;
 
-use super::AppState;
 use super::auth::{Layout, check_csrf, viewer};
 use super::error::PageError;
 use super::present::{field_label, timestamp};
+use super::{AppState, see_other};
 use crate::db::{DbError, Pool};
 use crate::domain::{table_by_name, time};
 use crate::offline::client::Upstream;
@@ -156,9 +155,7 @@ pub async fn sync_now(
         .clone()
         .filter(|b| b.starts_with('/') && !b.starts_with("//"))
         .unwrap_or_else(|| "/".into());
-    Ok(HttpResponse::SeeOther()
-        .insert_header((LOCATION, back))
-        .finish())
+    Ok(see_other(&back))
 }
 
 pub struct LocalConflictView {

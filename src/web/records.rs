@@ -7,14 +7,13 @@ use std::collections::{BTreeMap, HashMap};
 use actix_session::Session;
 use actix_web::HttpResponse;
 use actix_web::http::StatusCode;
-use actix_web::http::header::LOCATION;
 use actix_web::web::{self, Data, Form, Html, Path, Query};
 use askama::Template;
 
-use super::AppState;
 use super::auth::{Layout, check_csrf, viewer};
 use super::error::PageError;
 use super::present::{self, field_label, row_label, table_title};
+use super::{AppState, page_with_status, see_other};
 use crate::db::repo::rows::{self, Filter, Row};
 use crate::db::{DbConn, DbError};
 use crate::domain::{FieldType, TABLES, TableId, table_by_name};
@@ -495,18 +494,6 @@ fn posted(pairs: Vec<(String, String)>) -> (BTreeMap<String, String>, Option<Str
     (values, csrf, version)
 }
 
-fn redirect(to: String) -> HttpResponse {
-    HttpResponse::SeeOther()
-        .insert_header((LOCATION, to))
-        .finish()
-}
-
-fn html(status: StatusCode, body: String) -> HttpResponse {
-    HttpResponse::build(status)
-        .content_type("text/html; charset=utf-8")
-        .body(body)
-}
-
 /// `POST /{table}/new`.
 pub async fn create(
     state: Data<AppState>,
@@ -529,7 +516,7 @@ pub async fn create(
     .await?;
     let def = &TABLES[table];
     match outcome {
-        Ok(id) => Ok(redirect(href(table, &id))),
+        Ok(id) => Ok(see_other(&href(table, &id))),
         Err(EditError::Invalid(errors)) => {
             let page = FormPage {
                 layout: v.layout,
@@ -542,7 +529,10 @@ pub async fn create(
                 stale: None,
                 invalid: true,
             };
-            Ok(html(StatusCode::UNPROCESSABLE_ENTITY, page.render()?))
+            Ok(page_with_status(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                page.render()?,
+            ))
         }
         Err(e) => Err(edit_error(e)),
     }
@@ -650,7 +640,7 @@ pub async fn update(
         invalid,
     };
     match outcome {
-        (Ok(()), _) => Ok(redirect(href(table, &id))),
+        (Ok(()), _) => Ok(see_other(&href(table, &id))),
         (Err(EditError::Invalid(errors)), _) => {
             let p = page(
                 inputs(table, &values, &errors, editable),
@@ -658,7 +648,10 @@ pub async fn update(
                 None,
                 true,
             );
-            Ok(html(StatusCode::UNPROCESSABLE_ENTITY, p.render()?))
+            Ok(page_with_status(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                p.render()?,
+            ))
         }
         (Err(EditError::Stale(row)), Some(server)) => {
             let mut fields = inputs(table, &values, &BTreeMap::new(), editable);
@@ -680,7 +673,7 @@ pub async fn update(
                 present::timestamp(row.last_updated)
             );
             let p = page(fields, row.last_updated.to_string(), Some(message), false);
-            Ok(html(StatusCode::CONFLICT, p.render()?))
+            Ok(page_with_status(StatusCode::CONFLICT, p.render()?))
         }
         (Err(e), _) => Err(edit_error(e)),
     }
@@ -774,8 +767,8 @@ pub async fn delete(
     })
     .await??;
     match outcome {
-        Ok(_) => Ok(redirect(
-            parent.unwrap_or_else(|| format!("/{}", TABLES[table].name)),
+        Ok(_) => Ok(see_other(
+            &parent.unwrap_or_else(|| format!("/{}", TABLES[table].name)),
         )),
         Err(EditError::Stale(row)) => Err(PageError::new(
             StatusCode::CONFLICT,

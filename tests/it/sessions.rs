@@ -225,6 +225,39 @@ fn open_keeps_the_device_clock_offset(b: Backend) {
             .unwrap(),
     );
     assert_eq!(a.0, 201, "{}", a.1);
+    let sid = attr(&a.1, "id").unwrap();
+    let offset = offsync::db::repo::sessions::clock_offset(&mut app.conn(), &sid)
+        .unwrap()
+        .expect("the offset is kept with the session");
+    let expected =
+        time::parse("2020-01-01T00:00:00Z").unwrap() - chrono::Utc::now().timestamp_micros();
+    assert!(
+        (offset - expected).abs() < 60_000_000,
+        "offset {offset} µs, expected about {expected}"
+    );
+    // The same as a form field, and a session without one keeps none.
+    let form = answer_of(
+        d.http
+            .post(format!("{}/api/sync/sessions", app.base))
+            .bearer_auth(&d.token)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("clock=2030-01-01T00%3A00%3A00%2B00%3A00")
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(form.0, 201, "{}", form.1);
+    let later =
+        offsync::db::repo::sessions::clock_offset(&mut app.conn(), &attr(&form.1, "id").unwrap())
+            .unwrap();
+    assert!(
+        later.is_some_and(|o| o > 0),
+        "a clock ahead gives a positive offset"
+    );
+    let plain = d.open();
+    assert_eq!(
+        offsync::db::repo::sessions::clock_offset(&mut app.conn(), &plain.id).unwrap(),
+        None
+    );
     let bad = answer_of(
         d.http
             .post(format!("{}/api/sync/sessions", app.base))

@@ -137,21 +137,31 @@ pub fn put_field(conn: &mut DbConn, conflict_id: &str, f: &ConflictField) -> Res
     let mut del = Sql::new("DELETE FROM conflict_fields WHERE conflict_id = ");
     del.param(conflict_id).push(" AND field = ").param(&f.field);
     del.execute(conn)?;
-    let mut sql = Sql::new(
-        "INSERT INTO conflict_fields (conflict_id, field, base_known, base_value, server_value, \
-         offline_value) VALUES (",
-    );
-    sql.params([conflict_id, &f.field])
-        .push(", ")
-        .param(f.base_known)
-        .push(", ")
-        .params([
-            f.base_value.clone(),
-            f.server_value.clone(),
-            f.offline_value.clone(),
-        ])
-        .push(")");
-    sql.execute(conn)?;
+    insert_fields(conn, &[(conflict_id, f)])
+}
+
+/// Inserts conflict fields, many per statement.
+fn insert_fields(conn: &mut DbConn, fields: &[(&str, &ConflictField)]) -> Result<(), DbError> {
+    for part in fields.chunks(200) {
+        let mut sql = Sql::new(
+            "INSERT INTO conflict_fields (conflict_id, field, base_known, base_value, \
+             server_value, offline_value) VALUES ",
+        );
+        for (n, (id, f)) in part.iter().enumerate() {
+            sql.push(if n == 0 { "(" } else { ", (" })
+                .params([*id, f.field.as_str()])
+                .push(", ")
+                .param(f.base_known)
+                .push(", ")
+                .params([
+                    f.base_value.clone(),
+                    f.server_value.clone(),
+                    f.offline_value.clone(),
+                ])
+                .push(")");
+        }
+        sql.execute(conn)?;
+    }
     Ok(())
 }
 
@@ -339,26 +349,7 @@ pub fn insert_many(
             .iter()
             .flat_map(|(c, fs)| fs.iter().map(move |f| (c.id.as_str(), f)))
             .collect();
-        for part in fields.chunks(200) {
-            let mut sql = Sql::new(
-                "INSERT INTO conflict_fields (conflict_id, field, base_known, base_value, \
-                 server_value, offline_value) VALUES ",
-            );
-            for (n, (id, f)) in part.iter().enumerate() {
-                sql.push(if n == 0 { "(" } else { ", (" })
-                    .params([*id, f.field.as_str()])
-                    .push(", ")
-                    .param(f.base_known)
-                    .push(", ")
-                    .params([
-                        f.base_value.clone(),
-                        f.server_value.clone(),
-                        f.offline_value.clone(),
-                    ])
-                    .push(")");
-            }
-            sql.execute(conn)?;
-        }
+        insert_fields(conn, &fields)?;
     }
     Ok(())
 }
