@@ -172,7 +172,19 @@ impl Server {
 }
 
 impl Drop for Server {
+    /// Stops the server gracefully (so that a profiler around it writes its data), and
+    /// kills it when it has not stopped within ten seconds.
     fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -750,6 +762,59 @@ pub fn pages(conflict_count: usize, requests: usize) -> anyhow::Result<()> {
             "| {label} | {conflict_count} | {requests} | {:.1} | {:.1} |",
             pct(0.5),
             pct(0.99)
+        );
+    }
+    Ok(())
+}
+
+/// `offsync bench --gzip N`: a first download of N rows written uncompressed, then
+/// compressed at each gzip level, to choose `codec::GZIP_LEVEL` by measurement.
+pub fn gzip_levels(n: u64, runs: usize) -> anyhow::Result<()> {
+    let bench_db = BenchDb::new(None)?;
+    let pool = db::connect(&bench_db.url, 1)?;
+    fill(&pool, n)?;
+    let mut xml = ChangesetWriter::start(Vec::new(), None)?;
+    let mut conn = pool.get()?;
+    for table in 0..TABLES.len() {
+        let mut after = None;
+        loop {
+            let page = rows::changed_since(&mut conn, table, None, after.as_ref(), 1000)?;
+            for r in &page {
+                xml.row(table, &r.id, r.last_updated, &r.values)?;
+            }
+            match page.last() {
+                Some(last) if page.len() == 1000 => {
+                    after = Some((last.last_updated, last.id.clone()))
+                }
+                _ => break,
+            }
+        }
+    }
+    let xml = xml.finish()?;
+    println!(
+        "{n} rows, {:.1} MiB of XML, through flate2 with the backend Cargo.toml selects:",
+        xml.len() as f64 / (1 << 20) as f64
+    );
+    println!("| level | median s | rows/s | compressed MiB | ratio to XML |");
+    println!("|---:|---:|---:|---:|---:|");
+    for level in [1, 2, 3, 4, 5, 6, 9] {
+        let mut times = Vec::new();
+        let mut size = 0;
+        for _ in 0..runs.max(1) {
+            let t = Instant::now();
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(level));
+            for chunk in xml.chunks(64 << 10) {
+                gz.write_all(chunk)?;
+            }
+            size = gz.finish()?.len();
+            times.push(t.elapsed().as_secs_f64());
+        }
+        let s = median(&times);
+        println!(
+            "| {level} | {s:.3} | {:.0} | {:.2} | {:.3} |",
+            n as f64 / s,
+            size as f64 / (1 << 20) as f64,
+            size as f64 / xml.len() as f64
         );
     }
     Ok(())

@@ -71,6 +71,9 @@ struct BenchArgs {
     /// Instead: time the conflict pages with this many open conflicts (SQLite).
     #[arg(long)]
     pages: Option<usize>,
+    /// Instead: time each gzip level on a first download of this many rows.
+    #[arg(long)]
+    gzip: Option<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -198,15 +201,16 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     });
     let url = url.as_str();
     match cli.command {
-        Command::Bench(args) => match (args.pages, args.load) {
-            (Some(conflicts), _) => crate::bench::pages(conflicts, 200),
-            (None, Some(devices)) => crate::bench::load(crate::bench::LoadArgs {
+        Command::Bench(args) => match (args.gzip, args.pages, args.load) {
+            (Some(rows), _, _) => crate::bench::gzip_levels(rows, args.runs),
+            (None, Some(conflicts), _) => crate::bench::pages(conflicts, 200),
+            (None, None, Some(devices)) => crate::bench::load(crate::bench::LoadArgs {
                 devices,
                 edits: args.edits,
                 rows: args.rows.first().copied().unwrap_or(50_000),
                 postgres: args.postgres,
             }),
-            (None, None) => crate::bench::run(crate::bench::BenchArgs {
+            (None, None, None) => crate::bench::run(crate::bench::BenchArgs {
                 rows: args.rows,
                 runs: args.runs,
                 postgres: args.postgres,

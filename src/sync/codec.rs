@@ -191,8 +191,9 @@ pub fn decompressing<R: Read + 'static>(input: R) -> io::Result<Box<dyn BufRead>
     })
 }
 
-/// Level 4: measured (docs/performance.md) as the best trade between CPU and bytes here.
-pub const GZIP_LEVEL: u32 = 4;
+/// Level 2 with the zlib-rs backend: measured by `offsync bench --gzip` (docs/performance.md)
+/// as nearly the bytes of level 6 in half its time.
+pub const GZIP_LEVEL: u32 = 2;
 
 /// A gzip stream for a changeset, with a buffer in front: the encoder must see large writes,
 /// because flate2 zero-fills its whole output buffer on every write it is given (a profile
@@ -667,17 +668,13 @@ impl<W: Write> ChangesetWriter<W> {
             Item::Record(r) => self.record(r),
             Item::Delete(d) => {
                 let table = TABLES[d.table].name;
-                write!(
-                    self.out,
-                    "  <delete table=\"{table}\" id=\"{}\"",
-                    attr(&d.id)
-                )?;
+                write!(self.out, "<delete table=\"{table}\" id=\"{}\"", attr(&d.id))?;
                 self.times(d.base, d.updated)?;
                 self.out.write_all(b"/>\n")
             }
             Item::Alias(a) => writeln!(
                 self.out,
-                "  <alias table=\"{}\" id=\"{}\" canonical=\"{}\"/>",
+                "<alias table=\"{}\" id=\"{}\" canonical=\"{}\"/>",
                 TABLES[a.table].name,
                 attr(&a.id),
                 attr(&a.canonical)
@@ -697,28 +694,71 @@ impl<W: Write> ChangesetWriter<W> {
 
     fn record(&mut self, r: &Record) -> io::Result<()> {
         let table = &TABLES[r.table];
-        write!(
-            self.out,
-            "  <record table=\"{}\" id=\"{}\"",
-            table.name,
-            attr(&r.id)
-        )?;
-        self.times(r.base, r.updated)?;
-        self.out.write_all(b">\n")?;
+        self.open_record(table.name, &r.id, r.base, r.updated)?;
         for f in &r.fields {
-            let name = table.fields[f.index].name;
-            write!(self.out, "    <field name=\"{name}\"")?;
-            match &f.was {
-                Was::Unknown => {}
-                Was::Known(None) => self.out.write_all(b" was-null=\"true\"")?,
-                Was::Known(Some(w)) => write!(self.out, " was=\"{}\"", attr(w))?,
-            }
-            match &f.value {
-                None => self.out.write_all(b" null=\"true\"/>\n")?,
-                Some(v) => writeln!(self.out, ">{}</field>", text(v))?,
+            self.field(table.fields[f.index].name, &f.was, f.value.as_deref())?;
+        }
+        self.out.write_all(b"</record>\n")
+    }
+
+    /// A downloaded row, written straight from the values read, with no [`Record`] built
+    /// for it (a download writes every row once, so copies per row add up).
+    pub fn row(
+        &mut self,
+        table: TableId,
+        id: &str,
+        updated: Micros,
+        values: &[Option<String>],
+    ) -> io::Result<()> {
+        let def = &TABLES[table];
+        self.open_record(def.name, id, None, Some(updated))?;
+        for (field, value) in def.fields.iter().zip(values) {
+            self.field(field.name, &Was::Unknown, value.as_deref())?;
+        }
+        self.out.write_all(b"</record>\n")
+    }
+
+    // One record per line, without indentation: whitespace between elements means nothing
+    // to a reader, and every byte written is a byte to compress.
+    fn open_record(
+        &mut self,
+        table: &str,
+        id: &str,
+        base: Option<Micros>,
+        updated: Option<Micros>,
+    ) -> io::Result<()> {
+        // Pieces rather than `write!`: formatting machinery was a tenth of a download's
+        // instructions (callgrind, docs/performance.md).
+        self.out.write_all(b"<record table=\"")?;
+        self.out.write_all(table.as_bytes())?;
+        self.out.write_all(b"\" id=\"")?;
+        self.out.write_all(attr(id).as_bytes())?;
+        self.out.write_all(b"\"")?;
+        self.times(base, updated)?;
+        self.out.write_all(b">")
+    }
+
+    fn field(&mut self, name: &str, was: &Was, value: Option<&str>) -> io::Result<()> {
+        self.out.write_all(b"<field name=\"")?;
+        self.out.write_all(name.as_bytes())?;
+        self.out.write_all(b"\"")?;
+        match was {
+            Was::Unknown => {}
+            Was::Known(None) => self.out.write_all(b" was-null=\"true\"")?,
+            Was::Known(Some(w)) => {
+                self.out.write_all(b" was=\"")?;
+                self.out.write_all(attr(w).as_bytes())?;
+                self.out.write_all(b"\"")?;
             }
         }
-        self.out.write_all(b"  </record>\n")
+        match value {
+            None => self.out.write_all(b" null=\"true\"/>"),
+            Some(v) => {
+                self.out.write_all(b">")?;
+                self.out.write_all(text(v).as_bytes())?;
+                self.out.write_all(b"</field>")
+            }
+        }
     }
 
     pub fn finish(mut self) -> io::Result<W> {

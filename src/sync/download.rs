@@ -7,9 +7,7 @@
 use std::io::Write;
 
 use super::SyncError;
-use super::codec::{
-    Alias, ChangesetWriter, Delete, FieldChange, Item, Record, Was, finish_gzip, gzip_writer,
-};
+use super::codec::{Alias, ChangesetWriter, Delete, Item, finish_gzip, gzip_writer};
 use super::session::{ensure_open, find};
 use crate::db::dialect::WriteLock;
 use crate::db::repo::accounts::Device;
@@ -54,7 +52,7 @@ pub fn write(pool: &Pool, prepared: &Prepared, out: impl Write) -> Result<u64, S
         }))?;
     }
     let mut sent = 0u64;
-    for (table, def) in TABLES.iter().enumerate() {
+    for table in 0..TABLES.len() {
         let mut after = None;
         loop {
             let page = {
@@ -62,20 +60,7 @@ pub fn write(pool: &Pool, prepared: &Prepared, out: impl Write) -> Result<u64, S
                 rows::changed_since(&mut conn, table, since, after.as_ref(), PAGE)?
             };
             for row in &page {
-                let fields = (0..def.fields.len())
-                    .map(|index| FieldChange {
-                        index,
-                        value: row.values[index].clone(),
-                        was: Was::Unknown,
-                    })
-                    .collect();
-                w.item(&Item::Record(Record {
-                    table,
-                    id: row.id.clone(),
-                    base: None,
-                    updated: Some(row.last_updated),
-                    fields,
-                }))?;
+                w.row(table, &row.id, row.last_updated, &row.values)?;
             }
             sent += page.len() as u64;
             match page.last() {

@@ -11,6 +11,18 @@ use crate::domain::{Micros, TABLES, TableId};
 use super::rows::BATCH;
 
 /// The canonical id of each of `ids` that is a client id of `table`.
+/// Whether any client id of this table has been joined onto another row.
+pub fn exist(conn: &mut DbConn, table: TableId) -> Result<bool, DbError> {
+    #[derive(QueryableByName)]
+    struct Found {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let mut sql = Sql::new("SELECT COUNT(*) AS n FROM (SELECT 1 FROM aliases WHERE table_name = ");
+    sql.param(TABLES[table].name).push(" LIMIT 1) AS one");
+    Ok(sql.load::<Found>(conn)?.first().is_some_and(|f| f.n > 0))
+}
+
 pub fn canonical_ids(
     conn: &mut DbConn,
     table: TableId,
