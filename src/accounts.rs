@@ -8,6 +8,7 @@ use sha2::{Digest, Sha256};
 
 use crate::db::dialect::WriteLock;
 use crate::db::repo::accounts::{self, Device, User};
+use crate::db::repo::sign_in;
 use crate::db::{DbConn, DbError, write_txn};
 
 #[derive(Debug, thiserror::Error)]
@@ -91,6 +92,79 @@ pub fn sign_in(conn: &mut DbConn, name: &str, password: &str) -> Result<Option<U
         .map_or(decoy_hash(), |u| u.password_hash.as_str());
     let ok = verify_password(hash, password);
     Ok(user.filter(|_| ok))
+}
+
+/// How many failed sign-ins are allowed within `window`, per account name and per client
+/// address; past either, sign-in is refused without checking the password until the
+/// oldest failure leaves the window.
+#[derive(Debug, Clone, Copy)]
+pub struct SignInLimits {
+    pub per_account: u32,
+    pub per_address: u32,
+    pub window: std::time::Duration,
+}
+
+impl Default for SignInLimits {
+    fn default() -> Self {
+        SignInLimits {
+            per_account: 5,
+            per_address: 20,
+            window: std::time::Duration::from_secs(15 * 60),
+        }
+    }
+}
+
+/// The outcome of a rate-limited sign-in.
+#[derive(Debug)]
+pub enum SignIn {
+    Welcome(User),
+    Refused,
+    /// Too many recent failures for the account (`account` true) or the address.
+    Throttled {
+        account: bool,
+        retry_after: std::time::Duration,
+    },
+}
+
+/// [`sign_in`] behind the failure counts of [`SignInLimits`]. Checking and counting are
+/// not one atomic step, so a burst of parallel attempts can pass the limit by the few in
+/// flight; each still costs the attacker an argon2 verification.
+pub fn sign_in_limited(
+    conn: &mut DbConn,
+    name: &str,
+    password: &str,
+    address: &str,
+    limits: &SignInLimits,
+) -> Result<SignIn, DbError> {
+    let window = i64::try_from(limits.window.as_micros()).unwrap_or(i64::MAX);
+    let now = chrono::Utc::now().timestamp_micros();
+    let since = now.saturating_sub(window);
+    let account = name.trim();
+    for (scope, subject, max) in [
+        (sign_in::ACCOUNT, account, limits.per_account),
+        (sign_in::ADDRESS, address, limits.per_address),
+    ] {
+        let (failures, oldest) = sign_in::failures_since(conn, scope, subject, since)?;
+        if failures >= max {
+            let free_at = oldest.unwrap_or(now).saturating_add(window);
+            let wait = u64::try_from(free_at.saturating_sub(now)).unwrap_or(0);
+            return Ok(SignIn::Throttled {
+                account: scope == sign_in::ACCOUNT,
+                retry_after: std::time::Duration::from_micros(wait.max(1_000_000)),
+            });
+        }
+    }
+    Ok(match sign_in(conn, name, password)? {
+        Some(user) => {
+            sign_in::forget(conn, sign_in::ACCOUNT, account, since)?;
+            SignIn::Welcome(user)
+        }
+        None => {
+            sign_in::record_failure(conn, sign_in::ACCOUNT, account, now)?;
+            sign_in::record_failure(conn, sign_in::ADDRESS, address, now)?;
+            SignIn::Refused
+        }
+    })
 }
 
 /// The stored form of a device token.

@@ -26,6 +26,8 @@ pub struct BenchArgs {
     pub runs: usize,
     /// A PostgreSQL server (any database on it) to measure as well.
     pub postgres: Option<String>,
+    /// Only this backend ("sqlite" or "postgres").
+    pub only: Option<String>,
 }
 
 /// One measured operation.
@@ -49,6 +51,12 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let mut backends: Vec<(&'static str, Option<String>)> = vec![("sqlite", None)];
     if let Some(pg) = &args.postgres {
         backends.push(("postgres", Some(pg.clone())));
+    }
+    if let Some(only) = &args.only {
+        backends.retain(|(name, _)| name == only);
+        if backends.is_empty() {
+            bail!("--only {only}: measure \"sqlite\", or \"postgres\" with --postgres URL");
+        }
     }
     for (backend, admin) in &backends {
         for &n in &args.rows {
@@ -129,9 +137,22 @@ struct Server {
 
 impl Server {
     fn start(url: &str) -> anyhow::Result<Server> {
+        Self::start_on(url, None)
+    }
+
+    /// Started on these CPUs only (`taskset -c`), as if on a machine of its own that size.
+    fn start_on(url: &str, cpus: Option<&str>) -> anyhow::Result<Server> {
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let dir = tempfile::tempdir()?;
-        let child = Command::new(std::env::current_exe()?)
+        let mut command = match cpus {
+            Some(cpus) => {
+                let mut c = Command::new("taskset");
+                c.args(["-c", cpus]).arg(std::env::current_exe()?);
+                c
+            }
+            None => Command::new(std::env::current_exe()?),
+        };
+        let child = command
             .args([
                 "serve",
                 "--bind",
@@ -517,6 +538,9 @@ pub struct LoadArgs {
     /// Rows in the database.
     pub rows: u64,
     pub postgres: Option<String>,
+    /// Pin each server process to this many CPUs of its own (Linux `taskset`), so that
+    /// instances stand for separate machines; `None` leaves them unpinned.
+    pub cpus_per_instance: Option<usize>,
 }
 
 /// Many devices syncing at once (open, upload, download, complete), against one server on
@@ -542,8 +566,15 @@ pub fn load(args: LoadArgs) -> anyhow::Result<()> {
         let bench_db = BenchDb::new(admin.as_deref())?;
         let pool = db::connect(&bench_db.url, 4)?;
         let readings = fill(&pool, args.rows)?;
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
         let servers = (0..instances)
-            .map(|_| Server::start(&bench_db.url))
+            .map(|i| {
+                let cpus = args.cpus_per_instance.map(|n| {
+                    let first = (i * n) % cores;
+                    format!("{first}-{}", (first + n - 1).min(cores - 1))
+                });
+                Server::start_on(&bench_db.url, cpus.as_deref())
+            })
             .collect::<anyhow::Result<Vec<_>>>()?;
         let mut uplinks = Vec::with_capacity(args.devices);
         {

@@ -62,12 +62,19 @@ struct BenchArgs {
     /// creates and drops its own).
     #[arg(long)]
     postgres: Option<String>,
+    /// Measure only this database ("sqlite" or "postgres").
+    #[arg(long)]
+    only: Option<String>,
     /// Instead: this many devices syncing at once (1 to 200, loopback only).
     #[arg(long)]
     load: Option<usize>,
     /// With --load: edits each device uploads.
     #[arg(long, default_value_t = 1000)]
     edits: usize,
+    /// With --load: pin each server instance to this many CPUs of its own (taskset), so
+    /// that instances stand for separate machines.
+    #[arg(long)]
+    cpus_per_instance: Option<usize>,
     /// Instead: time the conflict pages with this many open conflicts (SQLite).
     #[arg(long)]
     pages: Option<usize>,
@@ -113,6 +120,15 @@ struct ServeArgs {
     /// Mark session cookies Secure (when served behind TLS).
     #[arg(long, env = "OFFSYNC_SECURE_COOKIES")]
     secure_cookies: bool,
+    /// Failed sign-ins allowed per account name within 15 minutes.
+    #[arg(long, env = "OFFSYNC_SIGN_IN_PER_ACCOUNT", default_value_t = 5)]
+    sign_in_per_account: u32,
+    /// Failed sign-ins allowed per client address within 15 minutes.
+    #[arg(long, env = "OFFSYNC_SIGN_IN_PER_ADDRESS", default_value_t = 20)]
+    sign_in_per_address: u32,
+    /// Take the client's address from X-Forwarded-For (only behind a proxy that sets it).
+    #[arg(long, env = "OFFSYNC_TRUST_FORWARDED_FOR")]
+    trust_forwarded_for: bool,
     /// HTTP worker threads (default: one per core).
     #[arg(long, env = "OFFSYNC_WORKERS")]
     workers: Option<usize>,
@@ -165,10 +181,17 @@ pub fn main() -> std::process::ExitCode {
 fn init_logging(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("OFFSYNC_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        // Colours only for a person at a terminal, never into a log file or collector.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    // One JSON object per line for log collectors; otherwise key=value text.
+    let _ = if std::env::var("OFFSYNC_LOG_FORMAT").is_ok_and(|f| f == "json") {
+        logs.json().try_init()
+    } else {
+        logs.try_init()
+    };
 }
 
 fn open(url: &str, size: u32) -> anyhow::Result<Pool> {
@@ -209,11 +232,13 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 edits: args.edits,
                 rows: args.rows.first().copied().unwrap_or(50_000),
                 postgres: args.postgres,
+                cpus_per_instance: args.cpus_per_instance.filter(|&n| n > 0),
             }),
             (None, None, None) => crate::bench::run(crate::bench::BenchArgs {
                 rows: args.rows,
                 runs: args.runs,
                 postgres: args.postgres,
+                only: args.only,
             }),
         },
         Command::Offline(args) => offline(url, args),
@@ -331,6 +356,12 @@ fn serve(url: &str, args: ServeArgs) -> anyhow::Result<()> {
         workers: args.workers.unwrap_or_else(|| {
             std::thread::available_parallelism().map_or(2, std::num::NonZero::get)
         }),
+        sign_in: crate::accounts::SignInLimits {
+            per_account: args.sign_in_per_account,
+            per_address: args.sign_in_per_address,
+            ..Default::default()
+        },
+        trust_forwarded_for: args.trust_forwarded_for,
     };
     eprintln!(
         "offsync is serving {} on http://{address}/ (sign in at http://{address}/login)",
@@ -366,6 +397,8 @@ fn offline(url: &str, args: OfflineArgs) -> anyhow::Result<()> {
         session_key: actix_web::cookie::Key::generate(),
         secure_cookies: false,
         workers: 2,
+        sign_in: Default::default(),
+        trust_forwarded_for: false,
     };
     eprintln!(
         "offsync offline copy of {} on http://{address}/ (data in {})",

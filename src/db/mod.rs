@@ -44,21 +44,49 @@ pub enum DbError {
 }
 
 impl DbError {
-    /// A failure of the database itself (down, locked, out of connections), as opposed to
-    /// a statement that is wrong; callers answer the first with 503.
-    pub fn is_unavailable(&self) -> bool {
+    /// A failure of the database itself (down, locked, read-only, out of disk or
+    /// connections), as opposed to a statement that is wrong: what to tell the client,
+    /// who is answered 503 and may try again once an operator has seen to it.
+    pub fn fault(&self) -> Option<&'static str> {
+        const DOWN: &str = "the database is unavailable; try again shortly";
+        const BUSY: &str = "the database is busy; try again shortly";
         match self {
-            DbError::Pool(_) | DbError::Connect(_) => true,
+            DbError::Pool(_) | DbError::Connect(_) => Some(DOWN),
             DbError::Query(diesel::result::Error::DatabaseError(kind, info)) => {
-                let m = info.message();
-                matches!(kind, diesel::result::DatabaseErrorKind::ClosedConnection)
-                    || m.contains("database is locked")
-                    || m.contains("terminating connection")
-                    || m.contains("deadlock detected")
-                    || m.contains("could not serialize")
+                let m = info.message().to_ascii_lowercase();
+                let any = |words: &[&str]| words.iter().any(|w| m.contains(w));
+                if matches!(kind, diesel::result::DatabaseErrorKind::ClosedConnection)
+                    || any(&["terminating connection", "connection", "disk i/o error"])
+                {
+                    Some(DOWN)
+                } else if any(&[
+                    "database is locked",
+                    "deadlock detected",
+                    "could not serialize",
+                ]) {
+                    Some(BUSY)
+                } else if any(&["readonly database", "read-only"]) {
+                    Some(
+                        "the database is read-only; no change can be saved until an operator fixes it",
+                    )
+                } else if any(&[
+                    "database or disk is full",
+                    "no space left",
+                    "could not extend file",
+                ]) {
+                    Some(
+                        "the database's disk is full; no change can be saved until an operator frees space",
+                    )
+                } else {
+                    None
+                }
             }
-            _ => false,
+            _ => None,
         }
+    }
+
+    pub fn is_unavailable(&self) -> bool {
+        self.fault().is_some()
     }
 }
 
@@ -128,19 +156,54 @@ pub fn connect(url: &str, max_size: u32) -> Result<Pool, DbError> {
     let target = Target::parse(url)?;
     if let Target::Sqlite(path) = &target {
         // WAL: readers never block the writer. Set before the pool opens its connections.
-        let mut c = diesel::SqliteConnection::establish(path)
-            .map_err(|e| DbError::Connect(e.to_string()))?;
-        c.batch_execute("PRAGMA busy_timeout = 30000; PRAGMA journal_mode = WAL;")?;
+        let opened = diesel::SqliteConnection::establish(path)
+            .map_err(|e| DbError::Connect(e.to_string()))
+            .and_then(|mut c| {
+                c.batch_execute("PRAGMA busy_timeout = 30000; PRAGMA journal_mode = WAL;")
+                    .map_err(DbError::from)
+            });
+        if let Err(e) = opened {
+            return Err(unwritable(path).unwrap_or(e));
+        }
     }
     let pool = r2d2::Pool::builder()
         .max_size(max_size)
-        .connection_timeout(Duration::from_secs(10))
+        // A request waits this long for a connection, then is answered 503.
+        .connection_timeout(Duration::from_secs(5))
         .test_on_check_out(matches!(target, Target::Postgres(_)))
         .build(Manager { target })
         .map_err(|e| DbError::Connect(e.to_string()))?;
     let mut conn = pool.get()?;
     migrate(&mut conn)?;
     Ok(pool)
+}
+
+/// Why a SQLite file cannot be opened for writing, when that is the reason: SQLite's own
+/// "unable to open database file" does not say (a WAL database needs its directory
+/// writable for the `-wal` and `-shm` files).
+fn unwritable(path: &str) -> Option<DbError> {
+    let file = std::path::Path::new(path);
+    let dir = match file.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    };
+    let probe = dir.join(format!(".offsync-write-test-{}", std::process::id()));
+    let problem = match std::fs::File::create(&probe) {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            std::fs::OpenOptions::new()
+                .append(true)
+                .open(file)
+                .err()
+                .filter(|e| e.kind() != std::io::ErrorKind::NotFound)?
+        }
+        Err(e) => e,
+    };
+    Some(DbError::Connect(format!(
+        "cannot write to the database {} or its directory ({problem}); offsync needs both \
+         writable",
+        file.display()
+    )))
 }
 
 fn migrate(conn: &mut DbConn) -> Result<(), DbError> {

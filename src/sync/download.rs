@@ -39,6 +39,40 @@ pub fn prepare(
     })
 }
 
+type Page = Result<(TableId, Vec<rows::Row>), SyncError>;
+
+/// Sends every changed row, table by table (parents first), page by page, until done or
+/// until the writer stops listening. The connection is returned before each page is
+/// handed over, so a slow client holds none.
+fn read_pages(pool: &Pool, since: Option<i64>, tx: &std::sync::mpsc::SyncSender<Page>) {
+    for table in 0..TABLES.len() {
+        let mut after = None;
+        loop {
+            let page = pool
+                .get()
+                .map_err(DbError::from)
+                .and_then(|mut conn| {
+                    rows::changed_since(&mut conn, table, since, after.as_ref(), PAGE)
+                })
+                .map_err(SyncError::from);
+            let next = match &page {
+                Ok(rows) if rows.len() == PAGE => {
+                    rows.last().map(|last| (last.last_updated, last.id.clone()))
+                }
+                _ => None,
+            };
+            let failed = page.is_err();
+            if tx.send(page.map(|rows| (table, rows))).is_err() || failed {
+                return;
+            }
+            match next {
+                Some(n) => after = Some(n),
+                None => break,
+            }
+        }
+    }
+}
+
 /// Writes the gzip-compressed changeset to `out`; returns the number of rows sent.
 pub fn write(pool: &Pool, prepared: &Prepared, out: impl Write) -> Result<u64, SyncError> {
     let gz = gzip_writer(out);
@@ -52,25 +86,20 @@ pub fn write(pool: &Pool, prepared: &Prepared, out: impl Write) -> Result<u64, S
         }))?;
     }
     let mut sent = 0u64;
-    for table in 0..TABLES.len() {
-        let mut after = None;
-        loop {
-            let page = {
-                let mut conn = pool.get().map_err(DbError::from)?;
-                rows::changed_since(&mut conn, table, since, after.as_ref(), PAGE)?
-            };
+    // The next page is queried while this one is written: the database and the XML and
+    // gzip work then use two cores instead of taking turns on one.
+    std::thread::scope(|scope| -> Result<(), SyncError> {
+        let (tx, pages) = std::sync::mpsc::sync_channel(1);
+        scope.spawn(move || read_pages(pool, since, &tx));
+        for page in pages {
+            let (table, page) = page?;
             for row in &page {
                 w.row(table, &row.id, row.last_updated, &row.values)?;
             }
             sent += page.len() as u64;
-            match page.last() {
-                Some(last) if page.len() == PAGE => {
-                    after = Some((last.last_updated, last.id.clone()))
-                }
-                _ => break,
-            }
         }
-    }
+        Ok(())
+    })?;
     // A first (full) download has nothing to delete on the device.
     if let Some(since) = since {
         let mut after = None;

@@ -167,6 +167,7 @@ fn apply_in_transaction(
     sha256: &str,
     spool: Spool,
 ) -> Result<String, SyncError> {
+    tracing::info!(session = session_id, device = %device.id, "applying upload");
     write_txn(conn, WriteLock::Upload, |c, now| {
         // Checked again under the lock: a second upload may have raced this one here.
         let s = find(c, device, session_id, true)?;
@@ -207,6 +208,20 @@ pub fn complete(conn: &mut DbConn, device: &Device, id: &str) -> Result<Session,
         sessions::complete(c, id, now)?;
         accounts::set_last_session(c, &device.id, id)?;
         aliases::acknowledge(c, id)?;
+        // The one line an operator reads per sync.
+        if let Some(sum) = sessions::summary(c, id)? {
+            tracing::info!(
+                session = id,
+                device = %device.id,
+                label = %device.label,
+                applied = sum.applied.unwrap_or(0),
+                unchanged = sum.unchanged.unwrap_or(0),
+                conflicts = sum.conflicts.unwrap_or(0),
+                downloaded = sum.downloaded.unwrap_or(0),
+                seconds = format_args!("{:.3}", (now - s.started) as f64 / 1e6),
+                "sync completed"
+            );
+        }
         Ok(Session {
             status: "complete".into(),
             finished: Some(now),

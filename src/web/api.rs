@@ -42,7 +42,7 @@ async fn authenticate(state: &AppState, token: BearerToken) -> Result<Device, Ap
         return Err(ApiError::unauthorized());
     };
     let pool = state.pool.clone();
-    let device = web::block(move || {
+    let device = super::block(move || {
         let mut conn = pool.get()?;
         accounts::device_for_token(&mut conn, &token)
     })
@@ -82,7 +82,7 @@ pub async fn open_session(
         None => None,
     };
     let pool = state.pool.clone();
-    let s = web::block(move || {
+    let s = super::block(move || {
         let mut conn = pool.get().map_err(crate::db::DbError::from)?;
         session::open(&mut conn, &device, clock)
     })
@@ -164,7 +164,7 @@ pub async fn upload(
     let pool = state.pool.clone();
     let limits = state.limits;
     let result =
-        web::block(move || session::upload(&pool, &device, &session_id, file, &sha256, limits))
+        super::block(move || session::upload(&pool, &device, &session_id, file, &sha256, limits))
             .await??;
     Ok(xml(StatusCode::OK, result))
 }
@@ -207,14 +207,16 @@ pub async fn download_changes(
     let device = authenticate(&state, token).await?;
     let session_id = path.into_inner();
     let pool = state.pool.clone();
-    let prepared = web::block(move || {
+    let prepared = super::block(move || {
         let mut conn = pool.get().map_err(crate::db::DbError::from)?;
         download::prepare(&mut conn, &device, &session_id)
     })
     .await??;
     let (tx, rx) = tokio::sync::mpsc::channel(4);
     let pool = state.pool.clone();
+    let span = tracing::Span::current();
     tokio::task::spawn_blocking(move || {
+        let _request = span.enter();
         let error_tx = tx.clone();
         let mut out = ChannelWriter {
             tx,
@@ -251,7 +253,7 @@ pub async fn complete_session(
     let device = authenticate(&state, token).await?;
     let session_id = path.into_inner();
     let pool = state.pool.clone();
-    let s = web::block(move || {
+    let s = super::block(move || {
         let mut conn = pool.get().map_err(crate::db::DbError::from)?;
         session::complete(&mut conn, &device, &session_id)
     })
@@ -266,7 +268,7 @@ pub async fn sync_state(
 ) -> Result<HttpResponse, ApiError> {
     let device = authenticate(&state, token).await?;
     let pool = state.pool.clone();
-    let st = web::block(move || {
+    let st = super::block(move || {
         let mut conn = pool.get().map_err(crate::db::DbError::from)?;
         session::state(&mut conn, &device)
     })

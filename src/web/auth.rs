@@ -2,14 +2,14 @@
 
 use actix_session::Session;
 use actix_web::http::StatusCode;
-use actix_web::web::{self, Data, Form};
-use actix_web::{HttpResponse, web::Html};
+use actix_web::web::{Data, Form};
+use actix_web::{HttpRequest, HttpResponse, web::Html};
 use askama::Template;
 use rand::RngCore;
 
 use super::error::PageError;
 use super::{AppState, page_with_status, see_other};
-use crate::accounts;
+use crate::accounts::{self, SignIn};
 use crate::db::repo::accounts::{User, user_by_id};
 use crate::db::repo::conflicts;
 
@@ -80,7 +80,7 @@ pub async fn viewer(state: &AppState, session: &Session) -> Result<Viewer, PageE
         return Err(PageError::sign_in());
     };
     let pool = state.pool.clone();
-    let found = web::block(move || {
+    let found = super::block(move || {
         let mut conn = pool.get()?;
         let user = user_by_id(&mut conn, &user_id)?;
         let open = match &user {
@@ -141,28 +141,67 @@ pub struct LoginForm {
     csrf: Option<String>,
 }
 
-/// `POST /login`.
+/// `POST /login`: rate-limited per account name and per client address
+/// ([`accounts::SignInLimits`]).
 pub async fn login(
     state: Data<AppState>,
     session: Session,
+    req: HttpRequest,
     form: Form<LoginForm>,
 ) -> Result<HttpResponse, PageError> {
     let form = form.into_inner();
     check_csrf(&session, form.csrf.as_deref())?;
+    let address = client_address(&req, state.trust_forwarded_for);
     let pool = state.pool.clone();
+    let limits = state.sign_in;
     let (name, password) = (form.username.clone(), form.password);
-    let user = web::block(move || {
+    let attempt_address = address.clone();
+    let outcome = super::block(move || {
         let mut conn = pool.get()?;
-        accounts::sign_in(&mut conn, &name, &password)
+        accounts::sign_in_limited(&mut conn, &name, &password, &attempt_address, &limits)
     })
     .await??;
-    let Some(user) = user else {
+    let refuse = |status: StatusCode, error: String| -> Result<HttpResponse, PageError> {
         let page = LoginPage {
             layout: anonymous_layout(&session),
-            username: form.username,
-            error: Some("That user name and password do not match. Please try again.".into()),
+            username: form.username.clone(),
+            error: Some(error),
         };
-        return Ok(page_with_status(StatusCode::UNAUTHORIZED, page.render()?));
+        Ok(page_with_status(status, page.render()?))
+    };
+    let user = match outcome {
+        SignIn::Welcome(user) => user,
+        SignIn::Refused => {
+            tracing::info!(user = %form.username, %address, "sign-in refused");
+            return refuse(
+                StatusCode::UNAUTHORIZED,
+                "That user name and password do not match. Please try again.".into(),
+            );
+        }
+        SignIn::Throttled {
+            account,
+            retry_after,
+        } => {
+            tracing::warn!(user = %form.username, %address, account, "sign-in throttled");
+            let minutes = retry_after.as_secs().div_ceil(60);
+            let whose = if account {
+                "for this account"
+            } else {
+                "from this address"
+            };
+            let mut response = refuse(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "Too many failed sign-ins {whose}. Please wait {minutes} minute{} and try again.",
+                    if minutes == 1 { "" } else { "s" }
+                ),
+            )?;
+            response.headers_mut().insert(
+                actix_web::http::header::RETRY_AFTER,
+                actix_web::http::header::HeaderValue::from(retry_after.as_secs()),
+            );
+            return Ok(response);
+        }
     };
     // A new session on sign-in, so that a token planted before it is worthless after.
     session.renew();
@@ -171,6 +210,24 @@ pub async fn login(
         .map_err(PageError::internal)?;
     tracing::info!(user = %user.name, "signed in");
     Ok(see_other("/"))
+}
+
+/// The client's IP address: the TCP peer, or behind a trusted proxy the address it reports.
+fn client_address(req: &HttpRequest, trust_forwarded_for: bool) -> String {
+    let forwarded = trust_forwarded_for
+        .then(|| {
+            let info = req.connection_info();
+            let real = info.realip_remote_addr()?;
+            // Without the headers this is the peer again, with its port.
+            Some(
+                real.parse::<std::net::SocketAddr>()
+                    .map_or(real.to_owned(), |a| a.ip().to_string()),
+            )
+        })
+        .flatten();
+    forwarded
+        .or_else(|| req.peer_addr().map(|a| a.ip().to_string()))
+        .unwrap_or_else(|| "unknown".into())
 }
 
 #[derive(serde::Deserialize)]

@@ -165,7 +165,7 @@ pub async fn list(
     let pool = state.pool.clone();
     let user = user_scope(&v);
     let (t, d) = (table.clone(), device.clone());
-    let (items, total, devices) = web::block(move || {
+    let (items, total, devices) = super::block(move || {
         let mut conn = pool.get()?;
         let within = Scope {
             user_id: user.as_deref(),
@@ -392,7 +392,7 @@ pub async fn show_conflict(
     let v = viewer(&state, &session).await?;
     let id = path.into_inner();
     let pool = state.pool.clone();
-    let page = web::block(move || {
+    let page = super::block(move || {
         let mut conn = pool.get().map_err(DbError::from)?;
         let c = resolve::visible(&mut conn, &v.user, &id)?;
         conflict_page(&mut conn, v.layout, c, None)
@@ -476,7 +476,7 @@ pub async fn resolve_conflict(
     let mut res = parse_resolution(&pairs);
     let id = path.into_inner();
     let pool = state.pool.clone();
-    let outcome = web::block(move || {
+    let outcome = super::block(move || {
         let mut conn = pool.get().map_err(DbError::from)?;
         if let Some(all) = all {
             let c = resolve::visible(&mut conn, &v.user, &id)?;
@@ -540,7 +540,8 @@ pub async fn resolve_bulk(
         .take(500)
         .collect();
     let pool = state.pool.clone();
-    let (resolved, skipped) = web::block(move || {
+    tracing::info!(user = %v.user.name, conflicts = ids.len(), "resolving in bulk");
+    let (resolved, skipped) = super::block(move || {
         let mut conn = pool.get().map_err(DbError::from)?;
         let (mut resolved, mut skipped) = (0u32, 0u32);
         for id in ids {
@@ -604,7 +605,7 @@ pub async fn history(
     let page = query.page.unwrap_or(1).max(1);
     let pool = state.pool.clone();
     let user = user_scope(&v);
-    let (items, total) = web::block(move || {
+    let (items, total) = super::block(move || {
         let mut conn = pool.get()?;
         let within = Scope {
             user_id: user.as_deref(),

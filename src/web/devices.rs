@@ -82,7 +82,7 @@ fn devices_page(
 pub async fn list(state: Data<AppState>, session: Session) -> Result<Html, PageError> {
     let v = viewer(&state, &session).await?;
     let pool = state.pool.clone();
-    let page = web::block(move || {
+    let page = super::block(move || {
         let mut conn = pool.get()?;
         devices_page(&mut conn, v, String::new(), None, None)
     })
@@ -106,7 +106,7 @@ pub async fn register(
     check_csrf(&session, form.csrf.as_deref())?;
     let label = form.label.trim().to_owned();
     let pool = state.pool.clone();
-    let (page, status) = web::block(move || {
+    let (page, status) = super::block(move || {
         let mut conn = pool.get().map_err(DbError::from)?;
         match accounts::add_device(&mut conn, &v.user.name, &label) {
             Ok((device, token)) => Ok::<_, PageError>((
@@ -206,7 +206,7 @@ pub async fn show(
     let id = path.into_inner();
     let page = query.page.unwrap_or(1).max(1);
     let pool = state.pool.clone();
-    let out = web::block(move || {
+    let out = super::block(move || {
         let mut conn = pool.get().map_err(DbError::from)?;
         let device = visible(&mut conn, &v, &id)?;
         let total = sessions::count_for_device(&mut conn, &device.id)?;
@@ -249,7 +249,7 @@ pub async fn rename(
     let id = path.into_inner();
     let pool = state.pool.clone();
     let target = format!("/devices/{id}");
-    web::block(move || {
+    super::block(move || {
         let mut conn = pool.get().map_err(DbError::from)?;
         let device = visible(&mut conn, &v, &id)?;
         write_txn(&mut conn, WriteLock::Shared, |c, _| {
@@ -278,7 +278,7 @@ pub async fn revoke(
     let id = path.into_inner();
     let pool = state.pool.clone();
     let target = format!("/devices/{id}");
-    web::block(move || {
+    super::block(move || {
         let mut conn = pool.get().map_err(DbError::from)?;
         let device = visible(&mut conn, &v, &id)?;
         write_txn(&mut conn, WriteLock::Shared, |c, now| {

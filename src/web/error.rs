@@ -90,13 +90,9 @@ impl ResponseError for ApiError {
 
 impl From<DbError> for ApiError {
     fn from(e: DbError) -> Self {
-        if e.is_unavailable() {
-            tracing::warn!(error = %e, "database unavailable");
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                "the database is unavailable; try again shortly",
-            )
+        if let Some(fault) = e.fault() {
+            tracing::warn!(error = %e, "database fault");
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", fault)
         } else {
             ApiError::internal(e)
         }
@@ -222,11 +218,11 @@ impl ResponseError for PageError {
 
 impl From<DbError> for PageError {
     fn from(e: DbError) -> Self {
-        if e.is_unavailable() {
-            PageError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "The database is unavailable just now; please try again shortly.",
-            )
+        if let Some(fault) = e.fault() {
+            tracing::warn!(error = %e, "database fault");
+            let mut message = fault.to_owned();
+            message[..1].make_ascii_uppercase();
+            PageError::new(StatusCode::SERVICE_UNAVAILABLE, format!("{message}."))
         } else {
             PageError::internal(e)
         }

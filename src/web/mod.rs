@@ -18,10 +18,11 @@ use actix_session::storage::CookieSessionStore;
 use actix_web::cookie::{Key, SameSite};
 use actix_web::dev::Server;
 use actix_web::http::header::ContentType;
-use actix_web::middleware::{DefaultHeaders, Logger};
+use actix_web::middleware::DefaultHeaders;
 use actix_web::web::{self, Data};
 use actix_web::{App, HttpResponse, HttpServer};
 
+use crate::accounts::SignInLimits;
 use crate::db::Pool;
 use crate::editing::Mode;
 use crate::sync::session::Limits;
@@ -34,6 +35,8 @@ pub struct AppState {
     pub mode: Mode,
     /// The offline copy's upstream and sync status (offline mode only).
     pub offline: Option<offline::OfflineApp>,
+    pub sign_in: SignInLimits,
+    pub trust_forwarded_for: bool,
 }
 
 /// Settings of the web layer.
@@ -46,6 +49,10 @@ pub struct WebSettings {
     /// Mark the cookie Secure (serve behind TLS).
     pub secure_cookies: bool,
     pub workers: usize,
+    pub sign_in: SignInLimits,
+    /// Take the client's address from `X-Forwarded-For` / `Forwarded` (only behind a proxy
+    /// that sets them; otherwise a client could pick its own address).
+    pub trust_forwarded_for: bool,
 }
 
 /// A 303 to `to`: where the browser goes after a form post, or from a bare address.
@@ -82,7 +89,7 @@ async fn script() -> HttpResponse {
 /// `GET /healthz`: 200 when the database answers.
 async fn healthz(state: Data<AppState>) -> HttpResponse {
     let pool = state.pool.clone();
-    let ok = web::block(move || {
+    let ok = block(move || {
         let mut conn = pool.get()?;
         crate::db::repo::accounts::count_users(&mut conn)
     })
@@ -151,6 +158,77 @@ async fn offline_home() -> HttpResponse {
     see_other("/sites")
 }
 
+/// `web::block` with the request's tracing span (and so its id) carried into the blocking
+/// thread, so that what a handler logs there names its request.
+pub async fn block<F, R>(f: F) -> Result<R, actix_web::error::BlockingError>
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    let span = tracing::Span::current();
+    web::block(move || span.in_scope(f)).await
+}
+
+/// Gives every request an id: a span around its handling (so every log line it causes
+/// carries the id), an `X-Request-Id` response header, and one access-log line. A proxy's
+/// `X-Request-Id` is kept when it looks like one.
+fn with_request_id<S, B>(
+    req: actix_web::dev::ServiceRequest,
+    service: &S,
+) -> impl std::future::Future<Output = Result<actix_web::dev::ServiceResponse<B>, actix_web::Error>>
++ use<S, B>
+where
+    S: actix_web::dev::Service<
+            actix_web::dev::ServiceRequest,
+            Response = actix_web::dev::ServiceResponse<B>,
+            Error = actix_web::Error,
+        >,
+{
+    use actix_web::http::header::{HeaderName, HeaderValue};
+    use tracing::Instrument;
+    const HEADER: HeaderName = HeaderName::from_static("x-request-id");
+    let id = req
+        .headers()
+        .get(&HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 64
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+        .map_or_else(new_request_id, str::to_owned);
+    let span = tracing::info_span!("request", id = %id);
+    let (method, path) = (req.method().clone(), req.path().to_owned());
+    let started = std::time::Instant::now();
+    let response = span.in_scope(|| service.call(req));
+    async move {
+        let outcome = response.await;
+        let ms = started.elapsed().as_secs_f64() * 1e3;
+        match outcome {
+            Ok(mut res) => {
+                let status = res.status().as_u16();
+                if let Ok(value) = HeaderValue::from_str(&id) {
+                    res.headers_mut().insert(HEADER, value);
+                }
+                tracing::info!(target: "offsync::http", %method, %path, status, ms = format_args!("{ms:.1}"));
+                Ok(res)
+            }
+            Err(e) => {
+                tracing::warn!(target: "offsync::http", %method, %path, error = %e, ms = format_args!("{ms:.1}"));
+                Err(e)
+            }
+        }
+    }
+    .instrument(span)
+}
+
+fn new_request_id() -> String {
+    let mut bytes = [0u8; 8];
+    rand::RngCore::fill_bytes(&mut rand::rng(), &mut bytes);
+    hex::encode(bytes)
+}
+
 /// Starts serving on `listener` (already bound, so tests can use port 0): the main site,
 /// or with `offline` the offline copy of it.
 pub fn serve(
@@ -168,6 +246,8 @@ pub fn serve(
             Mode::Online
         },
         offline,
+        sign_in: settings.sign_in,
+        trust_forwarded_for: settings.trust_forwarded_for,
     });
     let key = settings.session_key.clone();
     let secure = settings.secure_cookies;
@@ -209,7 +289,7 @@ pub fn serve(
                         "default-src 'self'; frame-ancestors 'none'; form-action 'self'",
                     )),
             )
-            .wrap(Logger::new("%r %s %b %Dms").log_target("offsync::http"))
+            .wrap_fn(with_request_id)
             .configure(|cfg| match state.mode {
                 Mode::Online => configure(cfg),
                 Mode::Offline => configure_offline(cfg),

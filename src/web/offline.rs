@@ -101,7 +101,7 @@ pub async fn offline_layout(state: &AppState, session: &Session) -> Result<Layou
         return Err(PageError::not_found());
     };
     let pool = state.pool.clone();
-    let (last_sync, pending, conflicts) = web::block(move || {
+    let (last_sync, pending, conflicts) = super::block(move || {
         let mut conn = pool.get()?;
         let last = store::get_state(&mut conn, "last_sync")?;
         Ok::<_, DbError>((
@@ -179,7 +179,7 @@ struct ConflictsPage {
 pub async fn conflicts(state: Data<AppState>, session: Session) -> Result<Html, PageError> {
     let v = viewer(&state, &session).await?;
     let pool = state.pool.clone();
-    let items = web::block(move || {
+    let items = super::block(move || {
         let mut conn = pool.get()?;
         Ok::<_, DbError>(
             store::conflicts(&mut conn)?

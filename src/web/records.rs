@@ -148,7 +148,7 @@ pub async fn list(
         search: Some(q.clone()).filter(|q| !q.trim().is_empty()),
         parent: None,
     };
-    let (rows, total) = web::block(move || {
+    let (rows, total) = super::block(move || {
         let mut conn = pool.get()?;
         let total = rows::count(&mut conn, table, &filter)?;
         let list = rows::list(&mut conn, table, &filter, PER_PAGE, (page - 1) * PER_PAGE)?;
@@ -247,7 +247,7 @@ pub async fn show(
     let pool = state.pool.clone();
     let layout = v.layout;
     let mode = state.mode;
-    let page = web::block(move || {
+    let page = super::block(move || {
         let mut conn = pool.get().map_err(DbError::from)?;
         let row = rows::get(&mut conn, table, &id)?.ok_or_else(PageError::not_found)?;
         record_page(&mut conn, mode, layout, table, row)
@@ -451,7 +451,7 @@ pub async fn new_form(
     }
     let pool = state.pool.clone();
     let parent = query.into_inner().parent;
-    let (values, cancel) = web::block(move || {
+    let (values, cancel) = super::block(move || {
         let mut conn = pool.get()?;
         let mut values = BTreeMap::new();
         let mut cancel = format!("/{}", def.name);
@@ -509,7 +509,7 @@ pub async fn create(
     let actor = v.user.name.clone();
     let mode = state.mode;
     let input = values.clone();
-    let outcome = web::block(move || {
+    let outcome = super::block(move || {
         let mut conn = pool.get().map_err(DbError::from)?;
         editing::create(&mut conn, mode, table, &input, &actor)
     })
@@ -564,7 +564,7 @@ pub async fn edit_form(
     let (name, id) = path.into_inner();
     let table = table_of(&name)?;
     let pool = state.pool.clone();
-    let (row, values) = web::block(move || {
+    let (row, values) = super::block(move || {
         let mut conn = pool.get().map_err(DbError::from)?;
         let row = rows::get(&mut conn, table, &id)?.ok_or_else(PageError::not_found)?;
         let values = editing::form_values_of(&mut conn, table, &row.values)?;
@@ -605,7 +605,7 @@ pub async fn update(
     let mode = state.mode;
     let input = values.clone();
     let row_id = id.clone();
-    let outcome = web::block(move || {
+    let outcome = super::block(move || {
         let mut conn = pool.get().map_err(DbError::from)?;
         let result = editing::update(
             &mut conn,
@@ -704,7 +704,7 @@ pub async fn delete_form(
         return Err(forbidden_offline(TABLES[table].name, "deleted"));
     }
     let pool = state.pool.clone();
-    let (row, below) = web::block(move || {
+    let (row, below) = super::block(move || {
         let mut conn = pool.get().map_err(DbError::from)?;
         let row = rows::get(&mut conn, table, &id)?.ok_or_else(PageError::not_found)?;
         let mut below = Vec::new();
@@ -755,7 +755,7 @@ pub async fn delete(
     let pool = state.pool.clone();
     let actor = v.user.name.clone();
     let mode = state.mode;
-    let (outcome, parent) = web::block(move || {
+    let (outcome, parent) = super::block(move || {
         let mut conn = pool.get().map_err(DbError::from)?;
         let parent = rows::get(&mut conn, table, &id)?.and_then(|row| {
             TABLES[table]

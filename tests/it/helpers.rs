@@ -104,7 +104,31 @@ impl TestApp {
     }
 
     pub fn spawn_with(backend: Backend, limits: Limits) -> Option<TestApp> {
-        Some(Self::start(TestDb::new(backend)?, limits, None))
+        Some(Self::start(
+            TestDb::new(backend)?,
+            limits,
+            None,
+            Default::default(),
+        ))
+    }
+
+    /// A server with these sign-in limits.
+    pub fn spawn_with_sign_in(
+        backend: Backend,
+        sign_in: offsync::accounts::SignInLimits,
+    ) -> Option<TestApp> {
+        Some(Self::start(
+            TestDb::new(backend)?,
+            Limits::default(),
+            None,
+            sign_in,
+        ))
+    }
+
+    /// A server on `db` (whose URL a test may have pointed elsewhere, e.g. at a proxy).
+    #[allow(dead_code, reason = "for tests/faults.rs, which shares these helpers")]
+    pub fn start_on(db: TestDb) -> TestApp {
+        Self::start(db, Limits::default(), None, Default::default())
     }
 
     /// A laptop's offline copy (on its own SQLite database) of the main server at
@@ -116,6 +140,7 @@ impl TestApp {
             db,
             Limits::default(),
             Some(offsync::web::offline::OfflineApp::new(up)),
+            Default::default(),
         )
     }
 
@@ -123,6 +148,7 @@ impl TestApp {
         db: TestDb,
         limits: Limits,
         offline: Option<offsync::web::offline::OfflineApp>,
+        sign_in: offsync::accounts::SignInLimits,
     ) -> TestApp {
         let pool = db::connect(&db.url, 8).expect("connecting to the test database");
         let listener = TcpListener::bind("127.0.0.1:0").expect("a free port");
@@ -132,6 +158,8 @@ impl TestApp {
             session_key: actix_web::cookie::Key::generate(),
             secure_cookies: false,
             workers: 2,
+            sign_in,
+            trust_forwarded_for: false,
         };
         let (tx, rx) = mpsc::channel();
         let server_pool = pool.clone();
@@ -740,13 +768,18 @@ macro_rules! on_both {
 /// A person's browser without JavaScript: a cookie jar, forms posted as browsers post them.
 pub struct Browser {
     base: String,
-    http: reqwest::blocking::Client,
+    pub http: reqwest::blocking::Client,
 }
 
 impl Browser {
     pub fn new(app: &TestApp) -> Browser {
+        Browser::at(&app.base)
+    }
+
+    /// A browser for the server at `base`.
+    pub fn at(base: &str) -> Browser {
         Browser {
-            base: app.base.clone(),
+            base: base.to_owned(),
             http: reqwest::blocking::Client::builder()
                 .cookie_store(true)
                 .redirect(reqwest::redirect::Policy::none())

@@ -5,6 +5,8 @@ use crate::on_both;
 
 on_both!(
     sign_in_refuses_a_wrong_password_without_saying_which_part,
+    sign_in_is_rate_limited_per_account_and_per_address,
+    a_form_over_the_size_limit_is_refused_clearly,
     forms_without_the_csrf_token_are_refused,
     resolving_field_by_field_saves_and_clears_the_flag,
     a_stale_form_does_not_overwrite_and_asks_again,
@@ -48,6 +50,66 @@ fn sign_in_refuses_a_wrong_password_without_saying_which_part(b: Backend) {
     let (ok, _, _) = br.sign_in("alice", "password");
     assert_eq!(ok, 303);
     assert_eq!(br.get("/conflicts").0, 200);
+}
+
+fn sign_in_is_rate_limited_per_account_and_per_address(b: Backend) {
+    let limits = offsync::accounts::SignInLimits {
+        per_account: 3,
+        per_address: 5,
+        window: std::time::Duration::from_secs(5),
+    };
+    let Some(app) = TestApp::spawn_with_sign_in(b, limits) else {
+        return;
+    };
+    for name in ["alice", "bob", "carol"] {
+        app.add_user(name, "password", false);
+    }
+    let br = Browser::new(&app);
+    for _ in 0..3 {
+        assert_eq!(br.sign_in("alice", "guess").0, 401);
+    }
+    // The account is locked now, even with the right password, and says for how long.
+    let (status, page, _) = br.sign_in("alice", "password");
+    assert_eq!(status, 429);
+    assert!(
+        page.contains("Too many failed sign-ins for this account"),
+        "{page}"
+    );
+    assert!(page.contains("minute"), "{page}");
+    // Another account from the same address still signs in: the per-account limit is
+    // the account's alone. Two more failures reach the address's limit.
+    assert_eq!(br.sign_in("bob", "guess").0, 401);
+    assert_eq!(br.sign_in("bob", "guess").0, 401);
+    let (status, page, _) = Browser::new(&app).sign_in("carol", "password");
+    assert_eq!(status, 429, "five failures from this address: {page}");
+    assert!(page.contains("from this address"), "{page}");
+    // After the window, both limits lift; a success forgets the account's failures.
+    std::thread::sleep(std::time::Duration::from_millis(5100));
+    let (status, _, _) = br.sign_in("alice", "password");
+    assert_eq!(status, 303);
+}
+
+fn a_form_over_the_size_limit_is_refused_clearly(b: Backend) {
+    let Some(app) = TestApp::spawn(b) else { return };
+    app.add_user("alice", "password", false);
+    let br = Browser::new(&app);
+    let (_, page) = br.get("/login");
+    let csrf = br.csrf(&page);
+    let huge = "x".repeat(300 << 10);
+    let (status, page, _) = br.post(
+        "/login",
+        &[
+            ("csrf", &csrf),
+            ("username", &huge),
+            ("password", "password"),
+        ],
+    );
+    assert_eq!(status, 400);
+    assert!(page.contains("The form could not be read"), "{page}");
+    assert!(
+        !page.contains("panicked") && !page.contains("src/"),
+        "{page}"
+    );
 }
 
 fn forms_without_the_csrf_token_are_refused(b: Backend) {

@@ -210,6 +210,43 @@ fn every_rejection_applies_nothing_and_names_the_row(b: Backend) {
             field: None,
         },
         Case {
+            name: "a field twice",
+            status: 422,
+            body: wrap(record(
+                "assets",
+                &other,
+                Some(&ob),
+                &[("notes", Some("x"), None), ("notes", Some("y"), None)],
+            )),
+            table: Some("assets"),
+            id: Some(other.clone()),
+            field: Some("notes"),
+        },
+        Case {
+            name: "an element inside a field (depth)",
+            status: 400,
+            body: wrap(
+                edit("assets", &other, &ob, &[("notes", Some("x"))])
+                    .replace(">x<", "><b><i>deep</i></b><"),
+            ),
+            table: None,
+            id: None,
+            field: None,
+        },
+        Case {
+            name: "a value longer than 1 MiB",
+            status: 422,
+            body: wrap(edit(
+                "assets",
+                &other,
+                &ob,
+                &[("notes", Some(&"v".repeat((1 << 20) + 1)))],
+            )),
+            table: None,
+            id: None,
+            field: None,
+        },
+        Case {
             name: "one row twice",
             status: 422,
             body: wrap(good.clone()),

@@ -6,3 +6,4 @@ pub mod aliases;
 pub mod conflicts;
 pub mod rows;
 pub mod sessions;
+pub mod sign_in;

@@ -157,6 +157,16 @@ pub struct SessionSummary {
     pub clock_offset: Option<i64>,
 }
 
+const SUMMARY_COLUMNS: &str = "SELECT id, status, since, started, finished, applied, unchanged, \
+                               conflicts, downloaded, failure, clock_offset FROM sync_sessions";
+
+/// One session's counts.
+pub fn summary(conn: &mut DbConn, id: &str) -> Result<Option<SessionSummary>, DbError> {
+    let mut sql = Sql::new(SUMMARY_COLUMNS);
+    sql.push(" WHERE id = ").param(id);
+    sql.first(conn)
+}
+
 /// A device's sessions, newest first.
 pub fn history(
     conn: &mut DbConn,
@@ -164,11 +174,9 @@ pub fn history(
     limit: i64,
     offset: i64,
 ) -> Result<Vec<SessionSummary>, DbError> {
-    let mut sql = Sql::new(
-        "SELECT id, status, since, started, finished, applied, unchanged, conflicts, downloaded, \
-         failure, clock_offset FROM sync_sessions WHERE device_id = ",
-    );
-    sql.param(device_id)
+    let mut sql = Sql::new(SUMMARY_COLUMNS);
+    sql.push(" WHERE device_id = ")
+        .param(device_id)
         .push(" ORDER BY started DESC, id LIMIT ")
         .param(limit)
         .push(" OFFSET ")

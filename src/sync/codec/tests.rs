@@ -244,3 +244,106 @@ fn one_huge_event_is_refused() {
         other => panic!("{other:?}"),
     }
 }
+
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Text that XML 1.0 can carry: everything but the C0 controls other than tab, line
+    /// feed and carriage return, and the two non-characters U+FFFE and U+FFFF.
+    fn xml_text() -> impl Strategy<Value = String> {
+        "[^\u{0}-\u{8}\u{b}\u{c}\u{e}-\u{1f}\u{fffe}\u{ffff}]{0,40}"
+    }
+
+    fn was() -> impl Strategy<Value = Was> {
+        prop_oneof![
+            Just(Was::Unknown),
+            Just(Was::Known(None)),
+            xml_text().prop_map(|w| Was::Known(Some(w))),
+        ]
+    }
+
+    fn item() -> impl Strategy<Value = Item> {
+        let assets = table_by_name("assets").unwrap_or_default();
+        let text_fields: Vec<usize> = ["description", "notes"]
+            .iter()
+            .filter_map(|f| TABLES[assets].field_index(f))
+            .collect();
+        let id = any::<u128>().prop_map(|n| uuid::Uuid::from_u128(n).to_string());
+        let stamp = proptest::option::of(0i64..4_000_000_000_000_000);
+        let field = (
+            proptest::sample::select(text_fields),
+            proptest::option::of(xml_text()),
+            was(),
+        )
+            .prop_map(|(index, value, was)| FieldChange { index, value, was });
+        let record = (
+            id.clone(),
+            stamp.clone(),
+            stamp.clone(),
+            proptest::collection::vec(field, 0..2),
+        )
+            .prop_map(move |(id, base, updated, mut fields)| {
+                fields.dedup_by_key(|f| f.index);
+                Item::Record(Record {
+                    table: assets,
+                    id,
+                    base,
+                    updated,
+                    fields,
+                })
+            });
+        let delete = (id.clone(), stamp.clone(), stamp).prop_map(move |(id, base, updated)| {
+            Item::Delete(Delete {
+                table: assets,
+                id,
+                base,
+                updated,
+            })
+        });
+        let alias = (id.clone(), id).prop_map(move |(id, canonical)| {
+            Item::Alias(Alias {
+                table: assets,
+                id,
+                canonical,
+            })
+        });
+        prop_oneof![4 => record, 1 => delete, 1 => alias]
+    }
+
+    proptest! {
+        /// Whatever the writer writes, the reader reads back the same, through gzip too.
+        #[test]
+        fn what_is_written_is_read_back(
+            since in proptest::option::of(0i64..4_000_000_000_000_000),
+            items in proptest::collection::vec(item(), 0..20),
+        ) {
+            let doc = write_all(since, &items);
+            let (header, back) = read_all(&doc).map_err(|e| TestCaseError::fail(format!("{e}: {doc}")))?;
+            prop_assert_eq!(header.since, since);
+            prop_assert_eq!(&back, &items);
+
+            let mut gz = gzip_writer(Vec::new());
+            std::io::Write::write_all(&mut gz, doc.as_bytes()).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let packed = finish_gzip(gz).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let input = decompressing(std::io::Cursor::new(packed)).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let mut reader = ChangesetReader::new(input, 1 << 30);
+            reader.header().map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let mut again = Vec::new();
+            while let Some(i) = reader.next_item().map_err(|e| TestCaseError::fail(e.to_string()))? {
+                again.push(i);
+            }
+            prop_assert_eq!(again, items);
+        }
+
+        /// Any bytes at all: the reader answers with items or an error, never a panic.
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+            let mut reader = ChangesetReader::new(bytes.as_slice(), 1 << 20);
+            if reader.header().is_ok() {
+                while let Ok(Some(_)) = reader.next_item() {}
+            }
+        }
+    }
+}
