@@ -139,7 +139,10 @@ pub fn sign_in_limited(
     let window = i64::try_from(limits.window.as_micros()).unwrap_or(i64::MAX);
     let now = chrono::Utc::now().timestamp_micros();
     let since = now.saturating_sub(window);
-    let account = name.trim();
+    // Names are at most 100 characters; a longer one tried is counted by its start, so that
+    // failures never store more than that.
+    let account: String = name.trim().chars().take(100).collect();
+    let account = account.as_str();
     for (scope, subject, max) in [
         (sign_in::ACCOUNT, account, limits.per_account),
         (sign_in::ADDRESS, address, limits.per_address),

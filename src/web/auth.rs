@@ -225,9 +225,11 @@ fn client_address(req: &HttpRequest, trust_forwarded_for: bool) -> String {
             )
         })
         .flatten();
-    forwarded
+    let address = forwarded
         .or_else(|| req.peer_addr().map(|a| a.ip().to_string()))
-        .unwrap_or_else(|| "unknown".into())
+        .unwrap_or_else(|| "unknown".into());
+    // A header is the client's to write: store no more than an address needs.
+    address.chars().take(64).collect()
 }
 
 #[derive(serde::Deserialize)]
