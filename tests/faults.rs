@@ -2,7 +2,8 @@
 //! cluster cuts every connection and refuses new ones, as a stopped server would, without
 //! stopping the cluster other tests share): clear 503s with `<error>` bodies, no hung
 //! worker, full service once it is back, without restarting offsync. SQLite on a read-only
-//! or full file system: clear 503s naming the fault, no panic, nothing half-written.
+//! or full file system, or locked by another program: clear errors naming the fault, no
+//! panic, nothing half-written.
 
 #[allow(
     dead_code,
@@ -10,12 +11,20 @@
 )]
 #[path = "it/helpers.rs"]
 mod helpers;
+#[allow(
+    dead_code,
+    reason = "shared by the process-level tests; each uses a part"
+)]
+#[path = "common/serve.rs"]
+mod serve;
 
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use diesel::Connection;
+use diesel::connection::SimpleConnection;
 use helpers::*;
 
 /// A TCP proxy to PostgreSQL that can be cut: every open connection is shut down and new
@@ -333,4 +342,59 @@ fn sqlite_on_a_full_or_read_only_disk_gives_clear_503s_and_keeps_its_data() {
         Some("once there was space"),
         "the upload applied before the remount is all there"
     );
+}
+
+#[test]
+fn a_locked_sqlite_database_answers_writers_busy_and_readers_go_on() {
+    let db = TestDb::new(Backend::Sqlite).expect("SQLite");
+    let token = {
+        let pool = offsync::db::connect(&db.url, 1).expect("the test database");
+        let mut conn = pool.get().expect("a connection");
+        offsync::accounts::add_user(&mut conn, "alice", "password", false).expect("a user");
+        offsync::accounts::add_device(&mut conn, "alice", "laptop")
+            .expect("a device")
+            .1
+    };
+    let key = tempfile::tempdir().expect("a directory");
+    let server = serve::Serve::start_with_env(
+        &db.url,
+        &key.path().join("key"),
+        &[],
+        &[("OFFSYNC_SQLITE_BUSY_TIMEOUT_MS", "300")],
+    );
+    let mut d = Device {
+        base: server.base.clone(),
+        token,
+        http: client(),
+        replica: std::collections::HashMap::new(),
+    };
+    d.sync(&[]);
+    let browser = Browser::at(&server.base);
+    assert_eq!(browser.sign_in("alice", "password").0, 303);
+
+    // Another program takes SQLite's write lock and keeps it.
+    let path = db.url.strip_prefix("sqlite://").expect("a SQLite URL");
+    let mut other = diesel::SqliteConnection::establish(path).expect("a second connection");
+    other
+        .batch_execute("BEGIN IMMEDIATE")
+        .expect("the write lock");
+    let t = Instant::now();
+    let open = d.open_raw();
+    assert_eq!(open.status, 503, "{}", open.body);
+    assert!(
+        open.body.contains("<error") && open.body.contains("busy"),
+        "{}",
+        open.body
+    );
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "waited the busy timeout, not forever"
+    );
+    // Readers are not blocked by a writer (WAL).
+    assert_eq!(d.state_raw().status, 200);
+    assert_eq!(browser.get("/sites").0, 200);
+
+    other.batch_execute("COMMIT").expect("the lock released");
+    let s = d.open();
+    d.complete(&s.id);
 }

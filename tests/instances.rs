@@ -352,3 +352,31 @@ fn the_session_cookie_is_http_only_same_site_and_secure_when_asked() {
         "{c}"
     );
 }
+
+#[test]
+fn logs_can_be_one_json_object_per_line_with_the_request_id() {
+    let db = TestDb::new(Backend::Sqlite).expect("SQLite");
+    let key = tempfile::tempdir().expect("a directory");
+    let mut server = Serve::start_with_env(
+        &db.url,
+        &key.path().join("key"),
+        &[],
+        &[("OFFSYNC_LOG_FORMAT", "json")],
+    );
+    let answer = client()
+        .get(format!("{}/healthz", server.base))
+        .header("x-request-id", "json-line-7")
+        .send()
+        .expect("healthz");
+    assert_eq!(answer.status().as_u16(), 200);
+    server.wait_for("json-line-7");
+    let line = server
+        .log()
+        .iter()
+        .find(|l| l.contains("json-line-7"))
+        .expect("the request's line");
+    let v: serde_json::Value = serde_json::from_str(line).expect("a JSON object per line");
+    assert_eq!(v["span"]["id"], "json-line-7", "{line}");
+    assert_eq!(v["fields"]["status"], 200, "{line}");
+    assert_eq!(v["fields"]["path"], "/healthz", "{line}");
+}

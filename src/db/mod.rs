@@ -112,6 +112,18 @@ impl Target {
     }
 }
 
+/// How long a SQLite writer waits for the write lock before its request is answered 503
+/// "the database is busy": `OFFSYNC_SQLITE_BUSY_TIMEOUT_MS`, 30 s by default.
+fn sqlite_busy_timeout_ms() -> u64 {
+    static MS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *MS.get_or_init(|| {
+        std::env::var("OFFSYNC_SQLITE_BUSY_TIMEOUT_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(30_000)
+    })
+}
+
 /// Opens connections for the pool, picking the backend by URL scheme.
 #[derive(Debug, Clone)]
 pub struct Manager {
@@ -130,10 +142,11 @@ impl ManageConnection for Manager {
                 // busy_timeout: writers queue instead of failing with "database is
                 // locked". Foreign keys are off by default. (WAL is set once, in `connect`:
                 // it belongs to the file, and switching takes a lock of its own.)
-                c.batch_execute(
-                    "PRAGMA busy_timeout = 30000; PRAGMA synchronous = NORMAL; \
+                c.batch_execute(&format!(
+                    "PRAGMA busy_timeout = {}; PRAGMA synchronous = NORMAL; \
                      PRAGMA foreign_keys = ON;",
-                )?;
+                    sqlite_busy_timeout_ms()
+                ))?;
                 Ok(DbConn::Sqlite(c))
             }
             Target::Postgres(url) => diesel::PgConnection::establish(url)
@@ -159,8 +172,11 @@ pub fn connect(url: &str, max_size: u32) -> Result<Pool, DbError> {
         let opened = diesel::SqliteConnection::establish(path)
             .map_err(|e| DbError::Connect(e.to_string()))
             .and_then(|mut c| {
-                c.batch_execute("PRAGMA busy_timeout = 30000; PRAGMA journal_mode = WAL;")
-                    .map_err(DbError::from)
+                c.batch_execute(&format!(
+                    "PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL;",
+                    sqlite_busy_timeout_ms()
+                ))
+                .map_err(DbError::from)
             });
         if let Err(e) = opened {
             return Err(unwritable(path).unwrap_or(e));

@@ -21,6 +21,16 @@ impl Serve {
 
     /// With more `offsync serve` options.
     pub fn start_with(url: &str, key_file: &std::path::Path, extra: &[&str]) -> Serve {
+        Self::start_with_env(url, key_file, extra, &[])
+    }
+
+    /// With more options and environment variables.
+    pub fn start_with_env(
+        url: &str,
+        key_file: &std::path::Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Serve {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
@@ -31,6 +41,7 @@ impl Serve {
             .arg("--session-key-file")
             .arg(key_file)
             .args(extra)
+            .envs(env.iter().copied())
             .env("OFFSYNC_LOG", "info")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
