@@ -447,39 +447,31 @@ fn floor_download(pool: &Pool, since: Option<i64>) -> anyhow::Result<()> {
     let mut out = crate::sync::codec::gzip_writer(std::io::sink());
     let mut conn = pool.get()?;
     out.write_all(b"<changeset version=\"1\">\n")?;
-    for (t, def) in TABLES.iter().enumerate() {
-        let mut after = None;
-        loop {
-            let page = rows::changed_since(&mut conn, t, since, after.as_ref(), 1000)?;
-            for r in &page {
-                // Pieces, not `write!`: the least work that writes the same XML.
-                out.write_all(b"<record table=\"")?;
-                out.write_all(def.name.as_bytes())?;
-                out.write_all(b"\" id=\"")?;
-                out.write_all(r.id.as_bytes())?;
-                out.write_all(b"\" updated=\"")?;
-                out.write_all(time::format(r.last_updated).as_bytes())?;
-                out.write_all(b"\">")?;
-                for (f, v) in def.fields.iter().zip(&r.values) {
-                    out.write_all(b"<field name=\"")?;
-                    out.write_all(f.name.as_bytes())?;
-                    match v {
-                        Some(v) => {
-                            out.write_all(b"\">")?;
-                            out.write_all(quick_xml::escape::escape(v.as_str()).as_bytes())?;
-                            out.write_all(b"</field>")?;
-                        }
-                        None => out.write_all(b"\" null=\"true\"/>")?,
+    let mut pages = rows::ChangedPages::new(since, 1000);
+    while let Some((t, page)) = pages.next(&mut conn)? {
+        let def = &TABLES[t];
+        for r in &page {
+            // Pieces, not `write!`: the least work that writes the same XML.
+            out.write_all(b"<record table=\"")?;
+            out.write_all(def.name.as_bytes())?;
+            out.write_all(b"\" id=\"")?;
+            out.write_all(r.id.as_bytes())?;
+            out.write_all(b"\" updated=\"")?;
+            out.write_all(time::format(r.last_updated).as_bytes())?;
+            out.write_all(b"\">")?;
+            for (f, v) in def.fields.iter().zip(&r.values) {
+                out.write_all(b"<field name=\"")?;
+                out.write_all(f.name.as_bytes())?;
+                match v {
+                    Some(v) => {
+                        out.write_all(b"\">")?;
+                        out.write_all(quick_xml::escape::escape(v.as_str()).as_bytes())?;
+                        out.write_all(b"</field>")?;
                     }
+                    None => out.write_all(b"\" null=\"true\"/>")?,
                 }
-                out.write_all(b"</record>\n")?;
             }
-            match page.last() {
-                Some(last) if page.len() == 1000 => {
-                    after = Some((last.last_updated, last.id.clone()))
-                }
-                _ => break,
-            }
+            out.write_all(b"</record>\n")?;
         }
     }
     out.write_all(b"</changeset>\n")?;
@@ -808,19 +800,10 @@ pub fn gzip_levels(n: u64, runs: usize) -> anyhow::Result<()> {
     fill(&pool, n)?;
     let mut xml = ChangesetWriter::start(Vec::new(), None)?;
     let mut conn = pool.get()?;
-    for table in 0..TABLES.len() {
-        let mut after = None;
-        loop {
-            let page = rows::changed_since(&mut conn, table, None, after.as_ref(), 1000)?;
-            for r in &page {
-                xml.row(table, &r.id, r.last_updated, &r.values)?;
-            }
-            match page.last() {
-                Some(last) if page.len() == 1000 => {
-                    after = Some((last.last_updated, last.id.clone()))
-                }
-                _ => break,
-            }
+    let mut pages = rows::ChangedPages::new(None, 1000);
+    while let Some((table, page)) = pages.next(&mut conn)? {
+        for r in &page {
+            xml.row(table, &r.id, r.last_updated, &r.values)?;
         }
     }
     let xml = xml.finish()?;

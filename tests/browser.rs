@@ -26,11 +26,7 @@ const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 fn browser_available() -> bool {
     let found = Path::new(CHROMIUM).exists() && Path::new(CHROMEDRIVER).exists();
     if !found {
-        assert!(
-            std::env::var("CI").map(|v| v != "true").unwrap_or(true),
-            "CI=true but chromium and chromium-driver are not installed"
-        );
-        eprintln!("notice: chromium/chromedriver not installed; skipping the browser test");
+        missing("chromium and chromium-driver are not installed");
     }
     found
 }

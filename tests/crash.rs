@@ -31,6 +31,8 @@ const READINGS: usize = 20_000;
 /// A database, its session key, and a user with a device token.
 struct Setup {
     db: TestDb,
+    /// The test's own connections, to set up and to inspect what the server left.
+    pool: db::Pool,
     key: tempfile::TempDir,
     token: String,
 }
@@ -41,8 +43,10 @@ fn setup(b: Backend) -> Option<Setup> {
     let mut conn = pool.get().expect("a connection");
     offsync::accounts::add_user(&mut conn, "alice", "password", false).expect("a user");
     let (_, token) = offsync::accounts::add_device(&mut conn, "alice", "laptop").expect("a device");
+    drop(conn);
     Some(Setup {
         db,
+        pool,
         key: tempfile::tempdir().expect("a directory"),
         token,
     })
@@ -62,15 +66,17 @@ impl Setup {
         }
     }
 
+    fn conn(&self) -> db::PooledConn {
+        self.pool.get().expect("a connection")
+    }
+
     fn count(&self, query: &str) -> i64 {
-        let pool = db::connect(&self.db.url, 1).expect("the test database");
-        count(&mut pool.get().expect("a connection"), Sql::new(query)).expect(query)
+        count(&mut self.conn(), Sql::new(query)).expect(query)
     }
 
     fn import(&self, doc: &str) {
-        let pool = db::connect(&self.db.url, 1).expect("the test database");
         offsync::sync::import::import(
-            &mut pool.get().expect("a connection"),
+            &mut self.conn(),
             std::io::Cursor::new(doc.as_bytes().to_vec()),
             u64::MAX,
         )
@@ -131,6 +137,25 @@ fn upload_in_background(
     })
 }
 
+/// Kills `server` with SIGKILL a random 0 to `max_ms` ms after it logs `line`, while
+/// `request` waits for its answer; fails the test if the answer came first, since the test
+/// would then prove nothing.
+fn kill_during<T: std::fmt::Debug, E: std::fmt::Debug>(
+    mut server: Serve,
+    line: &str,
+    max_ms: u64,
+    request: std::thread::JoinHandle<Result<T, E>>,
+) {
+    server.wait_for(line);
+    jitter(max_ms);
+    server.kill();
+    let answer = request.join().expect("the request's thread");
+    assert!(
+        answer.is_err(),
+        "answered before the kill (after {line:?}); the test proves nothing: {answer:?}"
+    );
+}
+
 /// A pause of 0 to `max_ms` milliseconds, different on every run, so that repeated runs
 /// land the kill at different points of the work.
 fn jitter(max_ms: u64) {
@@ -149,7 +174,7 @@ on_both!(
 fn a_kill_while_applying_an_upload_leaves_all_or_nothing_and_the_retry_converges(b: Backend) {
     let Some(setup) = setup(b) else { return };
     let asset = seed_asset(&setup);
-    let mut server = setup.serve();
+    let server = setup.serve();
     let mut d = setup.device(&server);
     d.sync(&[]);
     let last_sync = d.state().0;
@@ -157,14 +182,7 @@ fn a_kill_while_applying_an_upload_leaves_all_or_nothing_and_the_retry_converges
 
     let s = d.open();
     let upload = upload_in_background(&d, &s.id, file.clone());
-    server.wait_for("applying upload");
-    jitter(300);
-    server.kill();
-    let answer = upload.join().expect("the upload thread");
-    assert!(
-        answer.is_err(),
-        "the upload was answered before the kill; the test proves nothing: {answer:?}"
-    );
+    kill_during(server, "applying upload", 300, upload);
 
     // Nothing of it is there (a transaction is all or nothing; the kill came before its
     // answer, so before its commit could be acknowledged), and the session did not complete.
@@ -301,7 +319,7 @@ fn a_kill_during_a_bulk_resolution_leaves_every_conflict_whole(b: Backend) {
     );
     setup.import(&doc(&items));
 
-    let mut server = setup.serve();
+    let server = setup.serve();
     let mut d = setup.device(&server);
     d.sync(&[]);
     // Every reading changed online and on the laptop: a true conflict each.
@@ -324,43 +342,27 @@ fn a_kill_during_a_bulk_resolution_leaves_every_conflict_whole(b: Backend) {
     let (_, _, conflicts, flag) = d.sync(&edits).0.expect("an upload result");
     assert_eq!((conflicts, flag), (CONFLICTS as u64, true));
 
-    let browser = Browser::at(&server.base);
-    assert_eq!(browser.sign_in("alice", "password").0, 303);
-    let (_, page) = browser.get("/conflicts");
-    let csrf = browser.csrf(&page);
     let ids: Vec<String> = {
-        let pool = db::connect(&setup.db.url, 1).expect("the test database");
         let scope = offsync::db::repo::conflicts::Scope {
             user_id: None,
             table: None,
             device_id: None,
         };
-        offsync::db::repo::conflicts::list(
-            &mut pool.get().expect("a connection"),
-            &scope,
-            "open",
-            CONFLICTS as i64,
-            0,
-        )
-        .expect("the conflicts")
-        .into_iter()
-        .map(|c| c.id)
-        .collect()
+        offsync::db::repo::conflicts::list(&mut setup.conn(), &scope, "open", CONFLICTS as i64, 0)
+            .expect("the conflicts")
+            .into_iter()
+            .map(|c| c.id)
+            .collect()
     };
     assert_eq!(ids.len(), CONFLICTS);
-    let mut form = vec![("csrf", csrf.as_str()), ("all", "offline")];
-    form.extend(ids.iter().map(|id| ("ids", id.as_str())));
-    let body = serde_urlencoded::to_string(&form).expect("a form");
-    let url = format!("{}/conflicts/bulk", server.base);
-    let posting = std::thread::spawn(move || browser_post(&browser, &url, body));
-    server.wait_for("resolving in bulk");
-    jitter(100);
-    server.kill();
-    let answer = posting.join().expect("the posting thread");
-    assert!(
-        answer.is_err(),
-        "the bulk resolution was answered before the kill; the test proves nothing: {answer:?}"
-    );
+    let (browser, form) = keep_offline_form(&server, &ids);
+    let posting = std::thread::spawn(move || {
+        let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        browser
+            .try_post("/conflicts/bulk", &pairs)
+            .map(|(status, ..)| status)
+    });
+    kill_during(server, "resolving in bulk", 100, posting);
 
     // Each conflict is whole: resolved with the laptop's value in its row, or open with
     // the server's; and the person's flag says whether any is open.
@@ -383,13 +385,9 @@ fn a_kill_during_a_bulk_resolution_leaves_every_conflict_whole(b: Backend) {
 
     // The retry resolves the rest and clears the flag.
     let server = setup.serve();
-    let browser = Browser::at(&server.base);
-    assert_eq!(browser.sign_in("alice", "password").0, 303);
-    let (_, page) = browser.get("/conflicts");
-    let csrf = browser.csrf(&page);
-    let mut form = vec![("csrf", csrf.as_str()), ("all", "offline")];
-    form.extend(ids.iter().map(|id| ("ids", id.as_str())));
-    let (status, _, _) = browser.post("/conflicts/bulk", &form);
+    let (browser, form) = keep_offline_form(&server, &ids);
+    let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (status, _, _) = browser.post("/conflicts/bulk", &pairs);
     assert_eq!(status, 303);
     assert_eq!(
         setup.count("SELECT COUNT(*) AS n FROM readings WHERE value = '2.5'"),
@@ -401,12 +399,12 @@ fn a_kill_during_a_bulk_resolution_leaves_every_conflict_whole(b: Backend) {
     );
 }
 
-fn browser_post(browser: &Browser, url: &str, body: String) -> Result<u16, reqwest::Error> {
-    browser
-        .http
-        .post(url)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(body)
-        .send()
-        .map(|r| r.status().as_u16())
+/// Alice signed in on `server`, and the bulk form that keeps the offline side of `ids`.
+fn keep_offline_form(server: &Serve, ids: &[String]) -> (Browser, Vec<(&'static str, String)>) {
+    let browser = Browser::at(&server.base);
+    assert_eq!(browser.sign_in("alice", "password").0, 303);
+    let (_, page) = browser.get("/conflicts");
+    let mut form = vec![("csrf", browser.csrf(&page)), ("all", "offline".to_owned())];
+    form.extend(ids.iter().map(|id| ("ids", id.clone())));
+    (browser, form)
 }

@@ -27,7 +27,9 @@ use offsync::db::{self, Sql};
 use serve::Serve;
 
 struct Pair {
-    db: TestDb,
+    _db: TestDb,
+    /// The test's own connections.
+    pool: db::Pool,
     _key: tempfile::TempDir,
     a: Serve,
     b: Serve,
@@ -37,14 +39,15 @@ struct Pair {
 /// would configure them.
 fn pair() -> Option<Pair> {
     let db = TestDb::new(Backend::Postgres)?;
-    // Migrate once before both start, as a deployment would.
-    drop(db::connect(&db.url, 1).expect("the test database"));
+    // Migrated once before both start, as a deployment would.
+    let pool = db::connect(&db.url, 2).expect("the test database");
     let key = tempfile::tempdir().expect("a directory");
     let key_file = key.path().join("key");
     let a = Serve::start(&db.url, &key_file);
     let b = Serve::start(&db.url, &key_file);
     Some(Pair {
-        db,
+        _db: db,
+        pool,
         _key: key,
         a,
         b,
@@ -53,27 +56,11 @@ fn pair() -> Option<Pair> {
 
 impl Pair {
     fn conn(&self) -> db::PooledConn {
-        db::connect(&self.db.url, 1)
-            .expect("the test database")
-            .get()
-            .expect("a connection")
+        self.pool.get().expect("a connection")
     }
 
     fn device(&self, user: &str, server: &Serve) -> Device {
-        let mut conn = self.conn();
-        if offsync::db::repo::accounts::user_by_name(&mut conn, user)
-            .expect("a lookup")
-            .is_none()
-        {
-            offsync::accounts::add_user(&mut conn, user, "password", false).expect("a user");
-        }
-        let (_, token) = offsync::accounts::add_device(&mut conn, user, &uid()).expect("a device");
-        Device {
-            base: server.base.clone(),
-            token,
-            http: client(),
-            replica: HashMap::new(),
-        }
+        new_device(&mut self.conn(), &server.base, user, &uid())
     }
 }
 
@@ -320,7 +307,6 @@ fn every_log_line_of_a_request_carries_its_id_and_a_sync_is_one_line() {
     ] {
         assert!(line.contains(part), "{part} in {line}");
     }
-    let _ = p.b.log();
 }
 
 #[test]

@@ -117,8 +117,18 @@ pub fn is_local_only(conn: &mut DbConn, table: TableId, row_id: &str) -> Result<
 
 /// Forgets every logged change of these rows.
 pub fn drop_changes(conn: &mut DbConn, table: TableId, ids: &[String]) -> Result<(), DbError> {
+    delete_for_rows(conn, "offline_changes", table, ids)
+}
+
+/// Deletes what `log` (a table keyed by `table_name` and `row_id`) holds for these rows.
+fn delete_for_rows(
+    conn: &mut DbConn,
+    log: &str,
+    table: TableId,
+    ids: &[String],
+) -> Result<(), DbError> {
     for chunk in ids.chunks(BATCH) {
-        let mut sql = Sql::new("DELETE FROM offline_changes WHERE table_name = ");
+        let mut sql = Sql::new(format!("DELETE FROM {log} WHERE table_name = "));
         sql.param(TABLES[table].name)
             .push(" AND row_id IN (")
             .params(chunk)
@@ -333,12 +343,7 @@ pub fn mark_conflict(
 
 /// Clears a row's conflict marks (the server's resolution arrived).
 pub fn clear_conflicts(conn: &mut DbConn, table: TableId, row_id: &str) -> Result<(), DbError> {
-    let mut sql = Sql::new("DELETE FROM offline_conflicts WHERE table_name = ");
-    sql.param(TABLES[table].name)
-        .push(" AND row_id = ")
-        .param(row_id);
-    sql.execute(conn)?;
-    Ok(())
+    delete_for_rows(conn, "offline_conflicts", table, &[row_id.to_owned()])
 }
 
 /// Clears the conflict marks of many rows of one table.
@@ -347,15 +352,7 @@ pub fn clear_conflicts_of(
     table: TableId,
     ids: &[String],
 ) -> Result<(), DbError> {
-    for chunk in ids.chunks(BATCH) {
-        let mut sql = Sql::new("DELETE FROM offline_conflicts WHERE table_name = ");
-        sql.param(TABLES[table].name)
-            .push(" AND row_id IN (")
-            .params(chunk)
-            .push(")");
-        sql.execute(conn)?;
-    }
-    Ok(())
+    delete_for_rows(conn, "offline_conflicts", table, ids)
 }
 
 /// A local change the server did not take.

@@ -41,34 +41,22 @@ pub fn prepare(
 
 type Page = Result<(TableId, Vec<rows::Row>), SyncError>;
 
-/// Sends every changed row, table by table (parents first), page by page, until done or
-/// until the writer stops listening. The connection is returned before each page is
-/// handed over, so a slow client holds none.
+/// Sends every changed row, page by page, until done or until the writer stops
+/// listening. The connection is returned before each page is handed over, so a slow
+/// client holds none.
 fn read_pages(pool: &Pool, since: Option<i64>, tx: &std::sync::mpsc::SyncSender<Page>) {
-    for table in 0..TABLES.len() {
-        let mut after = None;
-        loop {
-            let page = pool
-                .get()
-                .map_err(DbError::from)
-                .and_then(|mut conn| {
-                    rows::changed_since(&mut conn, table, since, after.as_ref(), PAGE)
-                })
-                .map_err(SyncError::from);
-            let next = match &page {
-                Ok(rows) if rows.len() == PAGE => {
-                    rows.last().map(|last| (last.last_updated, last.id.clone()))
-                }
-                _ => None,
-            };
-            let failed = page.is_err();
-            if tx.send(page.map(|rows| (table, rows))).is_err() || failed {
-                return;
-            }
-            match next {
-                Some(n) => after = Some(n),
-                None => break,
-            }
+    let mut pages = rows::ChangedPages::new(since, PAGE);
+    loop {
+        let page = pool
+            .get()
+            .map_err(DbError::from)
+            .and_then(|mut conn| pages.next(&mut conn))
+            .map_err(SyncError::from)
+            .transpose();
+        let Some(page) = page else { return };
+        let failed = page.is_err();
+        if tx.send(page).is_err() || failed {
+            return;
         }
     }
 }

@@ -266,12 +266,7 @@ fn many_conflicts_in_one_upload_are_all_recorded(b: Backend) {
     let Some(app) = TestApp::spawn(b) else { return };
     let (_, asset) = app.seed_asset();
     let (inspection, _) = app.seed_inspection(&asset);
-    let ids: Vec<String> = (0..300).map(|_| uid()).collect();
-    let creates: Vec<String> = ids
-        .iter()
-        .map(|id| create("readings", id, &reading_fields(&inspection)))
-        .collect();
-    app.import(&doc(&creates));
+    let ids = app.seed_readings(&inspection, 300);
     let mut d = app.device("alice");
     d.sync(&[]);
     let bases: Vec<String> = ids.iter().map(|id| d.base("readings", id)).collect();

@@ -30,14 +30,20 @@ pub fn postgres_admin_url() -> Option<String> {
     match std::env::var("OFFSYNC_TEST_PG") {
         Ok(url) if !url.is_empty() => Some(url),
         _ => {
-            assert!(
-                std::env::var("CI").map(|v| v != "true").unwrap_or(true),
-                "CI=true but OFFSYNC_TEST_PG is not set: the PostgreSQL tests must run in CI"
-            );
-            eprintln!("notice: OFFSYNC_TEST_PG is not set; skipping the PostgreSQL variant");
+            missing("OFFSYNC_TEST_PG is not set (the PostgreSQL variant)");
             None
         }
     }
+}
+
+/// Something a test needs is not on this machine (`what` says which): under CI=true that
+/// fails the test; on a laptop the test prints a notice and passes without it.
+pub fn missing(what: &str) {
+    assert!(
+        std::env::var("CI").map_or(true, |v| v != "true"),
+        "CI=true but {what}: the tests that need it must run in CI"
+    );
+    eprintln!("notice: {what}; skipping what needs it");
 }
 
 /// A fresh, empty database of the backend; `None` when PostgreSQL is not available here.
@@ -203,21 +209,7 @@ impl TestApp {
 
     /// A new device of `user` (created when missing).
     pub fn device(&self, user: &str) -> Device {
-        let mut conn = self.conn();
-        if offsync::db::repo::accounts::user_by_name(&mut conn, user)
-            .unwrap()
-            .is_none()
-        {
-            offsync::accounts::add_user(&mut conn, user, "password", false).unwrap();
-        }
-        let (_, token) = offsync::accounts::add_device(&mut conn, user, &self.uniq("laptop"))
-            .expect("add device");
-        Device {
-            base: self.base.clone(),
-            token,
-            http: client(),
-            replica: HashMap::new(),
-        }
+        new_device(&mut self.conn(), &self.base, user, &self.uniq("laptop"))
     }
 
     /// Loads rows as online edits (`offsync import`).
@@ -289,6 +281,17 @@ impl TestApp {
         (inspection, reading)
     }
 
+    /// `n` readings under `inspection`, imported; returns their ids.
+    pub fn seed_readings(&self, inspection: &str, n: usize) -> Vec<String> {
+        let ids: Vec<String> = (0..n).map(|_| uid()).collect();
+        let creates: Vec<String> = ids
+            .iter()
+            .map(|id| create("readings", id, &reading_fields(inspection)))
+            .collect();
+        self.import(&doc(&creates));
+        ids
+    }
+
     /// Changes a row online (a later server version).
     pub fn online_edit(&self, table: &str, id: &str, field: &str, value: Option<&str>) {
         self.import(&doc(&[create(table, id, &[(field, value)])]));
@@ -321,6 +324,24 @@ pub fn client() -> reqwest::blocking::Client {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("an HTTP client")
+}
+
+/// A new device `label` of `user` (created, with the password "password", when missing),
+/// talking to the server at `base`.
+pub fn new_device(conn: &mut db::DbConn, base: &str, user: &str, label: &str) -> Device {
+    if offsync::db::repo::accounts::user_by_name(conn, user)
+        .expect("a lookup")
+        .is_none()
+    {
+        offsync::accounts::add_user(conn, user, "password", false).expect("add user");
+    }
+    let (_, token) = offsync::accounts::add_device(conn, user, label).expect("add device");
+    Device {
+        base: base.to_owned(),
+        token,
+        http: client(),
+        replica: HashMap::new(),
+    }
 }
 
 pub fn uid() -> String {
@@ -444,6 +465,19 @@ impl Answer {
     }
 
     /// Asserts an `<error>` answer with this status and, where given, naming these.
+    /// A 503 `<error code="unavailable">` whose message names `reason`.
+    #[allow(dead_code, reason = "for tests/faults.rs, which shares these helpers")]
+    pub fn assert_unavailable(&self, reason: &str) {
+        self.assert_error(503, None, None, None);
+        assert_eq!(
+            self.attr("code").as_deref(),
+            Some("unavailable"),
+            "{}",
+            self.body
+        );
+        assert!(self.body.contains(reason), "{reason:?} in {}", self.body);
+    }
+
     pub fn assert_error(
         &self,
         status: u16,
@@ -798,20 +832,28 @@ impl Browser {
     }
 
     pub fn post(&self, path: &str, pairs: &[(&str, &str)]) -> (u16, String, Option<String>) {
-        let body = serde_urlencoded::to_string(pairs).unwrap();
+        self.try_post(path, pairs).expect("the server answers")
+    }
+
+    /// A form post whose answer may not come (the server may die meanwhile).
+    pub fn try_post(
+        &self,
+        path: &str,
+        pairs: &[(&str, &str)],
+    ) -> Result<(u16, String, Option<String>), reqwest::Error> {
+        let body = serde_urlencoded::to_string(pairs).expect("a form");
         let r = self
             .http
             .post(format!("{}{path}", self.base))
             .header("content-type", "application/x-www-form-urlencoded")
             .body(body)
-            .send()
-            .unwrap();
+            .send()?;
         let loc = r
             .headers()
             .get("location")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        (r.status().as_u16(), r.text().unwrap(), loc)
+        Ok((r.status().as_u16(), r.text()?, loc))
     }
 
     pub fn csrf(&self, page: &str) -> String {

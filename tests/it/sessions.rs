@@ -236,15 +236,18 @@ fn open_keeps_the_device_clock_offset(b: Backend) {
         "offset {offset} µs, expected about {expected}"
     );
     // The same as a form field, and a session without one keeps none.
-    let form = answer_of(
-        d.http
-            .post(format!("{}/api/sync/sessions", app.base))
-            .bearer_auth(&d.token)
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body("clock=2030-01-01T00%3A00%3A00%2B00%3A00")
-            .send()
-            .unwrap(),
-    );
+    let open_with_form = |body: &'static str| {
+        answer_of(
+            d.http
+                .post(format!("{}/api/sync/sessions", app.base))
+                .bearer_auth(&d.token)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(body)
+                .send()
+                .unwrap(),
+        )
+    };
+    let form = open_with_form("clock=2030-01-01T00%3A00%3A00%2B00%3A00");
     assert_eq!(form.0, 201, "{}", form.1);
     let later =
         offsync::db::repo::sessions::clock_offset(&mut app.conn(), &attr(&form.1, "id").unwrap())
@@ -258,15 +261,7 @@ fn open_keeps_the_device_clock_offset(b: Backend) {
         offsync::db::repo::sessions::clock_offset(&mut app.conn(), &plain.id).unwrap(),
         None
     );
-    let bad = answer_of(
-        d.http
-            .post(format!("{}/api/sync/sessions", app.base))
-            .bearer_auth(&d.token)
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body("clock=yesterday")
-            .send()
-            .unwrap(),
-    );
+    let bad = open_with_form("clock=yesterday");
     assert_eq!(bad.0, 400, "an unreadable clock is refused: {}", bad.1);
     assert!(bad.1.contains("clock"));
 }
@@ -295,51 +290,33 @@ fn malformed_requests_get_error_bodies(b: Backend) {
     let Some(app) = TestApp::spawn(b) else { return };
     let mut d = app.device("alice");
     let s = d.open();
-    let answer = |r: reqwest::blocking::Response| {
-        let status = r.status().as_u16();
-        (status, r.text().unwrap_or_default())
+    let send = |r: reqwest::blocking::RequestBuilder| {
+        answer_of(r.bearer_auth(&d.token).send().expect("an answer"))
     };
+    let upload = format!("{}/api/sync/sessions/{}/upload", app.base, s.id);
     let cases = [
-        answer(
+        send(
             d.http
-                .post(format!("{}/api/sync/sessions?clock=a&clock=b", app.base))
-                .bearer_auth(&d.token)
-                .send()
-                .unwrap(),
+                .post(format!("{}/api/sync/sessions?clock=a&clock=b", app.base)),
         ),
-        answer(
+        send(
             d.http
-                .post(format!("{}/api/sync/sessions/{}/upload", app.base, s.id))
-                .bearer_auth(&d.token)
+                .post(&upload)
                 .header("content-type", "text/plain")
-                .body("hello")
-                .send()
-                .unwrap(),
+                .body("hello"),
         ),
-        answer(
+        send(
             d.http
-                .post(format!("{}/api/sync/sessions/{}/upload", app.base, s.id))
-                .bearer_auth(&d.token)
+                .post(&upload)
                 .header("content-type", "multipart/form-data")
-                .body("hello")
-                .send()
-                .unwrap(),
+                .body("hello"),
         ),
-        answer(
+        send(
             d.http
-                .post(format!("{}/api/sync/sessions/{}/upload", app.base, s.id))
-                .bearer_auth(&d.token)
-                .multipart(reqwest::blocking::multipart::Form::new().text("other", "x"))
-                .send()
-                .unwrap(),
+                .post(&upload)
+                .multipart(reqwest::blocking::multipart::Form::new().text("other", "x")),
         ),
-        answer(
-            d.http
-                .get(format!("{}/api/nothing/here", app.base))
-                .bearer_auth(&d.token)
-                .send()
-                .unwrap(),
-        ),
+        send(d.http.get(format!("{}/api/nothing/here", app.base))),
     ];
     for (status, body) in cases {
         assert!(status == 400 || status == 404, "{status}: {body}");

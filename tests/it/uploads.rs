@@ -257,12 +257,7 @@ fn a_large_upload_applies_every_row_across_batches(b: Backend) {
     let Some(app) = TestApp::spawn(b) else { return };
     let (_, asset) = app.seed_asset();
     let (inspection, _) = app.seed_inspection(&asset);
-    let ids: Vec<String> = (0..1200).map(|_| uid()).collect();
-    let creates: Vec<String> = ids
-        .iter()
-        .map(|id| create("readings", id, &reading_fields(&inspection)))
-        .collect();
-    app.import(&doc(&creates));
+    let ids = app.seed_readings(&inspection, 1200);
     let mut d = app.device("alice");
     d.sync(&[]);
     // Two shapes of edit (one field, two fields) so that rows are grouped per statement.
@@ -302,12 +297,7 @@ fn many_deletes_arrive_across_download_pages(b: Backend) {
     let Some(app) = TestApp::spawn(b) else { return };
     let (_, asset) = app.seed_asset();
     let (inspection, _) = app.seed_inspection(&asset);
-    let ids: Vec<String> = (0..1500).map(|_| uid()).collect();
-    let creates: Vec<String> = ids
-        .iter()
-        .map(|id| create("readings", id, &reading_fields(&inspection)))
-        .collect();
-    app.import(&doc(&creates));
+    let ids = app.seed_readings(&inspection, 1500);
     let mut watcher = app.device("bob");
     watcher.sync(&[]);
     let mut d = app.device("alice");

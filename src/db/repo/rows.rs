@@ -371,6 +371,48 @@ pub fn changed_since(
     load(conn, def, &sql)
 }
 
+/// A walk over every row changed since `since` (all rows for `None`), table by table
+/// (parents first), one keyset page of `limit` rows at a time. Each step takes the
+/// connection to query on, so a caller may hold one throughout or take one per page.
+pub struct ChangedPages {
+    since: Option<Micros>,
+    limit: usize,
+    table: TableId,
+    after: Option<(Micros, String)>,
+}
+
+impl ChangedPages {
+    pub fn new(since: Option<Micros>, limit: usize) -> Self {
+        ChangedPages {
+            since,
+            limit,
+            table: 0,
+            after: None,
+        }
+    }
+
+    /// The next non-empty page and its table; `None` when every table is done.
+    pub fn next(&mut self, conn: &mut DbConn) -> Result<Option<(TableId, Vec<Row>)>, DbError> {
+        while self.table < TABLES.len() {
+            let table = self.table;
+            let page = changed_since(conn, table, self.since, self.after.as_ref(), self.limit)?;
+            match page.last() {
+                Some(last) if page.len() == self.limit => {
+                    self.after = Some((last.last_updated, last.id.clone()))
+                }
+                _ => {
+                    self.table += 1;
+                    self.after = None;
+                }
+            }
+            if !page.is_empty() {
+                return Ok(Some((table, page)));
+            }
+        }
+        Ok(None)
+    }
+}
+
 /// A page of tombstones stamped at or after `since`, in (last_updated, table, id) order.
 pub fn tombstones_since(
     conn: &mut DbConn,
