@@ -705,6 +705,7 @@ pub fn pages(conflict_count: usize, requests: usize) -> anyhow::Result<()> {
                     resolved_at: None,
                     resolved_by: None,
                     resolution: None,
+                    server_by: None,
                 };
                 let f = ConflictField {
                     field: "value".into(),

@@ -445,10 +445,7 @@ fn sync_once(url: &str, args: UpstreamArgs) -> anyhow::Result<()> {
     let outcome = offline_sync::sync(&pool, &upstream, &Bar(bar.clone()));
     bar.finish_and_clear();
     let summary = outcome.context("sync did not complete")?;
-    println!(
-        "sync complete: uploaded {}, downloaded {}, conflicts {}",
-        summary.uploaded, summary.downloaded, summary.conflicts
-    );
+    println!("{summary}");
     Ok(())
 }
 

@@ -1,14 +1,19 @@
-//! Online edits from the pages: creating, changing and deleting rows of any table, every
-//! field, with the row's `last_updated` as its version so that a change made meanwhile is
-//! shown, never overwritten. Knows nothing of HTTP; the pages turn its errors into messages
-//! beside the fields.
+//! Edits from the pages: creating, changing and deleting rows, online (every field, stamped
+//! by the server) and offline (what offline may do, logged until a sync uploads it). A save
+//! writes only the fields the person touched: those whose submitted text differs from the
+//! text the form was shown with (`was.FIELD`, sent back by the form). A save over a change
+//! made meanwhile is judged field by field as an upload is (`domain::rules`): a touched
+//! field the other change left alone is written; one both changed comes back to the person.
+//! Knows nothing of HTTP; the pages turn its errors into messages beside the fields.
 
 use std::collections::BTreeMap;
 
 use crate::db::dialect::WriteLock;
+use crate::db::integrity::{self, Blocked};
 use crate::db::repo::rows::{self, Row};
 use crate::db::{DbConn, DbError, write_txn};
-use crate::domain::{FieldType, Micros, TABLES, TableId, Values, table_by_name, time, value};
+use crate::domain::rules::{Verdict, judge_field, next_stamp};
+use crate::domain::{Field, FieldType, Micros, TABLES, TableId, Values, table_by_name, value};
 use crate::offline::store::{self, FieldLog};
 
 /// Who is editing: the main site (every field, stamped by the server), or the offline copy
@@ -54,8 +59,25 @@ pub fn parent_reference(conn: &mut DbConn, parent: TableId, id: &str) -> Result<
     })
 }
 
-/// Turns form text into stored values, with a message per bad field. An empty input is
-/// NULL for a nullable field (a form cannot tell "empty" from "none").
+/// The stored value of one field's form text, or the message to show beside it. An empty
+/// input is NULL for a nullable field (a form cannot tell "empty" from "none").
+fn value_from_form(conn: &mut DbConn, f: &Field, raw: &str) -> Result<Result<Option<String>, String>, DbError> {
+    let raw = if value::normalize(f, raw).is_empty() { None } else { Some(raw) };
+    Ok(match (f.ty, raw) {
+        (FieldType::Parent(p), Some(reference)) => {
+            let parent = table_by_name(p).unwrap_or_default();
+            resolve_parent(conn, parent, value::normalize(f, reference).as_ref())?
+                .ok_or_else(|| format!("there is no {} {:?}", TABLES[parent].noun, reference.trim()))
+                .map(Some)
+        }
+        _ => value::parse(f, raw).map_err(|e| match e {
+            value::ValueError::Null => "is required".to_owned(),
+            other => other.to_string(),
+        }),
+    })
+}
+
+/// Turns a whole form into stored values (a create), with a message per bad field.
 fn values_from_form(
     conn: &mut DbConn,
     table: TableId,
@@ -65,25 +87,8 @@ fn values_from_form(
     let mut errors = BTreeMap::new();
     let mut values = Vec::with_capacity(def.fields.len());
     for f in def.fields {
-        let raw = input.get(f.name).map(|s| s.trim()).unwrap_or_default();
-        let raw = if raw.is_empty() { None } else { Some(raw) };
-        let parsed = match (f.ty, raw) {
-            (FieldType::Parent(p), Some(reference)) => {
-                let parent = table_by_name(p).unwrap_or_default();
-                resolve_parent(conn, parent, reference)?
-                    .ok_or_else(|| format!("there is no {} {reference:?}", TABLES[parent].noun))
-                    .map(Some)
-            }
-            _ => value::parse(f, raw).map_err(|e| match e {
-                value::ValueError::Null => "is required".to_owned(),
-                other => other.to_string(),
-            }),
-        };
-        match parsed {
-            Ok(Some(v)) if v.len() > 10_000 => {
-                errors.insert(f.name.to_owned(), "is longer than 10,000 characters".into());
-                values.push(None);
-            }
+        let raw = input.get(f.name).map(String::as_str).unwrap_or_default();
+        match value_from_form(conn, f, raw)? {
             Ok(v) => values.push(v),
             Err(message) => {
                 errors.insert(f.name.to_owned(), message);
@@ -93,6 +98,49 @@ fn values_from_form(
     }
     if errors.is_empty() {
         Ok(values)
+    } else {
+        Err(EditError::Invalid(errors))
+    }
+}
+
+/// The fields a save touched, with their stored values: each editable field whose
+/// submitted text differs from the text the form showed (`was.NAME`, else `shown_now`,
+/// the row's text now, for forms that do not send it). With the text the form says it
+/// showed, when it says so, for judging a save over a change made meanwhile.
+fn touched(
+    conn: &mut DbConn,
+    table: TableId,
+    input: &BTreeMap<String, String>,
+    shown_now: &BTreeMap<String, String>,
+    editable: impl Fn(&Field) -> bool,
+) -> Result<Vec<(usize, Option<String>, Option<String>)>, EditError> {
+    let def = &TABLES[table];
+    let mut errors = BTreeMap::new();
+    let mut out = Vec::new();
+    for (i, f) in def.fields.iter().enumerate() {
+        let Some(raw) = input.get(f.name) else {
+            continue; // left out: untouched
+        };
+        let said = input.get(&format!("was.{}", f.name)).cloned();
+        let shown = said
+            .clone()
+            .or_else(|| shown_now.get(f.name).cloned())
+            .unwrap_or_default();
+        if value::normalize(f, raw) == value::normalize(f, &shown) {
+            continue;
+        }
+        if !editable(f) {
+            continue; // a read-only field cannot be changed from this form
+        }
+        match value_from_form(conn, f, raw)? {
+            Ok(v) => out.push((i, v, said)),
+            Err(message) => {
+                errors.insert(f.name.to_owned(), message);
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(out)
     } else {
         Err(EditError::Invalid(errors))
     }
@@ -122,23 +170,28 @@ fn resolve_parent(
 fn check_natural_key(
     conn: &mut DbConn,
     table: TableId,
-    id: Option<&str>,
+    id: &str,
     values: &Values,
 ) -> Result<(), EditError> {
     let def = &TABLES[table];
-    if let Some(k) = def.natural_key_index()
-        && let Some(key) = values[k].clone()
-        && let Some(other) =
-            rows::by_natural_keys(conn, table, std::slice::from_ref(&key))?.remove(&key)
-        && Some(other.id.as_str()) != id
+    let Some(k) = def.natural_key_index() else {
+        return Ok(());
+    };
+    let keys: Vec<String> = values[k].iter().cloned().collect();
+    if let Some(owner) = integrity::key_owners(conn, table, &keys)?.into_values().next()
+        && owner.id != id
     {
         let mut errors = BTreeMap::new();
+        let key = keys.first().cloned().unwrap_or_default();
         errors.insert(
             def.fields[k].name.to_owned(),
-            format!(
-                "another {} already has {} {key:?}",
-                def.noun, def.fields[k].name
-            ),
+            Blocked::KeyTaken {
+                noun: def.noun,
+                field: def.fields[k].name,
+                key,
+                owner: owner.id,
+            }
+            .to_string(),
         );
         return Err(EditError::Invalid(errors));
     }
@@ -163,33 +216,26 @@ pub fn create(
     let id = uuid::Uuid::now_v7().to_string();
     write_txn(conn, WriteLock::Shared, |c, now| {
         let values = values_from_form(c, table, input)?;
-        check_natural_key(c, table, None, &values)?;
+        check_natural_key(c, table, &id, &values)?;
         match mode {
             Mode::Online => {
-                rows::insert(c, table, &[(id.clone(), values, time::after(now))], actor)?;
+                rows::insert(c, table, &[(id.clone(), values, next_stamp(now, 0))], actor)?;
             }
             Mode::Offline => {
                 // No server version yet: 0 until the first sync brings the server's stamp.
                 rows::insert(c, table, &[(id.clone(), values.clone(), 0)], actor)?;
-                let fields: Vec<FieldLog> = def
-                    .fields
-                    .iter()
-                    .zip(values)
-                    .map(|(f, value)| FieldLog {
-                        field: f.name.to_owned(),
-                        value,
-                        was: None,
-                    })
-                    .collect();
-                store::log_change(c, table, &id, "create", None, &fields, now)?;
+                store::log_change(c, table, &id, "create", None, &full_log(def, &values), now)?;
             }
         }
         Ok(id)
     })
 }
 
-/// Changes a row from form input, if it is still at `version`. Offline, only the fields
-/// offline may edit are taken from the input.
+/// Changes the fields of a row that the form touched. If the row is no longer at
+/// `version`, each touched field is judged against the row now (PROTOCOL §4.3, on the
+/// form's text): written when only this form changed it, `Stale` when the other change
+/// touched it too. Offline, only the fields offline may edit are taken, and the change is
+/// logged with the value each field had (its `was`).
 pub fn update(
     conn: &mut DbConn,
     mode: Mode,
@@ -204,63 +250,79 @@ pub fn update(
         let row = rows::by_ids(c, table, &[id.to_owned()], true)?
             .remove(id)
             .ok_or(EditError::NotFound)?;
-        let input = match mode {
-            Mode::Online => input.clone(),
-            Mode::Offline => {
-                let mut merged = form_values_of(c, table, &row.values)?;
-                // A field the input leaves out keeps its value.
-                for f in def.fields.iter().filter(|f| f.offline_edit) {
-                    if let Some(v) = input.get(f.name) {
-                        merged.insert(f.name.to_owned(), v.clone());
-                    }
-                }
-                merged
-            }
-        };
-        let values = values_from_form(c, table, &input)?;
+        let shown_now = form_values_of(c, table, &row.values)?;
+        let editable = |f: &Field| mode == Mode::Online || f.offline_edit;
+        let mut changes = touched(c, table, input, &shown_now, editable)?;
         if row.last_updated != version {
-            return Err(EditError::Stale(Box::new(row)));
+            for (i, _, shown) in &changes {
+                let f = &def.fields[*i];
+                let now_text = shown_now.get(f.name).map(String::as_str).unwrap_or_default();
+                let posted = input.get(f.name).map(String::as_str).unwrap_or_default();
+                let text = |t: &str| Some(value::normalize(f, t).into_owned());
+                let was = shown.as_deref().map(text);
+                let verdict = judge_field(
+                    FieldType::Text,
+                    text(now_text).as_deref(),
+                    text(posted).as_deref(),
+                    was.as_ref().map(|w| w.as_deref()),
+                    false,
+                );
+                if verdict == Verdict::Conflict {
+                    return Err(EditError::Stale(Box::new(row)));
+                }
+            }
         }
-        check_natural_key(c, table, Some(id), &values)?;
+        changes.retain(|(i, v, _)| !value::same(def.fields[*i].ty, v.as_deref(), row.values[*i].as_deref()));
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let mut values = row.values.clone();
+        for (i, v, _) in &changes {
+            values[*i] = v.clone();
+        }
+        check_natural_key(c, table, id, &values)?;
+        let writes: Vec<(usize, Option<String>)> =
+            changes.iter().map(|(i, v, _)| (*i, v.clone())).collect();
         match mode {
             Mode::Online => {
-                let changes: Vec<(usize, Option<String>)> =
-                    values.into_iter().enumerate().collect();
-                let stamp = time::after(now.max(row.last_updated + 1));
-                rows::update(c, table, id, &changes, stamp, actor)?;
+                rows::update(c, table, id, &writes, next_stamp(now, row.last_updated), actor)?;
             }
             Mode::Offline => {
-                let changed: Vec<(usize, FieldLog)> = def
-                    .fields
-                    .iter()
-                    .enumerate()
-                    .filter(|(i, f)| {
-                        !value::same(f.ty, values[*i].as_deref(), row.values[*i].as_deref())
-                    })
-                    .map(|(i, f)| {
-                        (
-                            i,
-                            FieldLog {
-                                field: f.name.to_owned(),
-                                value: values[i].clone(),
-                                was: row.values[i].clone(),
-                            },
-                        )
-                    })
-                    .collect();
-                if changed.is_empty() {
-                    return Ok(());
-                }
-                let writes: Vec<(usize, Option<String>)> =
-                    changed.iter().map(|(i, f)| (*i, f.value.clone())).collect();
                 // The stamp stays the server's: it is the base of the change.
                 rows::update(c, table, id, &writes, row.last_updated, actor)?;
-                let logs: Vec<FieldLog> = changed.into_iter().map(|(_, f)| f).collect();
-                store::log_change(c, table, id, "edit", Some(row.last_updated), &logs, now)?;
+                if row.last_updated == 0 && !store::is_local_only(c, table, id)? {
+                    // Made here, uploaded, and not taken yet (held in a conflict on the
+                    // server): it is still a create, sent whole.
+                    let fields = full_log(def, &values);
+                    store::log_change(c, table, id, "create", None, &fields, now)?;
+                } else {
+                    let logs: Vec<FieldLog> = changes
+                        .into_iter()
+                        .map(|(i, value, _)| FieldLog {
+                            field: def.fields[i].name.to_owned(),
+                            value,
+                            was: row.values[i].clone(),
+                        })
+                        .collect();
+                    store::log_change(c, table, id, "edit", Some(row.last_updated), &logs, now)?;
+                }
             }
         }
         Ok(())
     })
+}
+
+/// A whole row as a change-log entry (a create).
+fn full_log(def: &crate::domain::Table, values: &Values) -> Vec<FieldLog> {
+    def.fields
+        .iter()
+        .zip(values)
+        .map(|(f, value)| FieldLog {
+            field: f.name.to_owned(),
+            value: value.clone(),
+            was: None,
+        })
+        .collect()
 }
 
 /// The form text of stored values (parents by their natural key).
@@ -345,5 +407,54 @@ pub fn delete(
             now,
             actor,
         )?)
+    })
+}
+
+/// Offline: forgets a row's changes waiting to be synced and puts the row back as the
+/// server last sent it (the way out of a change the server refused): an edit's fields get
+/// the values they started from, a create is removed with what was made under it, a
+/// delete is undone.
+pub fn discard(conn: &mut DbConn, table: TableId, id: &str) -> Result<(), EditError> {
+    let def = &TABLES[table];
+    write_txn(conn, WriteLock::Shared, |c, now| {
+        let changes = store::changes_of(c, table, &[id.to_owned()])?
+            .remove(id)
+            .unwrap_or_default();
+        let Some(first) = changes.first() else {
+            store::release(c, table, id)?;
+            return Ok(());
+        };
+        if first.kind == "create" {
+            for (t, ids) in descendants(c, table, &[id.to_owned()])? {
+                store::drop_changes(c, t, &ids)?;
+            }
+            rows::delete_cascade(c, table, &[id.to_owned()], now, "discarded on this laptop")?;
+            rows::remove_tombstones(c, table, &[id.to_owned()])?;
+        } else if changes.iter().any(|ch| ch.kind == "delete") {
+            let tomb = rows::tombstones(c, table, &[id.to_owned()])?.remove(id);
+            if let Some(values) = tomb.and_then(|t| t.values) {
+                rows::remove_tombstone(c, table, id)?;
+                let base = first.base.unwrap_or(0);
+                rows::insert(c, table, &[(id.to_owned(), values, base)], "server")?;
+            }
+        } else {
+            // Each field back to the value its first change started from.
+            let mut back: Vec<(usize, Option<String>)> = Vec::new();
+            for ch in &changes {
+                for f in &ch.fields {
+                    if let Some(i) = def.field_index(&f.field)
+                        && !back.iter().any(|(j, _)| *j == i)
+                    {
+                        back.push((i, f.was.clone()));
+                    }
+                }
+            }
+            if let Some(row) = rows::get(c, table, id)? {
+                rows::update(c, table, id, &back, row.last_updated, "server")?;
+            }
+        }
+        store::drop_changes(c, table, &[id.to_owned()])?;
+        store::release(c, table, id)?;
+        Ok(())
     })
 }

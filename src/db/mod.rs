@@ -3,6 +3,7 @@
 //! [`Sql`]; the only backend-specific code lives in [`dialect`].
 
 pub mod dialect;
+pub mod integrity;
 pub mod repo;
 mod sql;
 
@@ -41,6 +42,9 @@ pub enum DbError {
     Query(#[from] diesel::result::Error),
     #[error("running migrations: {0}")]
     Migration(String),
+    /// Stored data that cannot be read back (never skipped: the message names it).
+    #[error("{0}")]
+    Corrupt(String),
 }
 
 impl DbError {

@@ -5,6 +5,7 @@
 //! is a change here and in the migrations, nowhere else. This module is plain data and
 //! value rules: it knows nothing of XML, SQL or HTTP.
 
+pub mod rules;
 pub mod time;
 pub mod value;
 
@@ -33,6 +34,13 @@ pub struct Field {
     pub nullable: bool,
     /// Whether an offline client may change it in an edit.
     pub offline_edit: bool,
+    /// The longest value accepted, in characters, on every path (forms, uploads, imports,
+    /// resolutions).
+    pub max_chars: usize,
+    /// Whether surrounding white space is dropped from typed values: true for values that
+    /// name something (natural keys, parents, set words, numbers, instants), false for prose,
+    /// which is kept as typed apart from its line breaks.
+    pub trimmed: bool,
 }
 
 /// One synced table.
@@ -48,12 +56,28 @@ pub struct Table {
     pub offline_delete: bool,
 }
 
+/// The longest prose value: what a person types into a notes box.
+pub const MAX_TEXT_CHARS: usize = 10_000;
+/// The longest natural key (a site's code, an asset's tag).
+pub const MAX_KEY_CHARS: usize = 100;
+
 const fn field(name: &'static str, ty: FieldType, nullable: bool, offline_edit: bool) -> Field {
     Field {
         name,
         ty,
         nullable,
         offline_edit,
+        max_chars: MAX_TEXT_CHARS,
+        trimmed: !matches!(ty, FieldType::Text),
+    }
+}
+
+/// A natural key: short, and trimmed so that `"P-001 "` and `P-001` are one key.
+const fn key(name: &'static str) -> Field {
+    Field {
+        max_chars: MAX_KEY_CHARS,
+        trimmed: true,
+        ..field(name, FieldType::Text, false, false)
     }
 }
 
@@ -65,7 +89,7 @@ pub static TABLES: &[Table] = &[
         name: "sites",
         noun: "site",
         fields: &[
-            field("code", Text, false, false),
+            key("code"),
             field("name", Text, false, false),
             field("address", Text, true, false),
             field("access_notes", Text, true, true),
@@ -79,7 +103,7 @@ pub static TABLES: &[Table] = &[
         noun: "asset",
         fields: &[
             field("site_id", Parent("sites"), false, false),
-            field("tag", Text, false, false),
+            key("tag"),
             field("description", Text, true, true),
             field(
                 "status",
@@ -192,11 +216,10 @@ mod tests {
                 assert!(parent < i, "{} comes before its parent", t.name);
             }
             if let Some(k) = t.natural_key {
-                assert!(
-                    t.field_index(k).is_some(),
-                    "{}: natural key {k} is no field",
-                    t.name
-                );
+                let i = t.field_index(k);
+                assert!(i.is_some(), "{}: natural key {k} is no field", t.name);
+                let f = &t.fields[i.unwrap_or_default()];
+                assert!(f.trimmed && !f.nullable, "{}.{k} is declared with key()", t.name);
             }
         }
     }

@@ -1,5 +1,7 @@
-//! Field values: checking what a client sent, and comparing values as values
-//! (`4.2` equals `4.20`; one instant written two ways is one instant).
+//! Field values: the one place that decides what a valid value is, how a typed value is
+//! normalised, and when two values are the same value (`4.2` equals `4.20`; one instant
+//! written two ways is one instant). Every write path (uploads, imports, forms, conflict
+//! resolutions, the laptop's downloads) goes through [`parse`] and compares with [`same`].
 
 use super::{Field, FieldType, time};
 
@@ -16,10 +18,26 @@ pub enum ValueError {
     Decimal(String),
     #[error("is not a UUID: {0:?}")]
     Id(String),
+    #[error("holds the character U+{0:04X}, which XML 1.0 cannot carry")]
+    Character(u32),
+    #[error("is longer than {0} characters")]
+    TooLong(usize),
 }
 
-/// Checks a value for `field` and returns its stored form: timestamps in canonical UTC,
-/// ids in lower-case hyphenated form, decimals trimmed, text as given.
+impl ValueError {
+    /// The protocol's error code for an upload that sent such a value.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ValueError::Character(_) => "invalid-character",
+            ValueError::TooLong(_) => "value-too-long",
+            _ => "invalid-value",
+        }
+    }
+}
+
+/// Checks a value for `field` and returns its stored form: line breaks as LF, trimmed
+/// where the field is [`Field::trimmed`], timestamps in canonical UTC, ids in lower-case
+/// hyphenated form; prose otherwise as given.
 pub fn parse(field: &Field, value: Option<&str>) -> Result<Option<String>, ValueError> {
     let Some(text) = value else {
         return if field.nullable {
@@ -28,7 +46,44 @@ pub fn parse(field: &Field, value: Option<&str>) -> Result<Option<String>, Value
             Err(ValueError::Null)
         };
     };
-    parse_present(field.ty, text).map(Some)
+    if let Some(c) = text.chars().find(|c| !is_xml_char(*c)) {
+        return Err(ValueError::Character(u32::from(c)));
+    }
+    let text = normalize(field, text);
+    if text.chars().count() > field.max_chars {
+        return Err(ValueError::TooLong(field.max_chars));
+    }
+    parse_present(field.ty, &text).map(Some)
+}
+
+/// A `was` (the value an edit started from): checked like a value, but NULL is always a
+/// value it may have had.
+pub fn parse_was(field: &Field, value: Option<&str>) -> Result<Option<String>, ValueError> {
+    parse(
+        &Field {
+            nullable: true,
+            // The server's own value may predate today's limit; a base is never stored.
+            max_chars: usize::MAX,
+            ..*field
+        },
+        value,
+    )
+}
+
+/// The one normalisation of typed text: CR LF and lone CR become LF (browsers send CR LF
+/// from every textarea), and fields that name something lose surrounding white space.
+pub fn normalize<'a>(field: &Field, text: &'a str) -> std::borrow::Cow<'a, str> {
+    let text = if field.trimmed { text.trim() } else { text };
+    if text.contains('\r') {
+        std::borrow::Cow::Owned(text.replace("\r\n", "\n").replace('\r', "\n"))
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
+}
+
+/// Whether XML 1.0 can carry the character in a text node (its `Char` production).
+pub fn is_xml_char(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
 }
 
 fn parse_present(ty: FieldType, text: &str) -> Result<String, ValueError> {
@@ -48,9 +103,8 @@ fn parse_present(ty: FieldType, text: &str) -> Result<String, ValueError> {
             .map(time::format)
             .ok_or_else(|| ValueError::Timestamp(text.to_owned())),
         FieldType::Decimal => {
-            let trimmed = text.trim();
-            if normalize_decimal(trimmed).is_some() {
-                Ok(trimmed.to_owned())
+            if normalize_decimal(text).is_some() {
+                Ok(text.to_owned())
             } else {
                 Err(ValueError::Decimal(text.to_owned()))
             }
@@ -207,5 +261,45 @@ mod tests {
             Ok(Some("0193a1c4-0000-7000-8000-000000000001".into()))
         );
         assert!(parse(field("assets", "site_id"), Some("site-1")).is_err());
+    }
+
+    #[test]
+    fn one_normalisation_for_every_path() {
+        let notes = field("assets", "notes");
+        let tag = field("assets", "tag");
+        let cases: &[(&Field, &str, Result<Option<&str>, ValueError>)] = &[
+            (notes, "a\r\nb\rc\n", Ok(Some("a\nb\nc\n"))),
+            (notes, "  kept as typed  ", Ok(Some("  kept as typed  "))),
+            (notes, "", Ok(Some(""))),
+            (tag, " P-001 ", Ok(Some("P-001"))),
+            (field("readings", "value"), " 4.20 ", Ok(Some("4.20"))),
+            (field("assets", "status"), " ok", Ok(Some("ok"))),
+            (notes, "nul\0here", Err(ValueError::Character(0))),
+            (notes, "bell\u{7}", Err(ValueError::Character(7))),
+            (notes, "\u{FFFE}", Err(ValueError::Character(0xFFFE))),
+            (notes, "tab\tand\nline", Ok(Some("tab\tand\nline"))),
+        ];
+        for (f, input, want) in cases {
+            let got = parse(f, Some(input));
+            assert_eq!(got, want.clone().map(|v| v.map(str::to_owned)), "{}: {input:?}", f.name);
+        }
+    }
+
+    #[test]
+    fn one_length_limit_per_field() {
+        let notes = field("assets", "notes");
+        let at_limit = "é".repeat(notes.max_chars);
+        assert!(parse(notes, Some(&at_limit)).is_ok(), "counted in characters");
+        assert_eq!(
+            parse(notes, Some(&format!("{at_limit}x"))),
+            Err(ValueError::TooLong(notes.max_chars))
+        );
+        let tag = field("assets", "tag");
+        assert_eq!(
+            parse(tag, Some(&"T".repeat(tag.max_chars + 1))),
+            Err(ValueError::TooLong(tag.max_chars))
+        );
+        assert!(parse_was(notes, Some(&format!("{at_limit}x"))).is_ok());
+        assert_eq!(parse_was(field("assets", "status"), None), Ok(None));
     }
 }

@@ -18,6 +18,10 @@ pub enum ClientError {
         status: u16,
         code: String,
         message: String,
+        /// The row the refusal names (`<error table=".." id=".." field="..">`).
+        table: Option<String>,
+        id: Option<String>,
+        field: Option<String>,
     },
     /// The network or the server failed, even after retries.
     #[error("{what} failed after {attempts} attempts: {reason}")]
@@ -210,6 +214,9 @@ fn refused(what: &'static str, r: Response) -> ClientError {
         what,
         status,
         code: attr(&body, "code").unwrap_or_default(),
+        table: attr(&body, "table"),
+        id: attr(&body, "id"),
+        field: attr(&body, "field"),
         message: body
             .split_once('>')
             .and_then(|(_, rest)| rest.rsplit_once("</error>"))

@@ -49,16 +49,34 @@ struct RawChange {
 }
 
 impl RawChange {
-    fn into_change(self) -> Option<Change> {
-        Some(Change {
+    /// The change, or an error naming the entry: an unreadable entry stops the sync rather
+    /// than being skipped (and then deleted with the rest).
+    fn into_change(self) -> Result<Change, DbError> {
+        let unreadable = |why: String| {
+            DbError::Corrupt(format!(
+                "change {} of the laptop's log ({} {}) cannot be read: {why}",
+                self.seq, self.table_name, self.row_id
+            ))
+        };
+        let table = crate::domain::table_by_name(&self.table_name)
+            .ok_or_else(|| unreadable(format!("unknown table {:?}", self.table_name)))?;
+        let fields = serde_json::from_str(&self.fields).map_err(|e| unreadable(e.to_string()))?;
+        if !matches!(self.kind.as_str(), "create" | "edit" | "delete") {
+            return Err(unreadable(format!("unknown kind {:?}", self.kind)));
+        }
+        Ok(Change {
             seq: self.seq,
-            table: crate::domain::table_by_name(&self.table_name)?,
+            table,
             row_id: self.row_id,
             kind: self.kind,
             base: self.base,
-            fields: serde_json::from_str(&self.fields).ok()?,
+            fields,
         })
     }
+}
+
+fn changes(raw: Vec<RawChange>) -> Result<Vec<Change>, DbError> {
+    raw.into_iter().map(RawChange::into_change).collect()
 }
 
 #[derive(QueryableByName)]
@@ -102,7 +120,60 @@ pub fn log_change(
         .param(now)
         .push(")");
     sql.execute(conn)?;
+    // A new change of a held row is the engineer's correction: it goes up again.
+    release(conn, table, row_id)?;
     Ok(())
+}
+
+/// A change the server refused, kept out of uploads until corrected or discarded.
+#[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
+pub struct Held {
+    #[diesel(sql_type = Text)]
+    pub table_name: String,
+    #[diesel(sql_type = Text)]
+    pub row_id: String,
+    #[diesel(sql_type = Text)]
+    pub code: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub field: Option<String>,
+    #[diesel(sql_type = Text)]
+    pub message: String,
+    #[diesel(sql_type = BigInt)]
+    pub held_at: i64,
+}
+
+/// Holds a row's changes back from uploads.
+pub fn hold(conn: &mut DbConn, h: &Held) -> Result<(), DbError> {
+    let table = crate::domain::table_by_name(&h.table_name)
+        .ok_or_else(|| DbError::Corrupt(format!("unknown table {:?}", h.table_name)))?;
+    release(conn, table, &h.row_id)?;
+    let mut sql = Sql::new(
+        "INSERT INTO offline_held (table_name, row_id, code, field, message, held_at) VALUES (",
+    );
+    sql.params([h.table_name.as_str(), h.row_id.as_str(), h.code.as_str()])
+        .push(", ")
+        .param(h.field.clone())
+        .push(", ")
+        .param(h.message.as_str())
+        .push(", ")
+        .param(h.held_at)
+        .push(")");
+    sql.execute(conn)?;
+    Ok(())
+}
+
+/// Lets a row's changes go up again.
+pub fn release(conn: &mut DbConn, table: TableId, row_id: &str) -> Result<(), DbError> {
+    delete_for_rows(conn, "offline_held", table, &[row_id.to_owned()])
+}
+
+/// Every held change, newest first.
+pub fn held(conn: &mut DbConn) -> Result<Vec<Held>, DbError> {
+    Sql::new(
+        "SELECT table_name, row_id, code, field, message, held_at FROM offline_held \
+         ORDER BY held_at DESC, table_name, row_id",
+    )
+    .load(conn)
 }
 
 /// Whether the row was created on this laptop and not yet synced.
@@ -170,11 +241,7 @@ pub fn changes_page(
             .push(")");
     }
     sql.push(" ORDER BY row_id, seq LIMIT ").param(limit);
-    Ok(sql
-        .load::<RawChange>(conn)?
-        .into_iter()
-        .filter_map(RawChange::into_change)
-        .collect())
+    changes(sql.load::<RawChange>(conn)?)
 }
 
 /// Every change of these rows, oldest first, by row.
@@ -192,21 +259,20 @@ pub fn changes_of(
             .push(" AND row_id IN (")
             .params(chunk)
             .push(") ORDER BY seq");
-        for c in sql
-            .load::<RawChange>(conn)?
-            .into_iter()
-            .filter_map(RawChange::into_change)
-        {
+        for c in changes(sql.load::<RawChange>(conn)?)? {
             out.entry(c.row_id.clone()).or_default().push(c);
         }
     }
     Ok(out)
 }
 
-/// Forgets the changes a completed sync uploaded.
+/// Forgets the changes a completed sync uploaded (not those held back).
 pub fn drop_upto(conn: &mut DbConn, upto: i64) -> Result<(), DbError> {
     let mut sql = Sql::new("DELETE FROM offline_changes WHERE seq <= ");
-    sql.param(upto);
+    sql.param(upto).push(
+        " AND NOT EXISTS (SELECT 1 FROM offline_held h \
+         WHERE h.table_name = offline_changes.table_name AND h.row_id = offline_changes.row_id)",
+    );
     sql.execute(conn)?;
     // A shadow is only needed while its field has a change waiting.
     Sql::new(
@@ -233,11 +299,7 @@ pub fn rename_row(conn: &mut DbConn, table: TableId, from: &str, to: &str) -> Re
             "SELECT seq, table_name, row_id, kind, base, fields FROM offline_changes WHERE table_name = ",
         );
         sql.param(TABLES[child].name);
-        for c in sql
-            .load::<RawChange>(conn)?
-            .into_iter()
-            .filter_map(RawChange::into_change)
-        {
+        for c in changes(sql.load::<RawChange>(conn)?)? {
             if !c
                 .fields
                 .iter()

@@ -7,9 +7,16 @@
 //! sync uploads the same changes again (the server recognises creates and edits it already
 //! applied) and downloads from the same `since`. Changes made while a sync runs are numbered
 //! after the ones it took, so they stay in the log for the next one.
+//!
+//! One sync at a time per laptop (a lock file beside its database, released when the
+//! process ends however it ends), and a downloaded row never replaces a newer local copy:
+//! two overlapping syncs cannot roll the laptop back. A change the server refuses (a 422
+//! naming its row) is held back and the sync goes on without it; the engineer sees which
+//! change and why, and corrects or discards it.
 
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
+use std::path::PathBuf;
 
 use super::client::{ClientError, UploadResult, Upstream};
 use super::store::{self, Change, FieldLog};
@@ -29,10 +36,74 @@ pub struct Summary {
     pub uploaded: u64,
     pub downloaded: u64,
     pub conflicts: u64,
+    /// Changes the server refused, kept on the laptop for the engineer to see to.
+    pub held: u64,
+}
+
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "sync complete: uploaded {}, downloaded {}, conflicts {}",
+            self.uploaded, self.downloaded, self.conflicts
+        )?;
+        if self.held > 0 {
+            write!(f, "; {} change(s) refused by the server, held on this laptop", self.held)?;
+        }
+        Ok(())
+    }
+}
+
+/// Refused changes held back in one sync before it gives up: each refusal costs a round
+/// trip, and a laptop with more than this many broken changes needs a person anyway.
+const MAX_HELD_PER_SYNC: usize = 20;
+
+/// The laptop's sync lock: a file beside its database, locked while a sync runs. The
+/// operating system releases it when the process ends, so a crash never wedges the laptop.
+struct SyncLock {
+    _file: Option<std::fs::File>,
+}
+
+impl SyncLock {
+    fn take(pool: &Pool) -> Result<SyncLock, SyncFailure> {
+        let mut conn = pool.get().map_err(DbError::from)?;
+        let Some(path) = database_file(&mut conn)? else {
+            return Ok(SyncLock { _file: None }); // an in-memory or server database: nothing to share
+        };
+        let mut lock_path = path.into_os_string();
+        lock_path.push(".sync-lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)?;
+        match file.try_lock() {
+            Ok(()) => Ok(SyncLock { _file: Some(file) }),
+            Err(std::fs::TryLockError::WouldBlock) => Err(SyncFailure::Running),
+            Err(std::fs::TryLockError::Error(e)) => Err(e.into()),
+        }
+    }
+}
+
+/// The file of a SQLite database, if it has one.
+fn database_file(conn: &mut crate::db::DbConn) -> Result<Option<PathBuf>, DbError> {
+    if !matches!(conn, crate::db::DbConn::Sqlite(_)) {
+        return Ok(None);
+    }
+    #[derive(diesel::QueryableByName)]
+    struct File {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        file: String,
+    }
+    let found = crate::db::Sql::new("SELECT file FROM pragma_database_list WHERE name = 'main'")
+        .first::<File>(conn)?;
+    Ok(found.map(|f| f.file).filter(|f| !f.is_empty()).map(PathBuf::from))
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum SyncFailure {
+    #[error("a sync is already running on this laptop")]
+    Running,
     #[error(transparent)]
     Client(#[from] ClientError),
     #[error("the download could not be applied: {0}")]
@@ -75,19 +146,77 @@ pub trait Progress {
 pub struct Quiet;
 impl Progress for Quiet {}
 
-/// Runs one sync.
+/// Runs one sync; a change the server refuses is held back and the sync tried again
+/// without it.
 pub fn sync(
     pool: &Pool,
     upstream: &Upstream,
     progress: &dyn Progress,
 ) -> Result<Summary, SyncFailure> {
+    let _lock = SyncLock::take(pool)?;
+    let mut held_now = 0;
+    loop {
+        match sync_once(pool, upstream, progress) {
+            Err(SyncFailure::Client(refusal)) if held_now < MAX_HELD_PER_SYNC => {
+                if !hold_refused(pool, &refusal)? {
+                    return Err(SyncFailure::Client(refusal));
+                }
+                held_now += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Holds the change a 422 names; false when the refusal names no change of this laptop's
+/// (then holding it would not help).
+fn hold_refused(pool: &Pool, refusal: &ClientError) -> Result<bool, SyncFailure> {
+    let ClientError::Refused {
+        status: 422,
+        code,
+        message,
+        table: Some(table_name),
+        id: Some(id),
+        field,
+        ..
+    } = refusal
+    else {
+        return Ok(false);
+    };
+    let Some(table) = crate::domain::table_by_name(table_name) else {
+        return Ok(false);
+    };
+    let mut conn = pool.get().map_err(DbError::from)?;
+    if store::changes_of(&mut conn, table, std::slice::from_ref(id))?.is_empty() {
+        return Ok(false);
+    }
+    tracing::warn!(table = %table_name, id = %id, code = %code, "the server refused a change; held on this laptop");
+    store::hold(
+        &mut conn,
+        &store::Held {
+            table_name: table_name.clone(),
+            row_id: id.clone(),
+            code: code.clone(),
+            field: field.clone(),
+            message: message.clone(),
+            held_at: time::now(),
+        },
+    )?;
+    Ok(true)
+}
+
+fn sync_once(
+    pool: &Pool,
+    upstream: &Upstream,
+    progress: &dyn Progress,
+) -> Result<Summary, SyncFailure> {
     progress.step(Step::Preparing, "collecting local changes");
-    let upto = {
+    let (upto, held) = {
         let mut conn = pool.get().map_err(DbError::from)?;
-        store::max_seq(&mut conn)?
+        (store::max_seq(&mut conn)?, held_rows(&mut conn)?)
     };
     let spool = tempfile::NamedTempFile::new()?;
-    let uploaded = write_upload(pool, upto, spool.as_file())?;
+    let uploaded = write_upload(pool, upto, &held, spool.as_file())?;
 
     let session = upstream.open(&time::format(time::now()))?;
     let mut result = UploadResult::default();
@@ -98,7 +227,7 @@ pub fn sync(
 
     progress.step(Step::Downloading, "changes from the server");
     let body = upstream.download(&session.id)?;
-    let downloaded = apply_download(pool, body, upto, progress)?;
+    let downloaded = apply_download(pool, body, upto, &held, progress)?;
 
     progress.step(Step::Completing, "");
     upstream.complete(&session.id)?;
@@ -107,27 +236,34 @@ pub fn sync(
         uploaded,
         downloaded,
         conflicts: result.conflicts,
+        held: held.len() as u64,
     };
     write_txn::<_, SyncFailure>(&mut conn, WriteLock::Shared, |c, _| {
         store::drop_upto(c, upto)?;
         store::set_state(c, "last_sync", &session.started)?;
-        store::set_state(
-            c,
-            "last_summary",
-            &format!(
-                "uploaded {}, downloaded {}, conflicts {}",
-                summary.uploaded, summary.downloaded, summary.conflicts
-            ),
-        )?;
+        store::set_state(c, "last_summary", &summary.to_string())?;
         Ok(())
     })?;
     Ok(summary)
 }
 
+/// The rows whose changes are held back, by table and id.
+fn held_rows(conn: &mut crate::db::DbConn) -> Result<HashSet<(TableId, String)>, DbError> {
+    Ok(store::held(conn)?
+        .into_iter()
+        .filter_map(|h| Some((crate::domain::table_by_name(&h.table_name)?, h.row_id)))
+        .collect())
+}
+
 /// The changes numbered up to `upto`, one item per row (a create with later edits is one
 /// create; edits of one row are one edit from the first base), written as a gzip changeset.
 /// Returns the number of rows.
-fn write_upload(pool: &Pool, upto: i64, file: &std::fs::File) -> Result<u64, SyncFailure> {
+fn write_upload(
+    pool: &Pool,
+    upto: i64,
+    held: &HashSet<(TableId, String)>,
+    file: &std::fs::File,
+) -> Result<u64, SyncFailure> {
     let gz = gzip_writer(file);
     let mut w = ChangesetWriter::start(gz, None)?;
     let mut rows_written = 0u64;
@@ -142,6 +278,9 @@ fn write_upload(pool: &Pool, upto: i64, file: &std::fs::File) -> Result<u64, Syn
                 after = Some((last.row_id.clone(), last.seq));
             }
             for change in page {
+                if held.contains(&(table, change.row_id.clone())) {
+                    continue;
+                }
                 if current.first().is_some_and(|c| c.row_id != change.row_id) {
                     rows_written += write_row(&mut w, table, std::mem::take(&mut current))?;
                 }
@@ -174,7 +313,7 @@ fn write_row<W: Write>(
     let deleted = changes.iter().any(|c| c.kind == "delete");
     let updated = Some(time::now());
     if deleted {
-        if created {
+        if created || !def.offline_delete {
             return Ok(0); // made and removed offline: the server never needs to know
         }
         w.item(&Item::Delete(Delete {
@@ -199,8 +338,10 @@ fn write_row<W: Write>(
         }
     }
     merged.sort_by_key(|(i, _)| *i);
+    // Never a value this laptop may not write: the server would refuse the whole upload.
     let fields: Vec<FieldChange> = merged
         .into_iter()
+        .filter(|(i, _)| created || def.fields[*i].offline_edit)
         .filter(|(i, f)| {
             created || !value::same(def.fields[*i].ty, f.value.as_deref(), f.was.as_deref())
         })
@@ -232,9 +373,10 @@ fn apply_download(
     pool: &Pool,
     body: impl std::io::Read + 'static,
     upto: i64,
+    held: &HashSet<(TableId, String)>,
     progress: &dyn Progress,
 ) -> Result<u64, SyncFailure> {
-    let mut reader = ChangesetReader::new(decompressing(body)?, u64::MAX);
+    let mut reader = ChangesetReader::for_download(decompressing(body)?);
     let mut conn = pool.get().map_err(DbError::from)?;
     write_txn::<_, SyncFailure>(&mut conn, WriteLock::Shared, |c, now| {
         reader.header()?;
@@ -247,12 +389,12 @@ fn apply_download(
                     if batch.len() == rows::BATCH
                         || batch.first().is_some_and(|b| b.table != r.table)
                     {
-                        apply_records(c, std::mem::take(&mut batch), upto, now)?;
+                        apply_records(c, std::mem::take(&mut batch), upto, held, now)?;
                     }
                     batch.push(r);
                 }
                 other => {
-                    apply_records(c, std::mem::take(&mut batch), upto, now)?;
+                    apply_records(c, std::mem::take(&mut batch), upto, held, now)?;
                     apply_other(c, other, now)?;
                 }
             }
@@ -261,11 +403,11 @@ fn apply_download(
                 progress.downloaded(applied);
             }
         }
-        apply_records(c, std::mem::take(&mut batch), upto, now)?;
+        apply_records(c, std::mem::take(&mut batch), upto, held, now)?;
         progress.downloaded(applied);
         // Uploaded fields the server did not take although their row was not in this
         // download: it changed the row earlier (the shadow holds its value).
-        mark_conflicts_from_shadow(c, upto, now)?;
+        mark_conflicts_from_shadow(c, upto, held, now)?;
         Ok(applied)
     })
 }
@@ -275,7 +417,11 @@ fn apply_other(c: &mut crate::db::DbConn, item: Item, now: Micros) -> Result<(),
     match item {
         Item::Alias(a) => join_alias(c, a.table, &a.id, &a.canonical)?,
         Item::Delete(d) => {
-            if rows::get(c, d.table, &d.id)?.is_some() {
+            // A delete older than the local copy (an overlapping sync's) changes nothing.
+            let newer_here = |r: &rows::Row| d.updated.is_some_and(|u| r.last_updated > u);
+            if let Some(local) = rows::get(c, d.table, &d.id)?
+                && !newer_here(&local)
+            {
                 rows::delete_cascade(c, d.table, std::slice::from_ref(&d.id), now, "server")?;
             }
             store::clear_conflicts(c, d.table, &d.id)?;
@@ -292,6 +438,7 @@ fn apply_records(
     c: &mut crate::db::DbConn,
     records: Vec<Record>,
     upto: i64,
+    held: &HashSet<(TableId, String)>,
     now: Micros,
 ) -> Result<(), SyncFailure> {
     let Some(table) = records.first().map(|r| r.table) else {
@@ -307,7 +454,7 @@ fn apply_records(
         }
         latest.insert(r.id.clone(), r);
     }
-    let local = rows::existing(c, table, &order)?;
+    let local = rows::by_ids(c, table, &order, false)?;
     let mut changes = store::changes_of(c, table, &order)?;
     let mut inserts = Vec::new();
     let mut updates: Vec<rows::RowUpdate> = Vec::new();
@@ -317,6 +464,12 @@ fn apply_records(
             continue;
         };
         let stamp = r.updated.unwrap_or(0);
+        if local.get(&id).is_some_and(|l| l.last_updated >= stamp) {
+            // This laptop already has this version or a newer one (an overlapping sync
+            // downloaded it): an older download never rolls it back.
+            continue;
+        }
+        let still_to_upload = |seq: i64| seq > upto || held.contains(&(table, id.clone()));
         let mut values = vec![None; def.fields.len()];
         for f in r.fields {
             values[f.index] = f.value;
@@ -332,8 +485,9 @@ fn apply_records(
                         };
                         let server = values[index].as_deref();
                         store::put_shadow(c, table, &id, &f.field, server)?;
-                        if change.seq > upto {
-                            keep.insert(f.field.clone()); // made during this sync: still to upload
+                        if still_to_upload(change.seq) {
+                            // Made during this sync, or held back: still to upload.
+                            keep.insert(f.field.clone());
                         } else if !value::same(def.fields[index].ty, server, f.value.as_deref()) {
                             // Uploaded, but the server kept another value: an edit in conflict,
                             // or a row made twice (joined onto the server's) whose values differ.
@@ -352,7 +506,7 @@ fn apply_records(
                 }
             }
         }
-        if local.contains(&id) {
+        if local.contains_key(&id) {
             let writes: Vec<(usize, Option<String>)> = values
                 .into_iter()
                 .enumerate()
@@ -453,6 +607,7 @@ fn join_alias(
 fn mark_conflicts_from_shadow(
     c: &mut crate::db::DbConn,
     upto: i64,
+    held: &HashSet<(TableId, String)>,
     now: Micros,
 ) -> Result<(), SyncFailure> {
     for table in 0..TABLES.len() {
@@ -463,10 +618,15 @@ fn mark_conflicts_from_shadow(
             if let Some(last) = page.last() {
                 after = Some((last.row_id.clone(), last.seq));
             }
-            for change in page.iter().filter(|ch| ch.kind == "edit") {
+            let uploaded = |ch: &&Change| !held.contains(&(table, ch.row_id.clone()));
+            for change in page.iter().filter(|ch| ch.kind == "edit").filter(uploaded) {
+                let def = &TABLES[table];
                 for f in &change.fields {
+                    let Some(index) = def.field_index(&f.field) else {
+                        continue;
+                    };
                     if let Some(server) = store::shadow(c, table, &change.row_id, &f.field)?
-                        && server != f.value
+                        && !value::same(def.fields[index].ty, server.as_deref(), f.value.as_deref())
                     {
                         store::mark_conflict(
                             c,

@@ -225,6 +225,7 @@ pub struct ChangesetReader<R: BufRead> {
     decompressed_limit: u64,
     header: Option<Header>,
     done: bool,
+    skip_unknown_fields: bool,
 }
 
 impl<R: BufRead> ChangesetReader<R> {
@@ -245,6 +246,16 @@ impl<R: BufRead> ChangesetReader<R> {
             decompressed_limit,
             header: None,
             done: false,
+            skip_unknown_fields: false,
+        }
+    }
+
+    /// A reader for downloads: a field this build does not know is left out rather than
+    /// failing the sync, so that a server can add a field before every laptop is upgraded.
+    pub fn for_download(input: R) -> Self {
+        Self {
+            skip_unknown_fields: true,
+            ..Self::new(input, u64::MAX)
         }
     }
 
@@ -514,6 +525,13 @@ impl<R: BufRead> ChangesetReader<R> {
             let get = |k: &str| attrs.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
             let name = get("name").unwrap_or_default().to_owned();
             let Some(index) = table.field_index(&name) else {
+                if self.skip_unknown_fields {
+                    // A field this build does not know yet (a newer server): left out.
+                    if !empty {
+                        self.skip_to_end("field")?;
+                    }
+                    continue;
+                }
                 return Err(row_error(
                     "unknown-field",
                     Some(&name),
@@ -547,18 +565,17 @@ impl<R: BufRead> ChangesetReader<R> {
                 Some(text.as_str())
             };
             let value = value::parse(def, raw)
-                .map_err(|e| row_error("invalid-value", Some(&name), format!("{name} {e}")))?;
+                .map_err(|e| row_error(e.code(), Some(&name), format!("{name} {e}")))?;
             let was = if get("was-null") == Some("true") {
                 Was::Known(None)
             } else if let Some(w) = get("was") {
-                let parsed = value::parse(
-                    &crate::domain::Field {
-                        nullable: true,
-                        ..*def
-                    },
-                    Some(w),
-                )
-                .map_err(|e| row_error("invalid-was", Some(&name), format!("was of {name} {e}")))?;
+                let parsed = value::parse_was(def, Some(w)).map_err(|e| {
+                    let code = match e {
+                        value::ValueError::Character(_) => e.code(),
+                        _ => "invalid-was",
+                    };
+                    row_error(code, Some(&name), format!("was of {name} {e}"))
+                })?;
                 Was::Known(parsed)
             } else {
                 Was::Unknown

@@ -12,17 +12,19 @@ use super::session::{ensure_open, find};
 use crate::db::dialect::WriteLock;
 use crate::db::repo::accounts::Device;
 use crate::db::repo::sessions::{self, Session};
-use crate::db::repo::{aliases, rows};
+use crate::db::repo::{aliases, resends, rows};
 use crate::db::{DbConn, DbError, Pool, write_txn};
 use crate::domain::{TABLES, TableId};
 
 /// Rows per query.
 pub const PAGE: usize = 1000;
 
-/// A download ready to be written: the session and the aliases it carries.
+/// A download ready to be written: the session, the aliases it carries and the rows it
+/// sends again (a delete of this device's that the server did not take).
 pub struct Prepared {
     pub session: Session,
     aliases: Vec<(TableId, String, String)>,
+    resends: Vec<(TableId, String)>,
 }
 
 /// Checks that the session may download and takes the device's undelivered aliases.
@@ -35,7 +37,12 @@ pub fn prepare(
         let session = find(c, device, session_id, true)?;
         ensure_open(&session)?;
         let aliases = aliases::take_pending(c, &device.id, session_id)?;
-        Ok(Prepared { session, aliases })
+        let resends = resends::take_pending(c, &device.id, session_id)?;
+        Ok(Prepared {
+            session,
+            aliases,
+            resends,
+        })
     })
 }
 
@@ -59,6 +66,37 @@ fn read_pages(pool: &Pool, since: Option<i64>, tx: &std::sync::mpsc::SyncSender<
             return;
         }
     }
+}
+
+/// Writes these rows and everything below them, parents first; returns how many.
+fn write_subtree<W: Write>(
+    pool: &Pool,
+    w: &mut ChangesetWriter<W>,
+    table: TableId,
+    ids: &[String],
+) -> Result<u64, SyncError> {
+    let mut conn = pool.get().map_err(DbError::from)?;
+    let found = rows::by_ids(&mut conn, table, ids, false)?;
+    drop(conn);
+    let mut sent = 0;
+    for row in found.values() {
+        w.row(table, &row.id, row.last_updated, &row.values)?;
+        sent += 1;
+    }
+    let present: Vec<String> = found.into_keys().collect();
+    for (child, _) in TABLES[table].children() {
+        let kids: Vec<String> = {
+            let mut conn = pool.get().map_err(DbError::from)?;
+            rows::under_parents(&mut conn, child, &present)?
+                .into_iter()
+                .map(|r| r.id)
+                .collect()
+        };
+        if !kids.is_empty() {
+            sent += write_subtree(pool, w, child, &kids)?;
+        }
+    }
+    Ok(sent)
 }
 
 /// Writes the gzip-compressed changeset to `out`; returns the number of rows sent.
@@ -88,6 +126,9 @@ pub fn write(pool: &Pool, prepared: &Prepared, out: impl Write) -> Result<u64, S
         }
         Ok(())
     })?;
+    for (table, id) in &prepared.resends {
+        sent += write_subtree(pool, &mut w, *table, std::slice::from_ref(id))?;
+    }
     // A first (full) download has nothing to delete on the device.
     if let Some(since) = since {
         let mut after = None;

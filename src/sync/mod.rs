@@ -6,6 +6,7 @@ pub mod apply;
 pub mod codec;
 pub mod download;
 pub mod import;
+pub mod judge;
 pub mod resolve;
 pub mod session;
 mod spool;

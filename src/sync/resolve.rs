@@ -1,15 +1,21 @@
 //! Resolving a recorded conflict (PROTOCOL.md §5): the chosen version is saved on the
 //! server with a new stamp, the conflict is closed with who chose what, and the user's
 //! flag is cleared after their last open conflict.
+//!
+//! Every conflict can be closed: the choices offered follow where the row stands *now*
+//! ([`Now`]), not only what it was when the conflict was recorded; a row deleted or
+//! restored by someone else meanwhile changes the question, never ends it ([`form_of`]).
 
 use std::collections::HashMap;
 
 use crate::db::dialect::WriteLock;
 use crate::db::repo::accounts::{self, User};
-use crate::db::repo::conflicts::{self, Conflict, kind};
-use crate::db::repo::rows;
+use crate::db::integrity::{self, Blocked, Presence};
+use crate::db::repo::conflicts::{self, Conflict, ConflictField, kind};
+use crate::db::repo::rows::{self, Row, Tombstone};
 use crate::db::{DbConn, DbError, write_txn};
-use crate::domain::{Micros, TABLES, table_by_name, time, value};
+use crate::domain::rules::next_stamp;
+use crate::domain::{Micros, TABLES, TableId, Values, table_by_name, value};
 
 /// The version picked for one field.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,19 +76,208 @@ pub fn visible(conn: &mut DbConn, viewer: &User, id: &str) -> Result<Conflict, R
     }
 }
 
+/// Where a conflict's row stands now.
+#[derive(Debug, Clone)]
+pub enum Now {
+    Live(Row),
+    Deleted(Tombstone),
+    /// Never on the server: a create held because its parent was deleted.
+    Absent,
+}
+
+impl Now {
+    /// The stamp of the server's current version (none when the row was never there).
+    pub fn version(&self) -> Option<Micros> {
+        match self {
+            Now::Live(r) => Some(r.last_updated),
+            Now::Deleted(t) => Some(t.last_updated),
+            Now::Absent => None,
+        }
+    }
+
+    /// Who made the server's current version.
+    pub fn changed_by(&self) -> Option<&str> {
+        match self {
+            Now::Live(r) => r.changed_by.as_deref(),
+            Now::Deleted(t) => t.changed_by.as_deref(),
+            Now::Absent => None,
+        }
+    }
+}
+
+/// Where the conflict's row stands now (`lock`: for update, inside a resolution).
+pub fn now_of(conn: &mut DbConn, c: &Conflict, lock: bool) -> Result<Now, DbError> {
+    let Some(table) = table_by_name(&c.table_name) else {
+        return Ok(Now::Absent);
+    };
+    let id = std::slice::from_ref(&c.row_id);
+    if let Some(row) = rows::by_ids(conn, table, id, lock)?.remove(&c.row_id) {
+        return Ok(Now::Live(row));
+    }
+    Ok(match rows::tombstones(conn, table, id)?.remove(&c.row_id) {
+        Some(t) => Now::Deleted(t),
+        None => Now::Absent,
+    })
+}
+
 /// The stamp of the server's current version of the conflict's row (live or deleted).
 pub fn server_version(conn: &mut DbConn, c: &Conflict) -> Result<Option<Micros>, ResolveError> {
-    let Some(table) = table_by_name(&c.table_name) else {
-        return Ok(None);
-    };
-    if let Some(row) = rows::get(conn, table, &c.row_id)? {
-        return Ok(Some(row.last_updated));
+    Ok(now_of(conn, c, false)?.version())
+}
+
+/// The question a conflict asks, given where its row is now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Form {
+    /// A choice per field: the server's current value or the offline one.
+    Fields,
+    /// One choice for the whole row (`choice.row`), with what each side means.
+    Row {
+        server: &'static str,
+        offline: &'static str,
+    },
+}
+
+/// What the conflict's form asks (PROTOCOL §5), from its kind and where the row is now.
+pub fn form_of(conflict_kind: &str, now: &Now) -> Form {
+    match (conflict_kind, now) {
+        (kind::DELETE, Now::Live(_)) => Form::Row {
+            server: "Keep the record (as the server has it)",
+            offline: "Delete the record (as done offline)",
+        },
+        (_, Now::Live(_)) => Form::Fields,
+        (kind::DELETE, _) => Form::Row {
+            server: "Restore the record as the server last had it",
+            offline: "Keep it deleted (it has been deleted since)",
+        },
+        (_, Now::Deleted(_)) => Form::Row {
+            server: "Keep it deleted (as the server has it)",
+            offline: "Restore it with the offline changes",
+        },
+        (_, Now::Absent) => Form::Row {
+            server: "Leave it out (it is removed from the laptop too)",
+            offline: "Keep it, restoring the deleted records it belongs under",
+        },
     }
-    Ok(
-        rows::tombstones(conn, table, std::slice::from_ref(&c.row_id))?
-            .remove(&c.row_id)
-            .map(|t| t.last_updated),
-    )
+}
+
+/// What a resolution writes, decided before anything is written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Plan {
+    /// Chosen values of the conflict's fields, written to the live row.
+    Update(Vec<(usize, Option<String>)>),
+    /// The row stays as it is (a new stamp: the decision is a write).
+    Keep,
+    Delete,
+    /// Stays deleted (its tombstone gets a new stamp).
+    StayDeleted,
+    /// Back on the server with these values (its missing parents restored first).
+    Restore(Values),
+    /// A held create left out: a tombstone tells the laptop to drop it.
+    LeaveOut(Values),
+}
+
+/// Decides what a resolution writes; pure.
+fn plan(
+    table: TableId,
+    conflict_kind: &str,
+    now: &Now,
+    fields: &[ConflictField],
+    res: &Resolution,
+) -> Result<(Plan, Vec<String>), ResolveError> {
+    let def = &TABLES[table];
+    let offline_over = |mut values: Values| {
+        for f in fields {
+            if let Some(i) = def.field_index(&f.field) {
+                values[i] = f.offline_value.clone();
+            }
+        }
+        values
+    };
+    let row_choice = || {
+        res.row.clone().ok_or_else(|| {
+            ResolveError::Invalid("choose what should happen to this record".into())
+        })
+    };
+    let word = |c: &Choice| match c {
+        Choice::Server => "server",
+        Choice::Offline => "offline",
+        Choice::Edited(_) => "edited",
+    };
+    let mut summary = Vec::new();
+    let plan = match (now, form_of(conflict_kind, now)) {
+        (Now::Live(row), Form::Fields) => {
+            let mut changes = Vec::new();
+            for f in fields {
+                let Some(i) = def.field_index(&f.field) else {
+                    continue;
+                };
+                let choice = res.fields.get(&f.field).ok_or_else(|| {
+                    ResolveError::Invalid(format!("choose a version of {}", f.field))
+                })?;
+                let chosen = match choice {
+                    Choice::Server => row.values[i].clone(),
+                    Choice::Offline => f.offline_value.clone(),
+                    Choice::Edited(text) => value::parse(&def.fields[i], Some(text))
+                        .map_err(|e| ResolveError::Invalid(format!("{} {e}", f.field)))?,
+                };
+                summary.push(format!("{}: {}", f.field, word(choice)));
+                changes.push((i, chosen));
+            }
+            Plan::Update(changes)
+        }
+        (Now::Live(_), Form::Row { .. }) => match row_choice()? {
+            Choice::Offline => {
+                summary.push("row: offline (deleted)".into());
+                Plan::Delete
+            }
+            _ => {
+                summary.push("row: server (kept)".into());
+                Plan::Keep
+            }
+        },
+        (Now::Deleted(t), _) => {
+            let restore = match row_choice()? {
+                Choice::Server => conflict_kind == kind::DELETE,
+                _ => conflict_kind != kind::DELETE,
+            };
+            if restore {
+                let last = t.values.clone().ok_or_else(|| {
+                    ResolveError::Impossible(
+                        "the deleted row's values were not kept, so it cannot be restored".into(),
+                    )
+                })?;
+                let (values, side) = if conflict_kind == kind::DELETE {
+                    (last, "server (restored)")
+                } else {
+                    (offline_over(last), "offline (restored)")
+                };
+                summary.push(format!("row: {side}"));
+                Plan::Restore(values)
+            } else {
+                let side = if conflict_kind == kind::DELETE {
+                    "offline (stays deleted)"
+                } else {
+                    "server (stays deleted)"
+                };
+                summary.push(format!("row: {side}"));
+                Plan::StayDeleted
+            }
+        }
+        (Now::Absent, _) => {
+            let values = offline_over(vec![None; def.fields.len()]);
+            match row_choice()? {
+                Choice::Offline => {
+                    summary.push("row: offline (created)".into());
+                    Plan::Restore(values)
+                }
+                _ => {
+                    summary.push("row: server (left out)".into());
+                    Plan::LeaveOut(values)
+                }
+            }
+        }
+    };
+    Ok((plan, summary))
 }
 
 pub fn resolve(
@@ -100,181 +295,227 @@ pub fn resolve(
             ResolveError::Impossible("the conflict names an unknown table".into())
         })?;
         let def = &TABLES[table];
-        let row = rows::by_ids(c, table, std::slice::from_ref(&conflict.row_id), true)?
-            .remove(&conflict.row_id);
-        let tomb = match row {
-            Some(_) => None,
-            None => rows::tombstones(c, table, std::slice::from_ref(&conflict.row_id))?
-                .remove(&conflict.row_id),
-        };
-        let current = row
-            .as_ref()
-            .map(|r| r.last_updated)
-            .or(tomb.as_ref().map(|t| t.last_updated));
-        if res.version != current {
+        let state = now_of(c, &conflict, true)?;
+        if res.version != state.version() {
+            let current = match &state {
+                Now::Live(r) => Some(&r.values),
+                _ => None,
+            };
             let values: Vec<(String, Option<String>)> = def
                 .fields
                 .iter()
                 .enumerate()
-                .map(|(i, f)| {
-                    (
-                        f.name.to_owned(),
-                        row.as_ref().and_then(|r| r.values[i].clone()),
-                    )
-                })
+                .map(|(i, f)| (f.name.to_owned(), current.and_then(|v| v[i].clone())))
                 .collect();
-            conflicts::refresh_server(c, id, current, &values)?;
+            conflicts::refresh_server(c, id, state.version(), &values)?;
             return Ok(Outcome::Stale);
         }
         let fields = conflicts::fields(c, id)?;
-        let mut summary = Vec::new();
-        let actor = format!("{} (resolving a conflict)", viewer.name);
-        let actor = actor.as_str();
-        match (conflict.kind.as_str(), row) {
-            (kind::DELETE, Some(row)) => match res.row {
-                Some(Choice::Offline) => {
-                    rows::delete_cascade(c, table, std::slice::from_ref(&row.id), now, actor)?;
-                    summary.push("row: offline (deleted)".to_owned());
-                }
-                Some(Choice::Server) => {
-                    rows::update(
-                        c,
-                        table,
-                        &row.id,
-                        &[],
-                        time::after(now.max(row.last_updated + 1)),
-                        actor,
-                    )?;
-                    summary.push("row: server (kept)".to_owned());
-                }
-                _ => {
-                    return Err(ResolveError::Invalid(
-                        "choose whether the row is deleted or kept".into(),
-                    ));
-                }
-            },
-            (kind::EDIT_DELETED, None) => {
-                let tomb = tomb.ok_or_else(|| {
-                    ResolveError::Impossible("the deleted row is no longer known".into())
-                })?;
-                match res.row {
-                    Some(Choice::Server) => {
-                        rows::touch_tombstone(
-                            c,
-                            table,
-                            &tomb.id,
-                            time::after(now.max(tomb.last_updated + 1)),
-                            actor,
-                        )?;
-                        summary.push("row: server (stays deleted)".to_owned());
-                    }
-                    Some(Choice::Offline) => {
-                        let mut values = tomb.values.clone().ok_or_else(|| {
-                            ResolveError::Impossible(
-                                "the deleted row's values were not kept, so it cannot be restored"
-                                    .into(),
-                            )
-                        })?;
-                        for f in &fields {
-                            if let Some(i) = def.field_index(&f.field) {
-                                values[i] = f.offline_value.clone();
-                            }
-                        }
-                        check_restorable(c, table, &tomb.id, &values)?;
-                        rows::remove_tombstone(c, table, &tomb.id)?;
-                        let stamp = time::after(now.max(tomb.last_updated + 1));
-                        rows::insert(c, table, &[(tomb.id.clone(), values, stamp)], actor)?;
-                        summary.push("row: offline (restored)".to_owned());
-                    }
-                    _ => {
-                        return Err(ResolveError::Invalid(
-                            "choose whether the row stays deleted or is restored".into(),
-                        ));
-                    }
-                }
-            }
-            (kind::FIELDS | kind::DUPLICATE, Some(row)) => {
-                let mut changes = Vec::new();
-                let mut values = row.values.clone();
-                for f in &fields {
-                    let Some(i) = def.field_index(&f.field) else {
-                        continue;
-                    };
-                    let chosen = match res.fields.get(&f.field) {
-                        Some(Choice::Server) => row.values[i].clone(),
-                        Some(Choice::Offline) => f.offline_value.clone(),
-                        Some(Choice::Edited(text)) => value::parse(&def.fields[i], Some(text))
-                            .map_err(|e| ResolveError::Invalid(format!("{} {e}", f.field)))?,
-                        None => {
-                            return Err(ResolveError::Invalid(format!(
-                                "choose a version of {}",
-                                f.field
-                            )));
-                        }
-                    };
-                    let label = match res.fields.get(&f.field) {
-                        Some(Choice::Server) => "server",
-                        Some(Choice::Offline) => "offline",
-                        _ => "edited",
-                    };
-                    conflicts::record_choice(c, id, &f.field, label, chosen.as_deref())?;
-                    summary.push(format!("{}: {label}", f.field));
-                    values[i] = chosen.clone();
-                    changes.push((i, chosen));
-                }
-                if values != row.values {
-                    check_restorable(c, table, &row.id, &values)?;
-                }
-                rows::update(
-                    c,
-                    table,
-                    &row.id,
-                    &changes,
-                    time::after(now.max(row.last_updated + 1)),
-                    actor,
-                )?;
-            }
-            _ => {
-                return Err(ResolveError::Impossible(
-                    "the row is no longer in the state this conflict describes".into(),
-                ));
+        let (plan, summary) = plan(table, &conflict.kind, &state, &fields, res)?;
+        if let Plan::Update(changes) = &plan {
+            for (i, chosen) in changes {
+                let field = def.fields[*i].name;
+                let label = match res.fields.get(field) {
+                    Some(Choice::Server) => "server",
+                    Some(Choice::Offline) => "offline",
+                    _ => "edited",
+                };
+                conflicts::record_choice(c, id, field, label, chosen.as_deref())?;
             }
         }
+        let by = By {
+            user_id: &viewer.id,
+            actor: &format!("{} (resolving a conflict)", viewer.name),
+            now,
+        };
+        carry_out(c, table, &conflict, &state, plan, &by)?;
         conflicts::close(c, id, &viewer.id, &summary.join("; "), now)?;
-        if conflicts::count_open(c, Some(&conflict.user_id))? == 0 {
-            accounts::set_conflict_flag(c, &conflict.user_id, false)?;
-        }
+        clear_flag_if_done(c, &conflict.user_id)?;
         Ok(Outcome::Resolved)
     })
 }
 
-/// A row may hold `values` only if its parent exists and its natural key is free.
-fn check_restorable(
-    conn: &mut DbConn,
-    table: usize,
-    id: &str,
-    values: &[Option<String>],
+fn clear_flag_if_done(c: &mut DbConn, user_id: &str) -> Result<(), ResolveError> {
+    if conflicts::count_open(c, Some(user_id))? == 0 {
+        accounts::set_conflict_flag(c, user_id, false)?;
+    }
+    Ok(())
+}
+
+/// Who resolves, as written on rows and conflicts, and when.
+struct By<'a> {
+    user_id: &'a str,
+    actor: &'a str,
+    now: Micros,
+}
+
+/// Writes a plan.
+fn carry_out(
+    c: &mut DbConn,
+    table: TableId,
+    conflict: &Conflict,
+    state: &Now,
+    plan: Plan,
+    by: &By<'_>,
 ) -> Result<(), ResolveError> {
-    let def = &TABLES[table];
-    if let Some((fk, parent)) = def.parent() {
-        let p = values[fk].clone().unwrap_or_default();
-        if rows::existing(conn, parent, std::slice::from_ref(&p))?.is_empty() {
-            return Err(ResolveError::Impossible(format!(
-                "the {} this {} belongs to ({p}) has been deleted",
-                TABLES[parent].noun, def.noun
-            )));
+    let id = conflict.row_id.as_str();
+    let (actor, now) = (by.actor, by.now);
+    match (plan, state) {
+        (Plan::Update(changes), Now::Live(row)) => {
+            let mut values = row.values.clone();
+            for (i, v) in &changes {
+                values[*i] = v.clone();
+            }
+            if values != row.values
+                && let Some(why) = integrity::check_row(c, table, id, &values)?
+            {
+                return Err(ResolveError::Impossible(why.to_string()));
+            }
+            rows::update(c, table, id, &changes, next_stamp(now, row.last_updated), actor)?;
+        }
+        (Plan::Keep, Now::Live(row)) => {
+            rows::update(c, table, id, &[], next_stamp(now, row.last_updated), actor)?;
+        }
+        (Plan::Delete, Now::Live(_)) => {
+            rows::delete_cascade(c, table, &[id.to_owned()], now, actor)?;
+        }
+        (Plan::StayDeleted, Now::Deleted(t)) => {
+            rows::touch_tombstone(c, table, id, next_stamp(now, t.last_updated), actor)?;
+        }
+        (Plan::Restore(values), _) => {
+            restore_parents(c, table, &values, conflict, by)?;
+            if let Some(why) = integrity::check_row(c, table, id, &values)? {
+                return Err(ResolveError::Impossible(why.to_string()));
+            }
+            let previous = state.version().unwrap_or(0);
+            rows::remove_tombstone(c, table, id)?;
+            rows::insert(c, table, &[(id.to_owned(), values, next_stamp(now, previous))], actor)?;
+        }
+        (Plan::LeaveOut(values), _) => {
+            rows::put_tombstone(c, table, id, &values, next_stamp(now, 0), actor)?;
+            // What waits under it can never land either.
+            for (child, held) in held_children(c, table, id, &conflict.user_id)? {
+                let fields = conflicts::fields(c, &held.id)?;
+                let def = &TABLES[child];
+                let mut v = vec![None; def.fields.len()];
+                for f in &fields {
+                    if let Some(i) = def.field_index(&f.field) {
+                        v[i] = f.offline_value.clone();
+                    }
+                }
+                carry_out(c, child, &held, &Now::Absent, Plan::LeaveOut(v), by)?;
+                let note = "row: server (left out with its parent)";
+                conflicts::close(c, &held.id, by.user_id, note, now)?;
+            }
+        }
+        _ => {
+            return Err(ResolveError::Impossible(
+                "the row changed while this was decided; open the conflict again".into(),
+            ));
         }
     }
-    if let Some(k) = def.natural_key_index()
-        && let Some(key) = values[k].clone()
-        && let Some(other) =
-            rows::by_natural_keys(conn, table, std::slice::from_ref(&key))?.remove(&key)
-        && other.id != id
+    Ok(())
+}
+
+/// The user's open conflicts of creates held under this row.
+fn held_children(
+    c: &mut DbConn,
+    table: TableId,
+    id: &str,
+    user_id: &str,
+) -> Result<Vec<(TableId, Conflict)>, DbError> {
+    let mut out = Vec::new();
+    for (child, fk) in TABLES[table].children() {
+        let field = TABLES[child].fields[fk].name;
+        for held in conflicts::open_of_kind(c, user_id, TABLES[child].name, kind::PARENT_DELETED)? {
+            let under = conflicts::fields(c, &held.id)?
+                .iter()
+                .any(|f| f.field == field && f.offline_value.as_deref() == Some(id));
+            if under {
+                out.push((child, held));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Before a row is restored: its parent, and the parent's parents, made live again where
+/// they were deleted (from their tombstones) or held (from the user's own conflict of
+/// that create, which is closed with it).
+fn restore_parents(
+    c: &mut DbConn,
+    table: TableId,
+    values: &Values,
+    conflict: &Conflict,
+    by: &By<'_>,
+) -> Result<(), ResolveError> {
+    let Some((fk, parent)) = TABLES[table].parent() else {
+        return Ok(());
+    };
+    let Some(pid) = values[fk].clone() else {
+        return Ok(());
+    };
+    let presence = integrity::presence(c, parent, std::slice::from_ref(&pid))?
+        .remove(&pid)
+        .unwrap_or(Presence::Never);
+    let (parent_values, previous, held) = match presence {
+        Presence::Live => return Ok(()),
+        Presence::Deleted => {
+            let t = rows::tombstones(c, parent, std::slice::from_ref(&pid))?
+                .remove(&pid)
+                .ok_or_else(|| ResolveError::Impossible("the parent is no longer known".into()))?;
+            let v = t.values.ok_or_else(|| {
+                ResolveError::Impossible(format!(
+                    "the deleted {} it belongs to cannot be restored: its values were not kept",
+                    TABLES[parent].noun
+                ))
+            })?;
+            (v, t.last_updated, None)
+        }
+        Presence::Never => {
+            let held = conflicts::open_for_rows(
+                c,
+                &conflict.user_id,
+                TABLES[parent].name,
+                std::slice::from_ref(&pid),
+            )?
+            .remove(&pid)
+            .filter(|h| h.kind == kind::PARENT_DELETED)
+            .ok_or_else(|| {
+                ResolveError::Impossible(format!(
+                    "the {} it belongs to ({pid}) is not on the server",
+                    TABLES[parent].noun
+                ))
+            })?;
+            let def = &TABLES[parent];
+            let mut v = vec![None; def.fields.len()];
+            for f in conflicts::fields(c, &held.id)? {
+                if let Some(i) = def.field_index(&f.field) {
+                    v[i] = f.offline_value;
+                }
+            }
+            (v, 0, Some(held))
+        }
+    };
+    restore_parents(c, parent, &parent_values, conflict, by)?;
+    if let Some(Blocked::KeyTaken { field, key, .. }) =
+        integrity::check_row(c, parent, &pid, &parent_values)?
     {
         return Err(ResolveError::Impossible(format!(
-            "{} {key:?} is now used by another {}",
-            def.fields[k].name, def.noun
+            "the {} it belongs to cannot be restored: {field} {key:?} is now used by another",
+            TABLES[parent].noun
         )));
+    }
+    rows::remove_tombstone(c, parent, &pid)?;
+    rows::insert(
+        c,
+        parent,
+        &[(pid.clone(), parent_values, next_stamp(by.now, previous))],
+        by.actor,
+    )?;
+    if let Some(h) = held {
+        let note = "row: offline (created with a child)";
+        conflicts::close(c, &h.id, by.user_id, note, by.now)?;
     }
     Ok(())
 }

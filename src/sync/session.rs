@@ -9,7 +9,7 @@ use super::spool::Spool;
 use crate::db::dialect::WriteLock;
 use crate::db::repo::accounts::{self, Device};
 use crate::db::repo::sessions::{self, Counts, Session};
-use crate::db::repo::{aliases, conflicts};
+use crate::db::repo::{aliases, conflicts, resends};
 use crate::db::{DbConn, Pool, write_txn};
 use crate::domain::{Micros, time};
 
@@ -208,6 +208,7 @@ pub fn complete(conn: &mut DbConn, device: &Device, id: &str) -> Result<Session,
         sessions::complete(c, id, now)?;
         accounts::set_last_session(c, &device.id, id)?;
         aliases::acknowledge(c, id)?;
+        resends::acknowledge(c, id)?;
         // The one line an operator reads per sync.
         if let Some(sum) = sessions::summary(c, id)? {
             tracing::info!(

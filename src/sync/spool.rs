@@ -1,6 +1,7 @@
 //! Sorting a streamed changeset by table without holding it in memory: items are parsed
-//! once and written to one anonymous temporary file per table, then read back parents
-//! first in batches.
+//! once and written to anonymous temporary files, one for each table's deletes and one for
+//! its records, then read back in batches: every delete first (so that deletes are judged
+//! against the server as the client saw it), then the records, parents first.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Seek, SeekFrom, Write};
@@ -10,21 +11,33 @@ use super::codec::{ChangesetReader, Item};
 use crate::domain::TABLES;
 
 pub struct Spool {
+    /// Each table's deletes, then each table's records (and aliases), in declaration order.
     files: Vec<BufWriter<File>>,
     pub items: u64,
+}
+
+/// Which part of the upload a batch belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    Deletes,
+    Records,
 }
 
 impl Spool {
     /// Reads the whole document, checking it as it goes, into per-table files.
     pub fn fill<R: BufRead>(mut reader: ChangesetReader<R>) -> Result<Spool, SyncError> {
-        let mut files = Vec::with_capacity(TABLES.len());
-        for _ in TABLES {
+        let mut files = Vec::with_capacity(2 * TABLES.len());
+        for _ in 0..2 * TABLES.len() {
             files.push(BufWriter::with_capacity(64 << 10, tempfile::tempfile()?));
         }
         let mut items = 0;
         reader.header()?;
         while let Some(item) = reader.next_item()? {
-            let out = &mut files[item.table()];
+            let part = match item {
+                Item::Delete(_) => 0,
+                _ => TABLES.len(),
+            };
+            let out = &mut files[part + item.table()];
             serde_json::to_writer(&mut *out, &item).map_err(std::io::Error::other)?;
             out.write_all(b"\n")?;
             items += 1;
@@ -32,7 +45,8 @@ impl Spool {
         Ok(Spool { files, items })
     }
 
-    /// The items, table by table in declaration order (parents first), in batches.
+    /// The items in batches: every table's deletes, then every table's records, each
+    /// table by table in declaration order (parents first).
     pub fn batches(self, size: usize) -> Result<Batches, SyncError> {
         let mut readers = Vec::with_capacity(self.files.len());
         for w in self.files {
@@ -57,8 +71,8 @@ pub struct Batches {
 }
 
 impl Batches {
-    /// The next batch of one table's items, with that table; `None` at the end.
-    pub fn next_batch(&mut self) -> Result<Option<(usize, Vec<Item>)>, SyncError> {
+    /// The next batch of one table's items, with its part and table; `None` at the end.
+    pub fn next_batch(&mut self) -> Result<Option<(Part, usize, Vec<Item>)>, SyncError> {
         while self.table < self.readers.len() {
             let mut batch = Vec::new();
             while batch.len() < self.size {
@@ -73,7 +87,12 @@ impl Batches {
                 self.table += 1;
                 continue;
             }
-            return Ok(Some((self.table, batch)));
+            let (part, table) = if self.table < TABLES.len() {
+                (Part::Deletes, self.table)
+            } else {
+                (Part::Records, self.table - TABLES.len())
+            };
+            return Ok(Some((part, table, batch)));
         }
         Ok(None)
     }

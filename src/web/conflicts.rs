@@ -27,6 +27,7 @@ fn describe_kind(k: &str) -> &'static str {
         kind::DELETE => "deleted offline, changed on the server",
         kind::EDIT_DELETED => "changed offline, deleted on the server",
         kind::DUPLICATE => "created on a laptop, already on the server",
+        kind::PARENT_DELETED => "created offline under a record deleted on the server",
         _ => "changed on both sides",
     }
 }
@@ -262,6 +263,8 @@ struct ConflictPage {
     device: String,
     owner: String,
     row_choice: bool,
+    /// What happened to the record since the conflict was recorded, when that matters.
+    state_note: String,
     row_server: String,
     row_offline: String,
     base: String,
@@ -289,7 +292,8 @@ fn conflict_page(
     message: Option<String>,
 ) -> Result<ConflictPage, PageError> {
     let fields = conflicts::fields(conn, &c.id)?;
-    let version = resolve::server_version(conn, &c)?;
+    let now = resolve::now_of(conn, &c, false)?;
+    let version = now.version();
     let (title, context) = name_of(&record_names(conn, std::slice::from_ref(&c))?, &c);
     let device = device_labels(conn, std::slice::from_ref(&c.device_id))?
         .remove(&c.device_id)
@@ -297,15 +301,12 @@ fn conflict_page(
     let owner = accounts::user_by_id(conn, &c.user_id)?
         .map(|u| u.name)
         .unwrap_or_default();
-    let server_by = match table_by_name(&c.table_name) {
-        Some(t) => match rows::get(conn, t, &c.row_id)? {
-            Some(r) => r.changed_by,
-            None => rows::tombstones(conn, t, std::slice::from_ref(&c.row_id))?
-                .remove(&c.row_id)
-                .and_then(|t| t.changed_by),
-        },
-        None => None,
-    };
+    // Who made the server's side: as the row stood before the upload touched it (kept with
+    // the conflict), else whoever wrote it last.
+    let server_by = c
+        .server_by
+        .clone()
+        .or_else(|| now.changed_by().map(str::to_owned));
     // The laptop's clock may be wrong; the session kept how far off it was.
     let offset = match &c.session_id {
         Some(s) => sessions::clock_offset(conn, s)?,
@@ -317,17 +318,43 @@ fn conflict_page(
         }
         _ => String::new(),
     };
-    let (row_server, row_offline) = match c.kind.as_str() {
-        kind::DELETE => (
-            "Keep the record (as the server has it)",
-            "Delete the record (as done offline)",
-        ),
-        _ => (
-            "Keep it deleted (as the server has it)",
-            "Restore it with the offline changes",
-        ),
+    let form = resolve::form_of(&c.kind, &now);
+    let (row_choice, row_server, row_offline) = match form {
+        resolve::Form::Row { server, offline } => (true, server, offline),
+        resolve::Form::Fields => (false, "", ""),
     };
-    let deleted_on_server = c.kind == kind::EDIT_DELETED;
+    let def = table_by_name(&c.table_name).map(|t| &TABLES[t]);
+    // The record as the server has it now, field by field (what a stale delete would
+    // throw away, what a field conflict is decided against).
+    let current = match &now {
+        resolve::Now::Live(r) => Some(&r.values),
+        _ => None,
+    };
+    let now_text = |name: &str| match (&now, def.and_then(|d| d.field_index(name))) {
+        (resolve::Now::Live(_), Some(i)) => show(&current.and_then(|v| v[i].clone())),
+        (resolve::Now::Deleted(_), _) => "(deleted)".into(),
+        (resolve::Now::Absent, _) => "(not on the server)".into(),
+        _ => "(unknown)".into(),
+    };
+    let state_note = match (&now, c.status == "open") {
+        (_, false) => String::new(),
+        (resolve::Now::Deleted(t), true) if c.kind != kind::EDIT_DELETED => format!(
+            "Since this conflict was recorded, the record was deleted by {} at {}.",
+            t.changed_by.as_deref().unwrap_or("someone"),
+            timestamp(t.last_updated)
+        ),
+        (resolve::Now::Live(r), true) if c.kind == kind::EDIT_DELETED => format!(
+            "Since this conflict was recorded, the record was restored by {} at {}.",
+            r.changed_by.as_deref().unwrap_or("someone"),
+            timestamp(r.last_updated)
+        ),
+        (resolve::Now::Absent, true) => {
+            "The laptop created this record under one that had been deleted on the server, \
+             so it is not on the server yet."
+                .to_owned()
+        }
+        _ => String::new(),
+    };
     let view = |f: &ConflictField| FieldView {
         name: f.field.clone(),
         base: if f.base_known {
@@ -336,20 +363,18 @@ fn conflict_page(
             "unknown".into()
         },
         base_known: f.base_known,
-        server: if deleted_on_server {
+        server: now_text(&f.field),
+        offline: if c.kind == kind::DELETE {
             "(deleted)".into()
         } else {
-            show(&f.server_value)
+            show(&f.offline_value)
         },
-        offline: show(&f.offline_value),
         chosen: f.choice.clone().unwrap_or_default(),
     };
-    let record_href = if deleted_on_server && c.status == "open" {
-        String::new()
-    } else {
-        format!("/{}/{}", c.table_name, c.row_id)
+    let record_href = match now {
+        resolve::Now::Live(_) => format!("/{}/{}", c.table_name, c.row_id),
+        _ => String::new(),
     };
-    let def = table_by_name(&c.table_name).map(|t| &TABLES[t]);
     Ok(ConflictPage {
         noun: def.map_or("record", |d| d.noun).to_owned(),
         key_name: def.and_then(|d| d.natural_key).unwrap_or("key").to_owned(),
@@ -359,7 +384,8 @@ fn conflict_page(
         kind: c.kind.clone(),
         device,
         owner,
-        row_choice: matches!(c.kind.as_str(), kind::DELETE | kind::EDIT_DELETED),
+        row_choice,
+        state_note,
         row_server: row_server.into(),
         row_offline: row_offline.into(),
         base: c.base.map_or_else(|| "unknown".into(), timestamp),

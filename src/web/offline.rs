@@ -62,13 +62,7 @@ impl OfflineApp {
         std::thread::spawn(move || {
             let outcome = sync::sync(&pool, &upstream, &Quiet);
             let (message, failed) = match outcome {
-                Ok(s) => (
-                    format!(
-                        "sync complete: uploaded {}, downloaded {}, conflicts {}",
-                        s.uploaded, s.downloaded, s.conflicts
-                    ),
-                    false,
-                ),
+                Ok(s) => (s.to_string(), false),
                 Err(e) => (format!("sync failed: {e}"), true),
             };
             tracing::info!(%message, "sync finished");
@@ -90,6 +84,8 @@ pub struct OfflineBar {
     pub last_sync: String,
     pub pending: i64,
     pub conflicts: i64,
+    /// Changes the server refused, held on the laptop.
+    pub held: usize,
     pub running: bool,
     pub message: String,
     pub failed: bool,
@@ -101,13 +97,14 @@ pub async fn offline_layout(state: &AppState, session: &Session) -> Result<Layou
         return Err(PageError::not_found());
     };
     let pool = state.pool.clone();
-    let (last_sync, pending, conflicts) = super::block(move || {
+    let (last_sync, pending, conflicts, held) = super::block(move || {
         let mut conn = pool.get()?;
         let last = store::get_state(&mut conn, "last_sync")?;
         Ok::<_, DbError>((
             last,
             store::pending_rows(&mut conn)?,
             store::conflict_count(&mut conn)?,
+            store::held(&mut conn)?.len(),
         ))
     })
     .await??;
@@ -125,6 +122,7 @@ pub async fn offline_layout(state: &AppState, session: &Session) -> Result<Layou
                 .map_or_else(|| "never".into(), timestamp),
             pending,
             conflicts,
+            held,
             running: status.running,
             message: status.message.unwrap_or_default(),
             failed: status.failed,
@@ -167,22 +165,58 @@ pub struct LocalConflictView {
     pub when: String,
 }
 
+/// A change the server refused, as the engineer reads it.
+pub struct HeldView {
+    pub table: String,
+    pub id: String,
+    pub record: String,
+    pub href: String,
+    pub field: String,
+    pub reason: String,
+    pub when: String,
+}
+
 #[derive(Template)]
 #[template(path = "offline_conflicts.html")]
 struct ConflictsPage {
     layout: Layout,
     items: Vec<LocalConflictView>,
+    held: Vec<HeldView>,
     upstream: String,
+}
+
+/// A record's name for a person: its noun and label (the record's name, never a UUID
+/// where it has one).
+fn record_name(conn: &mut crate::db::DbConn, table_name: &str, id: &str) -> Result<String, DbError> {
+    let Some(t) = table_by_name(table_name) else {
+        return Ok(table_name.to_owned());
+    };
+    let noun = crate::domain::TABLES[t].noun;
+    Ok(match crate::db::repo::rows::get(conn, t, id)? {
+        Some(row) => format!("{noun} {}", super::present::row_label(t, &row.values)),
+        None => format!("{noun} {id}"),
+    })
 }
 
 /// `GET /conflicts` on the laptop: local changes the server kept its own value for.
 pub async fn conflicts(state: Data<AppState>, session: Session) -> Result<Html, PageError> {
     let v = viewer(&state, &session).await?;
     let pool = state.pool.clone();
-    let items = super::block(move || {
+    let (items, held) = super::block(move || {
         let mut conn = pool.get()?;
-        Ok::<_, DbError>(
-            store::conflicts(&mut conn)?
+        let mut held = Vec::new();
+        for h in store::held(&mut conn)? {
+            held.push(HeldView {
+                record: record_name(&mut conn, &h.table_name, &h.row_id)?,
+                href: format!("/{}/{}", h.table_name, h.row_id),
+                field: h.field.as_deref().map(field_label).unwrap_or_default(),
+                reason: h.message,
+                when: timestamp(h.held_at),
+                table: h.table_name,
+                id: h.row_id,
+            });
+        }
+        let items = store::conflicts(&mut conn)?
                 .into_iter()
                 .map(|c| LocalConflictView {
                     href: format!("/{}/{}", c.table_name, c.row_id),
@@ -195,8 +229,8 @@ pub async fn conflicts(state: Data<AppState>, session: Session) -> Result<Html, 
                     server: c.server_value.unwrap_or_else(|| "(empty)".into()),
                     when: timestamp(c.marked_at),
                 })
-                .collect::<Vec<_>>(),
-        )
+                .collect::<Vec<_>>();
+        Ok::<_, DbError>((items, held))
     })
     .await??;
     let upstream = state
@@ -207,12 +241,41 @@ pub async fn conflicts(state: Data<AppState>, session: Session) -> Result<Html, 
     let page = ConflictsPage {
         layout: v.layout,
         items,
+        held,
         upstream,
     };
     Ok(Html::new(page.render()?))
 }
 
+#[derive(serde::Deserialize)]
+pub struct DiscardForm {
+    csrf: Option<String>,
+    table: String,
+    id: String,
+}
+
+/// `POST /changes/discard`: forgets one refused change and puts the record back as the
+/// server last sent it; the rest of the laptop's changes are untouched.
+pub async fn discard_change(
+    state: Data<AppState>,
+    session: Session,
+    form: Form<DiscardForm>,
+) -> Result<HttpResponse, PageError> {
+    check_csrf(&session, form.csrf.as_deref())?;
+    let form = form.into_inner();
+    let table = table_by_name(&form.table).ok_or_else(PageError::not_found)?;
+    let pool = state.pool.clone();
+    super::block(move || {
+        let mut conn = pool.get().map_err(DbError::from)?;
+        crate::editing::discard(&mut conn, table, &form.id)
+    })
+    .await?
+    .map_err(PageError::internal)?;
+    Ok(see_other("/conflicts"))
+}
+
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/sync", web::post().to(sync_now))
+        .route("/changes/discard", web::post().to(discard_change))
         .route("/conflicts", web::get().to(conflicts));
 }

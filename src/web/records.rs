@@ -16,7 +16,7 @@ use super::present::{self, field_label, row_label, table_title};
 use super::{AppState, page_with_status, see_other};
 use crate::db::repo::rows::{self, Filter, Row};
 use crate::db::{DbConn, DbError};
-use crate::domain::{FieldType, TABLES, TableId, table_by_name};
+use crate::domain::{FieldType, TABLES, TableId, table_by_name, value};
 use crate::editing::{self, EditError, Mode};
 use crate::offline::store as offline_store;
 
@@ -364,6 +364,9 @@ pub struct FieldInput {
     pub server: String,
     /// Shown but not editable (offline, a field only the main site changes).
     pub readonly: bool,
+    /// In an edit form, the text the field was shown with (sent back as `was.NAME`, so
+    /// that a save writes only what the person touched).
+    pub shown: Option<String>,
 }
 
 #[derive(Template)]
@@ -396,6 +399,21 @@ fn hint(table: TableId, index: usize) -> String {
     }
 }
 
+/// An edit form's inputs: `values` shown, each remembered as the text it started from.
+fn edit_inputs(
+    table: TableId,
+    values: &BTreeMap<String, String>,
+    shown: &BTreeMap<String, String>,
+    errors: &BTreeMap<String, String>,
+    editable: impl Fn(&crate::domain::Field) -> bool,
+) -> Vec<FieldInput> {
+    let mut fields = inputs(table, values, errors, editable);
+    for f in &mut fields {
+        f.shown = Some(shown.get(&f.name).cloned().unwrap_or_default());
+    }
+    fields
+}
+
 /// The form's inputs; `editable` says which fields may be changed (all, except offline).
 fn inputs(
     table: TableId,
@@ -426,6 +444,7 @@ fn inputs(
                 error: errors.get(f.name).cloned().unwrap_or_default(),
                 server: String::new(),
                 readonly: !editable(f),
+                shown: None,
             }
         })
         .collect()
@@ -477,6 +496,14 @@ pub async fn new_form(
         invalid: false,
     };
     Ok(Html::new(page.render()?))
+}
+
+/// The `was.NAME` texts a posted edit form carried, by field name.
+fn shown_of(posted: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    posted
+        .iter()
+        .filter_map(|(k, v)| Some((k.strip_prefix("was.")?.to_owned(), v.clone())))
+        .collect()
 }
 
 fn posted(pairs: Vec<(String, String)>) -> (BTreeMap<String, String>, Option<String>, Option<i64>) {
@@ -581,7 +608,7 @@ pub async fn edit_form(
         action: format!("{}/edit", href(table, &row.id)),
         cancel: href(table, &row.id),
         version: row.last_updated.to_string(),
-        fields: inputs(table, &values, &BTreeMap::new(), editable),
+        fields: edit_inputs(table, &values, &values, &BTreeMap::new(), editable),
         stale: None,
         invalid: false,
     };
@@ -642,8 +669,9 @@ pub async fn update(
     match outcome {
         (Ok(()), _) => Ok(see_other(&href(table, &id))),
         (Err(EditError::Invalid(errors)), _) => {
+            let shown = shown_of(&values);
             let p = page(
-                inputs(table, &values, &errors, editable),
+                edit_inputs(table, &values, &shown, &errors, editable),
                 version.map(|v| v.to_string()).unwrap_or_default(),
                 None,
                 true,
@@ -654,10 +682,23 @@ pub async fn update(
             ))
         }
         (Err(EditError::Stale(row)), Some(server)) => {
-            let mut fields = inputs(table, &values, &BTreeMap::new(), editable);
+            // Fields the person did not touch now show the server's value; touched ones keep
+            // theirs, with the server's beside them where it differs. Every field starts from
+            // the server's value now, so that saving again writes only what was touched.
+            let before = shown_of(&values);
+            let mut shown_values = values.clone();
+            for f in TABLES[table].fields {
+                let untouched = values.get(f.name).map(|v| value::normalize(f, v))
+                    == before.get(f.name).map(|v| value::normalize(f, v));
+                if untouched || !values.contains_key(f.name) {
+                    let now = server.get(f.name).cloned().unwrap_or_default();
+                    shown_values.insert(f.name.to_owned(), now);
+                }
+            }
+            let mut fields = edit_inputs(table, &shown_values, &server, &BTreeMap::new(), editable);
             for f in &mut fields {
                 let now = server.get(&f.name).cloned().unwrap_or_default();
-                if now.trim() != f.value.trim() {
+                if now != f.value {
                     f.server = if now.is_empty() {
                         "(empty)".into()
                     } else {

@@ -174,7 +174,8 @@ fn a_first_sync_brings_everything(b: Backend) {
         Summary {
             uploaded: 0,
             downloaded: 0,
-            conflicts: 0
+            conflicts: 0,
+            held: 0,
         },
         "nothing new the second time"
     );

@@ -18,6 +18,9 @@ pub mod kind {
     pub const EDIT_DELETED: &str = "edit_deleted";
     /// The device created a row whose natural key the server already had.
     pub const DUPLICATE: &str = "duplicate";
+    /// The device created a row under a parent the server deleted (or under such a row):
+    /// the row waits in the conflict, not on the server.
+    pub const PARENT_DELETED: &str = "parent_deleted";
 }
 
 #[derive(Debug, Clone, QueryableByName)]
@@ -56,6 +59,9 @@ pub struct Conflict {
     pub resolved_by: Option<String>,
     #[diesel(sql_type = Nullable<Text>)]
     pub resolution: Option<String>,
+    /// Who made the server's side, as the row stood before the upload touched it.
+    #[diesel(sql_type = Nullable<Text>)]
+    pub server_by: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
@@ -78,7 +84,7 @@ pub struct ConflictField {
 
 const COLUMNS: &str = "SELECT id, user_id, device_id, session_id, table_name, row_id, kind, \
     client_id, base, server_updated, offline_updated, status, created_at, updated_at, \
-    resolved_at, resolved_by, resolution FROM conflicts";
+    resolved_at, resolved_by, resolution, server_by FROM conflicts";
 
 pub fn get(conn: &mut DbConn, id: &str) -> Result<Option<Conflict>, DbError> {
     let mut sql = Sql::new(COLUMNS);
@@ -102,6 +108,8 @@ pub fn update_open(conn: &mut DbConn, c: &Conflict) -> Result<(), DbError> {
         .param(c.server_updated)
         .push(", offline_updated = ")
         .param(c.offline_updated)
+        .push(", server_by = ")
+        .param(c.server_by.clone())
         .push(", updated_at = ")
         .param(c.updated_at)
         .push(" WHERE id = ")
@@ -295,6 +303,23 @@ pub fn field_names_of(
     Ok(out)
 }
 
+/// A user's open conflicts of one kind in one table.
+pub fn open_of_kind(
+    conn: &mut DbConn,
+    user_id: &str,
+    table: &str,
+    conflict_kind: &str,
+) -> Result<Vec<Conflict>, DbError> {
+    let mut sql = Sql::new(COLUMNS);
+    sql.push(" WHERE user_id = ")
+        .param(user_id)
+        .push(" AND table_name = ")
+        .param(table)
+        .push(" AND status = 'open' AND kind = ")
+        .param(conflict_kind);
+    sql.load(conn)
+}
+
 /// The user's open conflicts on any of these rows of one table, by row id.
 pub fn open_for_rows(
     conn: &mut DbConn,
@@ -327,7 +352,8 @@ pub fn insert_many(
     for chunk in items.chunks(100) {
         let mut sql = Sql::new(
             "INSERT INTO conflicts (id, user_id, device_id, session_id, table_name, row_id, kind, \
-             client_id, base, server_updated, offline_updated, status, created_at, updated_at) VALUES ",
+             client_id, base, server_updated, offline_updated, status, created_at, updated_at, \
+             server_by) VALUES ",
         );
         for (n, (c, _)) in chunk.iter().enumerate() {
             sql.push(if n == 0 { "(" } else { ", (" })
@@ -342,6 +368,8 @@ pub fn insert_many(
                 .params([c.base, c.server_updated, c.offline_updated])
                 .push(", 'open', ")
                 .params([c.created_at, c.updated_at])
+                .push(", ")
+                .param(c.server_by.clone())
                 .push(")");
         }
         sql.execute(conn)?;

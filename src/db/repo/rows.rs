@@ -7,6 +7,7 @@ use diesel::QueryableByName;
 use diesel::sql_types::{BigInt, Nullable, Text};
 
 use crate::db::{DbConn, DbError, Sql, dialect};
+use crate::domain::rules::next_stamp;
 use crate::domain::{MAX_FIELDS, Micros, TABLES, Table, TableId, Values};
 
 /// A row as stored.
@@ -286,6 +287,36 @@ pub fn remove_tombstone(conn: &mut DbConn, table: TableId, id: &str) -> Result<(
     Ok(())
 }
 
+/// Records a row as deleted with its last values (replacing an older tombstone: a row
+/// deleted, restored and deleted again). Also how a row the server never took is made
+/// known as gone, so that the laptop that made it drops it.
+pub fn put_tombstone(
+    conn: &mut DbConn,
+    table: TableId,
+    id: &str,
+    values: &[Option<String>],
+    stamp: Micros,
+    actor: &str,
+) -> Result<(), DbError> {
+    let data = serde_json::to_string(values).unwrap_or_default();
+    remove_tombstone(conn, table, id)?;
+    let mut sql = Sql::new(
+        "INSERT INTO tombstones (table_name, id, last_updated, row_data, changed_by) VALUES (",
+    );
+    sql.param(TABLES[table].name)
+        .push(", ")
+        .param(id)
+        .push(", ")
+        .param(stamp)
+        .push(", ")
+        .param(data)
+        .push(", ")
+        .param(actor)
+        .push(")");
+    sql.execute(conn)?;
+    Ok(())
+}
+
 /// Deletes rows and, first, every row below them; each gets a tombstone stamped after
 /// `now` (and after its own last stamp). Returns how many rows were deleted.
 pub fn delete_cascade(
@@ -314,24 +345,8 @@ pub fn delete_cascade(
     for chunk in ids.chunks(BATCH) {
         let rows = by_ids(conn, table, chunk, false)?;
         for row in rows.values() {
-            let stamp = crate::domain::time::after(now.max(row.last_updated + 1));
-            let data = serde_json::to_string(&row.values).unwrap_or_default();
-            let mut sql = Sql::new(
-                "INSERT INTO tombstones (table_name, id, last_updated, row_data, changed_by) VALUES (",
-            );
-            sql.param(def.name)
-                .push(", ")
-                .param(&row.id)
-                .push(", ")
-                .param(stamp)
-                .push(", ")
-                .param(data)
-                .push(", ")
-                .param(actor)
-                .push(")");
-            // A row deleted, restored and deleted again already has a tombstone row.
-            remove_tombstone(conn, table, &row.id)?;
-            sql.execute(conn)?;
+            let stamp = next_stamp(now, row.last_updated);
+            put_tombstone(conn, table, &row.id, &row.values, stamp, actor)?;
         }
         let mut sql = Sql::new(format!("DELETE FROM {} WHERE id IN (", def.name));
         sql.params(chunk).push(")");

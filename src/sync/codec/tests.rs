@@ -89,9 +89,11 @@ fn escaping_survives_markup_entities_and_line_ends() {
     let nasty = "Fish & chips <b>\"quoted\"</b> 'x' \r\n tab\t end ]]> café";
     let doc = write_all(None, &[asset(Some(nasty), Was::Known(Some(nasty.into())))]);
     let (_, items) = read_all(&doc).unwrap();
+    // Line breaks arrive as LF, the one normalisation of every value (domain::value).
+    let read = nasty.replace("\r\n", "\n");
     assert_eq!(
         items,
-        vec![asset(Some(nasty), Was::Known(Some(nasty.into())))]
+        vec![asset(Some(&read), Was::Known(Some(read.clone())))]
     );
 }
 
@@ -250,10 +252,11 @@ mod properties {
 
     use super::*;
 
-    /// Text that XML 1.0 can carry: everything but the C0 controls other than tab, line
-    /// feed and carriage return, and the two non-characters U+FFFE and U+FFFF.
+    /// Text that XML 1.0 can carry (everything but the C0 controls other than tab, line
+    /// feed and carriage return, and the two non-characters U+FFFE and U+FFFF), in its
+    /// stored form: no carriage return, which every value loses to LF.
     fn xml_text() -> impl Strategy<Value = String> {
-        "[^\u{0}-\u{8}\u{b}\u{c}\u{e}-\u{1f}\u{fffe}\u{ffff}]{0,40}"
+        "[^\u{0}-\u{8}\u{b}-\u{1f}\u{fffe}\u{ffff}]{0,40}"
     }
 
     fn was() -> impl Strategy<Value = Was> {

@@ -1,0 +1,2 @@
+DROP TABLE offline_held;
+DROP TABLE resends;
