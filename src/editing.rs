@@ -61,13 +61,23 @@ pub fn parent_reference(conn: &mut DbConn, parent: TableId, id: &str) -> Result<
 
 /// The stored value of one field's form text, or the message to show beside it. An empty
 /// input is NULL for a nullable field (a form cannot tell "empty" from "none").
-fn value_from_form(conn: &mut DbConn, f: &Field, raw: &str) -> Result<Result<Option<String>, String>, DbError> {
-    let raw = if value::normalize(f, raw).is_empty() { None } else { Some(raw) };
+fn value_from_form(
+    conn: &mut DbConn,
+    f: &Field,
+    raw: &str,
+) -> Result<Result<Option<String>, String>, DbError> {
+    let raw = if value::normalize(f, raw).is_empty() {
+        None
+    } else {
+        Some(raw)
+    };
     Ok(match (f.ty, raw) {
         (FieldType::Parent(p), Some(reference)) => {
             let parent = table_by_name(p).unwrap_or_default();
             resolve_parent(conn, parent, value::normalize(f, reference).as_ref())?
-                .ok_or_else(|| format!("there is no {} {:?}", TABLES[parent].noun, reference.trim()))
+                .ok_or_else(|| {
+                    format!("there is no {} {:?}", TABLES[parent].noun, reference.trim())
+                })
                 .map(Some)
         }
         _ => value::parse(f, raw).map_err(|e| match e {
@@ -178,7 +188,9 @@ fn check_natural_key(
         return Ok(());
     };
     let keys: Vec<String> = values[k].iter().cloned().collect();
-    if let Some(owner) = integrity::key_owners(conn, table, &keys)?.into_values().next()
+    if let Some(owner) = integrity::key_owners(conn, table, &keys)?
+        .into_values()
+        .next()
         && owner.id != id
     {
         let mut errors = BTreeMap::new();
@@ -256,7 +268,10 @@ pub fn update(
         if row.last_updated != version {
             for (i, _, shown) in &changes {
                 let f = &def.fields[*i];
-                let now_text = shown_now.get(f.name).map(String::as_str).unwrap_or_default();
+                let now_text = shown_now
+                    .get(f.name)
+                    .map(String::as_str)
+                    .unwrap_or_default();
                 let posted = input.get(f.name).map(String::as_str).unwrap_or_default();
                 let text = |t: &str| Some(value::normalize(f, t).into_owned());
                 let was = shown.as_deref().map(text);
@@ -272,7 +287,9 @@ pub fn update(
                 }
             }
         }
-        changes.retain(|(i, v, _)| !value::same(def.fields[*i].ty, v.as_deref(), row.values[*i].as_deref()));
+        changes.retain(|(i, v, _)| {
+            !value::same(def.fields[*i].ty, v.as_deref(), row.values[*i].as_deref())
+        });
         if changes.is_empty() {
             return Ok(());
         }
@@ -285,7 +302,14 @@ pub fn update(
             changes.iter().map(|(i, v, _)| (*i, v.clone())).collect();
         match mode {
             Mode::Online => {
-                rows::update(c, table, id, &writes, next_stamp(now, row.last_updated), actor)?;
+                rows::update(
+                    c,
+                    table,
+                    id,
+                    &writes,
+                    next_stamp(now, row.last_updated),
+                    actor,
+                )?;
             }
             Mode::Offline => {
                 // The stamp stays the server's: it is the base of the change.

@@ -84,7 +84,9 @@ impl std::fmt::Display for Blocked {
             } => {
                 let noun = TABLES[*parent].noun;
                 match presence {
-                    Presence::Deleted => write!(f, "the {noun} it belongs to ({id}) has been deleted"),
+                    Presence::Deleted => {
+                        write!(f, "the {noun} it belongs to ({id}) has been deleted")
+                    }
                     _ => write!(f, "there is no {noun} {id}"),
                 }
             }

@@ -219,7 +219,11 @@ mod tests {
                 let i = t.field_index(k);
                 assert!(i.is_some(), "{}: natural key {k} is no field", t.name);
                 let f = &t.fields[i.unwrap_or_default()];
-                assert!(f.trimmed && !f.nullable, "{}.{k} is declared with key()", t.name);
+                assert!(
+                    f.trimmed && !f.nullable,
+                    "{}.{k} is declared with key()",
+                    t.name
+                );
             }
         }
     }

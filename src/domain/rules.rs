@@ -65,20 +65,112 @@ mod tests {
             &'static str,
         );
         let cases: &[Case] = &[
-            (TEXT, Some("a"), Some("b"), None, true, Apply, "row at base: applied"),
-            (TEXT, Some("a"), Some("a"), None, true, Same, "row at base, same value"),
-            (TEXT, Some("x"), Some("x"), Some(Some("a")), false, Same, "equal values: no conflict"),
-            (TEXT, Some("a"), Some("b"), Some(Some("a")), false, Apply, "only the laptop changed it"),
-            (TEXT, Some("x"), Some("b"), Some(Some("a")), false, Conflict, "both changed it"),
-            (TEXT, Some("x"), Some("b"), None, false, Conflict, "no was: cannot tell"),
-            (TEXT, None, Some("b"), Some(None), false, Apply, "was NULL, server NULL"),
-            (TEXT, Some(""), Some("b"), Some(None), false, Conflict, "NULL is not empty"),
-            (TEXT, Some("x"), Some("a"), Some(Some("a")), false, Conflict, "unchanged value over a change"),
-            (DEC, Some("4.20"), Some("4.2"), Some(Some("1")), false, Same, "numbers compare as numbers"),
-            (DEC, Some("1.0"), Some("2"), Some(Some("1")), false, Apply, "was compared as a number"),
+            (
+                TEXT,
+                Some("a"),
+                Some("b"),
+                None,
+                true,
+                Apply,
+                "row at base: applied",
+            ),
+            (
+                TEXT,
+                Some("a"),
+                Some("a"),
+                None,
+                true,
+                Same,
+                "row at base, same value",
+            ),
+            (
+                TEXT,
+                Some("x"),
+                Some("x"),
+                Some(Some("a")),
+                false,
+                Same,
+                "equal values: no conflict",
+            ),
+            (
+                TEXT,
+                Some("a"),
+                Some("b"),
+                Some(Some("a")),
+                false,
+                Apply,
+                "only the laptop changed it",
+            ),
+            (
+                TEXT,
+                Some("x"),
+                Some("b"),
+                Some(Some("a")),
+                false,
+                Conflict,
+                "both changed it",
+            ),
+            (
+                TEXT,
+                Some("x"),
+                Some("b"),
+                None,
+                false,
+                Conflict,
+                "no was: cannot tell",
+            ),
+            (
+                TEXT,
+                None,
+                Some("b"),
+                Some(None),
+                false,
+                Apply,
+                "was NULL, server NULL",
+            ),
+            (
+                TEXT,
+                Some(""),
+                Some("b"),
+                Some(None),
+                false,
+                Conflict,
+                "NULL is not empty",
+            ),
+            (
+                TEXT,
+                Some("x"),
+                Some("a"),
+                Some(Some("a")),
+                false,
+                Conflict,
+                "unchanged value over a change",
+            ),
+            (
+                DEC,
+                Some("4.20"),
+                Some("4.2"),
+                Some(Some("1")),
+                false,
+                Same,
+                "numbers compare as numbers",
+            ),
+            (
+                DEC,
+                Some("1.0"),
+                Some("2"),
+                Some(Some("1")),
+                false,
+                Apply,
+                "was compared as a number",
+            ),
         ];
         for (ty, server, value, was, current, want, rule) in cases {
-            assert_eq!(judge_field(*ty, *server, *value, *was, *current), *want, "{rule}");
+            assert_eq!(
+                judge_field(*ty, *server, *value, *was, *current),
+                *want,
+                "{rule}"
+            );
         }
     }
 
@@ -87,7 +179,10 @@ mod tests {
         let now = time::now();
         assert!(next_stamp(now, 0) >= now);
         let far = now + 10_000_000;
-        assert!(next_stamp(now, far) > far, "a row stamped ahead of the clock still moves on");
+        assert!(
+            next_stamp(now, far) > far,
+            "a row stamped ahead of the clock still moves on"
+        );
         let a = next_stamp(now, 0);
         assert!(next_stamp(now, 0) > a, "two writes never share a stamp");
     }

@@ -281,7 +281,12 @@ mod tests {
         ];
         for (f, input, want) in cases {
             let got = parse(f, Some(input));
-            assert_eq!(got, want.clone().map(|v| v.map(str::to_owned)), "{}: {input:?}", f.name);
+            assert_eq!(
+                got,
+                want.clone().map(|v| v.map(str::to_owned)),
+                "{}: {input:?}",
+                f.name
+            );
         }
     }
 
@@ -289,7 +294,10 @@ mod tests {
     fn one_length_limit_per_field() {
         let notes = field("assets", "notes");
         let at_limit = "é".repeat(notes.max_chars);
-        assert!(parse(notes, Some(&at_limit)).is_ok(), "counted in characters");
+        assert!(
+            parse(notes, Some(&at_limit)).is_ok(),
+            "counted in characters"
+        );
         assert_eq!(
             parse(notes, Some(&format!("{at_limit}x"))),
             Err(ValueError::TooLong(notes.max_chars))

@@ -48,7 +48,11 @@ impl std::fmt::Display for Summary {
             self.uploaded, self.downloaded, self.conflicts
         )?;
         if self.held > 0 {
-            write!(f, "; {} change(s) refused by the server, held on this laptop", self.held)?;
+            write!(
+                f,
+                "; {} change(s) refused by the server, held on this laptop",
+                self.held
+            )?;
         }
         Ok(())
     }
@@ -97,7 +101,10 @@ fn database_file(conn: &mut crate::db::DbConn) -> Result<Option<PathBuf>, DbErro
     }
     let found = crate::db::Sql::new("SELECT file FROM pragma_database_list WHERE name = 'main'")
         .first::<File>(conn)?;
-    Ok(found.map(|f| f.file).filter(|f| !f.is_empty()).map(PathBuf::from))
+    Ok(found
+        .map(|f| f.file)
+        .filter(|f| !f.is_empty())
+        .map(PathBuf::from))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -245,6 +252,20 @@ fn sync_once(
         Ok(())
     })?;
     Ok(summary)
+}
+
+/// Applies a downloaded changeset (gzip or plain) to the laptop's database as a sync's
+/// download step does: local changes waiting are kept, and a row the laptop holds in a
+/// newer version is left alone, so an older document changes nothing. Returns the rows read.
+pub fn apply_changeset(
+    pool: &Pool,
+    body: impl std::io::Read + 'static,
+) -> Result<u64, SyncFailure> {
+    let (upto, held) = {
+        let mut conn = pool.get().map_err(DbError::from)?;
+        (store::max_seq(&mut conn)?, held_rows(&mut conn)?)
+    };
+    apply_download(pool, body, upto, &held, &Quiet)
 }
 
 /// The rows whose changes are held back, by table and id.

@@ -169,7 +169,8 @@ fn judge_deletes(
     let mut writes = Writes::default();
     for item in items {
         let Item::Delete(d) = item else { continue };
-        let decision = judge::judge_delete(table, &d, &known).map_err(|r| rejected(table, &d.id, r))?;
+        let decision =
+            judge::judge_delete(table, &d, &known).map_err(|r| rejected(table, &d.id, r))?;
         let id = judge::canonical(&known.aliases, &d.id).to_owned();
         ctx.count(decision.outcome());
         match decision {
@@ -298,7 +299,10 @@ fn write(
             }
             continue;
         }
-        drafts.push((conflict_of(ctx, table, row_id, &draft, offline_updated), draft.fields));
+        drafts.push((
+            conflict_of(ctx, table, row_id, &draft, offline_updated),
+            draft.fields,
+        ));
     }
     flush_conflicts(conn, ctx, table, drafts)?;
     resends::add(conn, ctx.who.device_id, table, &resend, ctx.now)?;

@@ -120,7 +120,10 @@ fn import_batch(
                     def.name,
                     &r.id,
                     Some(field),
-                    format!("{} {field} {key:?} already belongs to {}", def.noun, other.id),
+                    format!(
+                        "{} {field} {key:?} already belongs to {}",
+                        def.noun, other.id
+                    ),
                 ));
             }
             owners.insert(
@@ -139,7 +142,11 @@ fn import_batch(
             let p = values[fk].clone().unwrap_or_default();
             let presence = parents.get(&p).copied().unwrap_or(Presence::Never);
             if presence != Presence::Live {
-                let state = if presence == Presence::Deleted { "a deleted" } else { "a missing" };
+                let state = if presence == Presence::Deleted {
+                    "a deleted"
+                } else {
+                    "a missing"
+                };
                 return Err(SyncError::rejected(
                     "missing-parent",
                     def.name,

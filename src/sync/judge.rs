@@ -140,7 +140,11 @@ pub fn judge_record(
             if let Some(row) = known.rows.get(&id) {
                 Ok(judge_edit(def, row, r, base == row.last_updated))
             } else if let Some(t) = known.tombstones.get(&id) {
-                Ok(Decision::Conflict(edit_of_deleted(def, t, r)))
+                Ok(if under_gone(def, t, upload) {
+                    Decision::Unchanged
+                } else {
+                    Decision::Conflict(edit_of_deleted(def, t, r))
+                })
             } else if upload.held.contains(&(table, id.clone())) {
                 Ok(Decision::Unchanged)
             } else {
@@ -182,7 +186,11 @@ fn judge_create(
         });
     }
     if let Some(t) = known.tombstones.get(id) {
-        return Ok(Decision::Conflict(edit_of_deleted(def, t, r)));
+        return Ok(if under_gone(def, t, upload) {
+            Decision::Unchanged
+        } else {
+            Decision::Conflict(edit_of_deleted(def, t, r))
+        });
     }
     if let Some((fk, parent_table)) = def.parent() {
         let p = values[fk].clone().unwrap_or_default();
@@ -231,6 +239,18 @@ fn judge_create(
         );
     }
     Ok(Decision::Insert(values))
+}
+
+/// Whether a deleted row went with a parent this very upload deletes (its retry after a
+/// lost answer finds the row gone with it): nothing to judge.
+fn under_gone(def: &Table, t: &Tombstone, upload: &Upload) -> bool {
+    let Some((fk, parent)) = def.parent() else {
+        return false;
+    };
+    t.values
+        .as_ref()
+        .and_then(|v| v[fk].clone())
+        .is_some_and(|p| upload.gone.contains(&(parent, p)))
 }
 
 /// A create sent again is an edit whose every field has an unknown `was` (§4.4).
@@ -355,13 +375,7 @@ fn parent_deleted(def: &Table, values: &Values) -> Draft {
 }
 
 /// A create whose natural key `existing` already holds: joined onto it (§4.5).
-fn join(
-    def: &Table,
-    existing: &Row,
-    client_id: &str,
-    new: bool,
-    values: &Values,
-) -> Decision {
+fn join(def: &Table, existing: &Row, client_id: &str, new: bool, values: &Values) -> Decision {
     let differing: Vec<ConflictField> = def
         .fields
         .iter()

@@ -9,8 +9,8 @@
 use std::collections::HashMap;
 
 use crate::db::dialect::WriteLock;
-use crate::db::repo::accounts::{self, User};
 use crate::db::integrity::{self, Blocked, Presence};
+use crate::db::repo::accounts::{self, User};
 use crate::db::repo::conflicts::{self, Conflict, ConflictField, kind};
 use crate::db::repo::rows::{self, Row, Tombstone};
 use crate::db::{DbConn, DbError, write_txn};
@@ -194,9 +194,9 @@ fn plan(
         values
     };
     let row_choice = || {
-        res.row.clone().ok_or_else(|| {
-            ResolveError::Invalid("choose what should happen to this record".into())
-        })
+        res.row
+            .clone()
+            .ok_or_else(|| ResolveError::Invalid("choose what should happen to this record".into()))
     };
     let word = |c: &Choice| match c {
         Choice::Server => "server",
@@ -371,7 +371,14 @@ fn carry_out(
             {
                 return Err(ResolveError::Impossible(why.to_string()));
             }
-            rows::update(c, table, id, &changes, next_stamp(now, row.last_updated), actor)?;
+            rows::update(
+                c,
+                table,
+                id,
+                &changes,
+                next_stamp(now, row.last_updated),
+                actor,
+            )?;
         }
         (Plan::Keep, Now::Live(row)) => {
             rows::update(c, table, id, &[], next_stamp(now, row.last_updated), actor)?;
@@ -389,7 +396,12 @@ fn carry_out(
             }
             let previous = state.version().unwrap_or(0);
             rows::remove_tombstone(c, table, id)?;
-            rows::insert(c, table, &[(id.to_owned(), values, next_stamp(now, previous))], actor)?;
+            rows::insert(
+                c,
+                table,
+                &[(id.to_owned(), values, next_stamp(now, previous))],
+                actor,
+            )?;
         }
         (Plan::LeaveOut(values), _) => {
             rows::put_tombstone(c, table, id, &values, next_stamp(now, 0), actor)?;

@@ -187,7 +187,11 @@ struct ConflictsPage {
 
 /// A record's name for a person: its noun and label (the record's name, never a UUID
 /// where it has one).
-fn record_name(conn: &mut crate::db::DbConn, table_name: &str, id: &str) -> Result<String, DbError> {
+fn record_name(
+    conn: &mut crate::db::DbConn,
+    table_name: &str,
+    id: &str,
+) -> Result<String, DbError> {
     let Some(t) = table_by_name(table_name) else {
         return Ok(table_name.to_owned());
     };
@@ -217,19 +221,19 @@ pub async fn conflicts(state: Data<AppState>, session: Session) -> Result<Html, 
             });
         }
         let items = store::conflicts(&mut conn)?
-                .into_iter()
-                .map(|c| LocalConflictView {
-                    href: format!("/{}/{}", c.table_name, c.row_id),
-                    record: table_by_name(&c.table_name).map_or_else(
-                        || c.table_name.clone(),
-                        |t| crate::domain::TABLES[t].noun.to_owned(),
-                    ),
-                    field: field_label(&c.field),
-                    local: c.local_value.unwrap_or_else(|| "(empty)".into()),
-                    server: c.server_value.unwrap_or_else(|| "(empty)".into()),
-                    when: timestamp(c.marked_at),
-                })
-                .collect::<Vec<_>>();
+            .into_iter()
+            .map(|c| LocalConflictView {
+                href: format!("/{}/{}", c.table_name, c.row_id),
+                record: table_by_name(&c.table_name).map_or_else(
+                    || c.table_name.clone(),
+                    |t| crate::domain::TABLES[t].noun.to_owned(),
+                ),
+                field: field_label(&c.field),
+                local: c.local_value.unwrap_or_else(|| "(empty)".into()),
+                server: c.server_value.unwrap_or_else(|| "(empty)".into()),
+                when: timestamp(c.marked_at),
+            })
+            .collect::<Vec<_>>();
         Ok::<_, DbError>((items, held))
     })
     .await??;

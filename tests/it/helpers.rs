@@ -98,7 +98,7 @@ pub struct TestApp {
     pub base: String,
     pub pool: Pool,
     /// Kept so that the database lives (and is dropped) with the app.
-    _db: TestDb,
+    _db: Option<TestDb>,
     handle: actix_web::dev::ServerHandle,
     thread: Option<std::thread::JoinHandle<()>>,
     counter: std::cell::Cell<u32>,
@@ -150,6 +150,17 @@ impl TestApp {
         )
     }
 
+    /// The offline copy's pages over a laptop's own database.
+    pub fn offline_over(pool: Pool, upstream: offsync::offline::client::Upstream) -> TestApp {
+        Self::serve(
+            None,
+            pool,
+            Limits::default(),
+            Some(offsync::web::offline::OfflineApp::new(upstream)),
+            Default::default(),
+        )
+    }
+
     fn start(
         db: TestDb,
         limits: Limits,
@@ -157,6 +168,16 @@ impl TestApp {
         sign_in: offsync::accounts::SignInLimits,
     ) -> TestApp {
         let pool = db::connect(&db.url, 8).expect("connecting to the test database");
+        Self::serve(Some(db), pool, limits, offline, sign_in)
+    }
+
+    fn serve(
+        db: Option<TestDb>,
+        pool: Pool,
+        limits: Limits,
+        offline: Option<offsync::web::offline::OfflineApp>,
+        sign_in: offsync::accounts::SignInLimits,
+    ) -> TestApp {
         let listener = TcpListener::bind("127.0.0.1:0").expect("a free port");
         let base = format!("http://{}", listener.local_addr().expect("an address"));
         let settings = WebSettings {

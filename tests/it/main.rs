@@ -7,6 +7,7 @@ mod concurrency;
 mod conflicts;
 mod devices;
 mod duplicates;
+mod never_stuck;
 mod offline;
 mod offline_pages;
 mod pages;

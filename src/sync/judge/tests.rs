@@ -50,7 +50,18 @@ fn record(table: &str, id: &str, base: Option<Micros>, fields: Vec<FieldChange>)
 }
 
 fn asset_row() -> Row {
-    row("assets", ASSET, 100, &[Some(SITE), Some("P-001"), Some("pump"), Some("ok"), Some("office notes")])
+    row(
+        "assets",
+        ASSET,
+        100,
+        &[
+            Some(SITE),
+            Some("P-001"),
+            Some("pump"),
+            Some("ok"),
+            Some("office notes"),
+        ],
+    )
 }
 
 fn new_reading(id: &str, inspection: &str) -> Record {
@@ -92,14 +103,31 @@ fn known(table: &str) -> Known {
         "inspections" => {
             k.rows.insert(
                 INSPECTION.into(),
-                row("inspections", INSPECTION, 200, &[Some(ASSET), Some("2026-11-20T10:00:00.000000Z"), Some(" Jo Bloggs "), Some("pass"), None]),
+                row(
+                    "inspections",
+                    INSPECTION,
+                    200,
+                    &[
+                        Some(ASSET),
+                        Some("2026-11-20T10:00:00.000000Z"),
+                        Some(" Jo Bloggs "),
+                        Some("pass"),
+                        None,
+                    ],
+                ),
             );
             k.tombstones.insert(
                 DELETED_INSPECTION.into(),
                 Tombstone {
                     id: DELETED_INSPECTION.into(),
                     last_updated: 300,
-                    values: Some(vec![Some(ASSET.into()), Some("2026-11-20T10:00:00.000000Z".into()), None, Some("fail".into()), Some("old".into())]),
+                    values: Some(vec![
+                        Some(ASSET.into()),
+                        Some("2026-11-20T10:00:00.000000Z".into()),
+                        None,
+                        Some("fail".into()),
+                        Some("old".into()),
+                    ]),
                     changed_by: Some("office".into()),
                 },
             );
@@ -107,10 +135,21 @@ fn known(table: &str) -> Known {
         "readings" => {
             k.rows.insert(
                 READING.into(),
-                row("readings", READING, 400, &[Some(INSPECTION), Some("pressure"), Some("4.20"), Some("bar")]),
+                row(
+                    "readings",
+                    READING,
+                    400,
+                    &[
+                        Some(INSPECTION),
+                        Some("pressure"),
+                        Some("4.20"),
+                        Some("bar"),
+                    ],
+                ),
             );
             k.parents.insert(INSPECTION.into(), Presence::Live);
-            k.parents.insert(DELETED_INSPECTION.into(), Presence::Deleted);
+            k.parents
+                .insert(DELETED_INSPECTION.into(), Presence::Deleted);
             k.parents.insert(NOWHERE.into(), Presence::Never);
         }
         _ => {}
@@ -121,10 +160,16 @@ fn known(table: &str) -> Known {
 #[derive(Debug, PartialEq)]
 enum Want {
     Insert,
-    Update { applied: usize, conflict: Option<&'static str> },
+    Update {
+        applied: usize,
+        conflict: Option<&'static str>,
+    },
     Unchanged,
     Conflict(&'static str),
-    Join { new: bool, conflict: bool },
+    Join {
+        new: bool,
+        conflict: bool,
+    },
     Delete,
     Reject(&'static str),
 }
@@ -133,7 +178,9 @@ fn summary(d: Result<Decision, Rejection>) -> Want {
     match d {
         Err(r) => Want::Reject(r.code),
         Ok(Decision::Insert(_)) => Want::Insert,
-        Ok(Decision::Update { changes, conflict, .. }) => Want::Update {
+        Ok(Decision::Update {
+            changes, conflict, ..
+        }) => Want::Update {
             applied: changes.len(),
             conflict: conflict.map(|c| c.kind),
         },
@@ -157,117 +204,395 @@ fn every_rule_of_protocol_4_is_a_row() {
     let held: HashSet<(TableId, String)> = [(t("inspections"), NEW.to_owned())].into();
     let gone: HashSet<(TableId, String)> = [(t("inspections"), INSPECTION.to_owned())].into();
     // (rule, table, item, upload so far, expected)
-    let cases: Vec<(&str, &str, Input, Option<&HashSet<(TableId, String)>>, Option<&HashSet<(TableId, String)>>, Want)> = vec![
-        ("§4.3 edit at base: applied", "assets",
-         Input::Record(record("assets", ASSET, Some(100), vec![f("assets", "status", Some("broken"), Some(Some("ok")))])), None, None,
-         Want::Update { applied: 1, conflict: None }),
-        ("§4.3 edit at base, same values: unchanged", "assets",
-         Input::Record(record("assets", ASSET, Some(100), vec![f("assets", "status", Some("ok"), Some(Some("ok")))])), None, None,
-         Want::Unchanged),
-        ("§4.3 stale, only the laptop changed the field: applied", "assets",
-         Input::Record(record("assets", ASSET, Some(50), vec![f("assets", "status", Some("broken"), Some(Some("ok")))])), None, None,
-         Want::Update { applied: 1, conflict: None }),
-        ("§4.3 stale, both changed: conflict", "assets",
-         Input::Record(record("assets", ASSET, Some(50), vec![f("assets", "notes", Some("mine"), Some(Some("before")))])), None, None,
-         Want::Conflict(kind::FIELDS)),
-        ("§4.3 stale, one field applied, one in conflict", "assets",
-         Input::Record(record("assets", ASSET, Some(50), vec![
-             f("assets", "status", Some("broken"), Some(Some("ok"))),
-             f("assets", "notes", Some("mine"), Some(Some("before")))])), None, None,
-         Want::Update { applied: 1, conflict: Some(kind::FIELDS) }),
-        ("§4.3 stale, equal values: unchanged", "readings",
-         Input::Record(record("readings", READING, Some(10), vec![f("readings", "value", Some("4.2"), Some(Some("3")))])), None, None,
-         Want::Unchanged),
-        ("§4.3 stale, no was: conflict", "assets",
-         Input::Record(record("assets", ASSET, Some(50), vec![f("assets", "status", Some("broken"), None)])), None, None,
-         Want::Conflict(kind::FIELDS)),
-        ("§4.3 edit of a row the server deleted: conflict", "inspections",
-         Input::Record(record("inspections", DELETED_INSPECTION, Some(250), vec![f("inspections", "summary", Some("x"), Some(None))])), None, None,
-         Want::Conflict(kind::EDIT_DELETED)),
-        ("§4.3 stale delete: conflict", "inspections",
-         Input::Delete("inspections", INSPECTION, Some(150)), None, None,
-         Want::Conflict(kind::DELETE)),
-        ("§4.3 delete at base: deleted", "inspections",
-         Input::Delete("inspections", INSPECTION, Some(200)), None, None,
-         Want::Delete),
-        ("§4.3 create under a parent the server deleted: conflict, not a rejection", "readings",
-         Input::Record(new_reading(NEW, DELETED_INSPECTION)), None, None,
-         Want::Conflict(kind::PARENT_DELETED)),
-        ("§4.3 create under a create held in a conflict: held too", "readings",
-         Input::Record(new_reading(NEW2, NEW)), Some(&held), None,
-         Want::Conflict(kind::PARENT_DELETED)),
-        ("§4.1 create under a live parent: inserted", "readings",
-         Input::Record(new_reading(NEW, INSPECTION)), None, None,
-         Want::Insert),
-        ("§4.4 retried create, equal values: unchanged", "readings",
-         Input::Record(record("readings", READING, None, vec![
-             f("readings", "inspection_id", Some(INSPECTION), None),
-             f("readings", "kind", Some("pressure"), None),
-             f("readings", "value", Some("4.2"), None),
-             f("readings", "unit", Some("bar"), None)])), None, None,
-         Want::Unchanged),
-        ("§4.4 retried create, differing values: conflict", "readings",
-         Input::Record(record("readings", READING, None, vec![
-             f("readings", "inspection_id", Some(INSPECTION), None),
-             f("readings", "kind", Some("pressure"), None),
-             f("readings", "value", Some("9"), None)])), None, None,
-         Want::Conflict(kind::FIELDS)),
-        ("§4.4 retried create of a row deleted since: conflict", "inspections",
-         Input::Record(record("inspections", DELETED_INSPECTION, None, vec![
-             f("inspections", "asset_id", Some(ASSET), None),
-             f("inspections", "inspected_at", Some("2026-11-20T10:00:00.000000Z"), None),
-             f("inspections", "result", Some("pass"), None)])), None, None,
-         Want::Conflict(kind::EDIT_DELETED)),
-        ("§4.4 delete of a row already deleted: unchanged", "inspections",
-         Input::Delete("inspections", DELETED_INSPECTION, Some(1)), None, None,
-         Want::Unchanged),
-        ("§4.5 same natural key, same values: joined, unchanged", "assets",
-         Input::Record(record("assets", NEW, None, vec![
-             f("assets", "site_id", Some(SITE), None),
-             f("assets", "tag", Some("P-001"), None),
-             f("assets", "description", Some("pump"), None),
-             f("assets", "status", Some("ok"), None),
-             f("assets", "notes", Some("office notes"), None)])), None, None,
-         Want::Join { new: true, conflict: false }),
-        ("§4.5 same natural key, other values: joined, conflict", "assets",
-         Input::Record(new_asset(NEW, "P-001", "broken")), None, None,
-         Want::Join { new: true, conflict: true }),
-        ("§4.5 a retry of a joined create is judged as the join, never refused", "assets",
-         Input::Record(new_asset(JOINED_CLIENT, "P-001", "broken")), None, None,
-         Want::Join { new: false, conflict: true }),
-        ("§4.5 new natural key: inserted", "assets",
-         Input::Record(new_asset(NEW, "P-002", "ok")), None, None,
-         Want::Insert),
-        ("§4 whole: a record under a row this upload deletes means nothing", "readings",
-         Input::Record(new_reading(NEW, INSPECTION)), None, Some(&gone),
-         Want::Unchanged),
-        ("§4.2 parent neither on the server nor in the upload", "readings",
-         Input::Record(new_reading(NEW, NOWHERE)), None, None,
-         Want::Reject("missing-parent")),
-        ("§4.2 edit of a row that never existed", "readings",
-         Input::Record(record("readings", NEW, Some(5), vec![f("readings", "value", Some("1"), Some(Some("2")))])), None, None,
-         Want::Reject("unknown-row")),
-        ("§4.2 edit with no field", "readings",
-         Input::Record(record("readings", READING, Some(400), vec![])), None, None,
-         Want::Reject("empty-edit")),
-        ("§4.2 a field offline may not write", "inspections",
-         Input::Record(record("inspections", INSPECTION, Some(200), vec![f("inspections", "inspector", Some("Jo Bloggs"), Some(Some(" Jo Bloggs ")))])), None, None,
-         Want::Reject("field-not-editable")),
-        ("§4.2 a create missing a NOT NULL field", "readings",
-         Input::Record(record("readings", NEW, None, vec![f("readings", "inspection_id", Some(INSPECTION), None)])), None, None,
-         Want::Reject("missing-field")),
-        ("§4.2 a create where offline may not", "sites",
-         Input::Record(record("sites", NEW, None, vec![f("sites", "code", Some("S"), None), f("sites", "name", Some("N"), None)])), None, None,
-         Want::Reject("create-not-allowed")),
-        ("§4.2 a delete where offline may not", "assets",
-         Input::Delete("assets", ASSET, Some(100)), None, None,
-         Want::Reject("delete-not-allowed")),
-        ("§4.2 a delete without base", "inspections",
-         Input::Delete("inspections", INSPECTION, None), None, None,
-         Want::Reject("missing-base")),
-        ("§4.2 a delete of a row that never existed", "readings",
-         Input::Delete("readings", NOWHERE, Some(1)), None, None,
-         Want::Reject("unknown-row")),
+    let cases: Vec<(
+        &str,
+        &str,
+        Input,
+        Option<&HashSet<(TableId, String)>>,
+        Option<&HashSet<(TableId, String)>>,
+        Want,
+    )> = vec![
+        (
+            "§4.3 edit at base: applied",
+            "assets",
+            Input::Record(record(
+                "assets",
+                ASSET,
+                Some(100),
+                vec![f("assets", "status", Some("broken"), Some(Some("ok")))],
+            )),
+            None,
+            None,
+            Want::Update {
+                applied: 1,
+                conflict: None,
+            },
+        ),
+        (
+            "§4.3 edit at base, same values: unchanged",
+            "assets",
+            Input::Record(record(
+                "assets",
+                ASSET,
+                Some(100),
+                vec![f("assets", "status", Some("ok"), Some(Some("ok")))],
+            )),
+            None,
+            None,
+            Want::Unchanged,
+        ),
+        (
+            "§4.3 stale, only the laptop changed the field: applied",
+            "assets",
+            Input::Record(record(
+                "assets",
+                ASSET,
+                Some(50),
+                vec![f("assets", "status", Some("broken"), Some(Some("ok")))],
+            )),
+            None,
+            None,
+            Want::Update {
+                applied: 1,
+                conflict: None,
+            },
+        ),
+        (
+            "§4.3 stale, both changed: conflict",
+            "assets",
+            Input::Record(record(
+                "assets",
+                ASSET,
+                Some(50),
+                vec![f("assets", "notes", Some("mine"), Some(Some("before")))],
+            )),
+            None,
+            None,
+            Want::Conflict(kind::FIELDS),
+        ),
+        (
+            "§4.3 stale, one field applied, one in conflict",
+            "assets",
+            Input::Record(record(
+                "assets",
+                ASSET,
+                Some(50),
+                vec![
+                    f("assets", "status", Some("broken"), Some(Some("ok"))),
+                    f("assets", "notes", Some("mine"), Some(Some("before"))),
+                ],
+            )),
+            None,
+            None,
+            Want::Update {
+                applied: 1,
+                conflict: Some(kind::FIELDS),
+            },
+        ),
+        (
+            "§4.3 stale, equal values: unchanged",
+            "readings",
+            Input::Record(record(
+                "readings",
+                READING,
+                Some(10),
+                vec![f("readings", "value", Some("4.2"), Some(Some("3")))],
+            )),
+            None,
+            None,
+            Want::Unchanged,
+        ),
+        (
+            "§4.3 stale, no was: conflict",
+            "assets",
+            Input::Record(record(
+                "assets",
+                ASSET,
+                Some(50),
+                vec![f("assets", "status", Some("broken"), None)],
+            )),
+            None,
+            None,
+            Want::Conflict(kind::FIELDS),
+        ),
+        (
+            "§4.3 edit of a row the server deleted: conflict",
+            "inspections",
+            Input::Record(record(
+                "inspections",
+                DELETED_INSPECTION,
+                Some(250),
+                vec![f("inspections", "summary", Some("x"), Some(None))],
+            )),
+            None,
+            None,
+            Want::Conflict(kind::EDIT_DELETED),
+        ),
+        (
+            "§4.3 stale delete: conflict",
+            "inspections",
+            Input::Delete("inspections", INSPECTION, Some(150)),
+            None,
+            None,
+            Want::Conflict(kind::DELETE),
+        ),
+        (
+            "§4.3 delete at base: deleted",
+            "inspections",
+            Input::Delete("inspections", INSPECTION, Some(200)),
+            None,
+            None,
+            Want::Delete,
+        ),
+        (
+            "§4.3 create under a parent the server deleted: conflict, not a rejection",
+            "readings",
+            Input::Record(new_reading(NEW, DELETED_INSPECTION)),
+            None,
+            None,
+            Want::Conflict(kind::PARENT_DELETED),
+        ),
+        (
+            "§4.3 create under a create held in a conflict: held too",
+            "readings",
+            Input::Record(new_reading(NEW2, NEW)),
+            Some(&held),
+            None,
+            Want::Conflict(kind::PARENT_DELETED),
+        ),
+        (
+            "§4.1 create under a live parent: inserted",
+            "readings",
+            Input::Record(new_reading(NEW, INSPECTION)),
+            None,
+            None,
+            Want::Insert,
+        ),
+        (
+            "§4.4 retried create, equal values: unchanged",
+            "readings",
+            Input::Record(record(
+                "readings",
+                READING,
+                None,
+                vec![
+                    f("readings", "inspection_id", Some(INSPECTION), None),
+                    f("readings", "kind", Some("pressure"), None),
+                    f("readings", "value", Some("4.2"), None),
+                    f("readings", "unit", Some("bar"), None),
+                ],
+            )),
+            None,
+            None,
+            Want::Unchanged,
+        ),
+        (
+            "§4.4 retried create, differing values: conflict",
+            "readings",
+            Input::Record(record(
+                "readings",
+                READING,
+                None,
+                vec![
+                    f("readings", "inspection_id", Some(INSPECTION), None),
+                    f("readings", "kind", Some("pressure"), None),
+                    f("readings", "value", Some("9"), None),
+                ],
+            )),
+            None,
+            None,
+            Want::Conflict(kind::FIELDS),
+        ),
+        (
+            "§4.4 retried create of a row deleted since: conflict",
+            "inspections",
+            Input::Record(record(
+                "inspections",
+                DELETED_INSPECTION,
+                None,
+                vec![
+                    f("inspections", "asset_id", Some(ASSET), None),
+                    f(
+                        "inspections",
+                        "inspected_at",
+                        Some("2026-11-20T10:00:00.000000Z"),
+                        None,
+                    ),
+                    f("inspections", "result", Some("pass"), None),
+                ],
+            )),
+            None,
+            None,
+            Want::Conflict(kind::EDIT_DELETED),
+        ),
+        (
+            "§4.4 delete of a row already deleted: unchanged",
+            "inspections",
+            Input::Delete("inspections", DELETED_INSPECTION, Some(1)),
+            None,
+            None,
+            Want::Unchanged,
+        ),
+        (
+            "§4.5 same natural key, same values: joined, unchanged",
+            "assets",
+            Input::Record(record(
+                "assets",
+                NEW,
+                None,
+                vec![
+                    f("assets", "site_id", Some(SITE), None),
+                    f("assets", "tag", Some("P-001"), None),
+                    f("assets", "description", Some("pump"), None),
+                    f("assets", "status", Some("ok"), None),
+                    f("assets", "notes", Some("office notes"), None),
+                ],
+            )),
+            None,
+            None,
+            Want::Join {
+                new: true,
+                conflict: false,
+            },
+        ),
+        (
+            "§4.5 same natural key, other values: joined, conflict",
+            "assets",
+            Input::Record(new_asset(NEW, "P-001", "broken")),
+            None,
+            None,
+            Want::Join {
+                new: true,
+                conflict: true,
+            },
+        ),
+        (
+            "§4.5 a retry of a joined create is judged as the join, never refused",
+            "assets",
+            Input::Record(new_asset(JOINED_CLIENT, "P-001", "broken")),
+            None,
+            None,
+            Want::Join {
+                new: false,
+                conflict: true,
+            },
+        ),
+        (
+            "§4.5 new natural key: inserted",
+            "assets",
+            Input::Record(new_asset(NEW, "P-002", "ok")),
+            None,
+            None,
+            Want::Insert,
+        ),
+        (
+            "§4 whole: a record under a row this upload deletes means nothing",
+            "readings",
+            Input::Record(new_reading(NEW, INSPECTION)),
+            None,
+            Some(&gone),
+            Want::Unchanged,
+        ),
+        (
+            "§4.2 parent neither on the server nor in the upload",
+            "readings",
+            Input::Record(new_reading(NEW, NOWHERE)),
+            None,
+            None,
+            Want::Reject("missing-parent"),
+        ),
+        (
+            "§4.2 edit of a row that never existed",
+            "readings",
+            Input::Record(record(
+                "readings",
+                NEW,
+                Some(5),
+                vec![f("readings", "value", Some("1"), Some(Some("2")))],
+            )),
+            None,
+            None,
+            Want::Reject("unknown-row"),
+        ),
+        (
+            "§4.2 edit with no field",
+            "readings",
+            Input::Record(record("readings", READING, Some(400), vec![])),
+            None,
+            None,
+            Want::Reject("empty-edit"),
+        ),
+        (
+            "§4.2 a field offline may not write",
+            "inspections",
+            Input::Record(record(
+                "inspections",
+                INSPECTION,
+                Some(200),
+                vec![f(
+                    "inspections",
+                    "inspector",
+                    Some("Jo Bloggs"),
+                    Some(Some(" Jo Bloggs ")),
+                )],
+            )),
+            None,
+            None,
+            Want::Reject("field-not-editable"),
+        ),
+        (
+            "§4.2 a create missing a NOT NULL field",
+            "readings",
+            Input::Record(record(
+                "readings",
+                NEW,
+                None,
+                vec![f("readings", "inspection_id", Some(INSPECTION), None)],
+            )),
+            None,
+            None,
+            Want::Reject("missing-field"),
+        ),
+        (
+            "§4.2 a create where offline may not",
+            "sites",
+            Input::Record(record(
+                "sites",
+                NEW,
+                None,
+                vec![
+                    f("sites", "code", Some("S"), None),
+                    f("sites", "name", Some("N"), None),
+                ],
+            )),
+            None,
+            None,
+            Want::Reject("create-not-allowed"),
+        ),
+        (
+            "§4.2 a delete where offline may not",
+            "assets",
+            Input::Delete("assets", ASSET, Some(100)),
+            None,
+            None,
+            Want::Reject("delete-not-allowed"),
+        ),
+        (
+            "§4.2 a delete without base",
+            "inspections",
+            Input::Delete("inspections", INSPECTION, None),
+            None,
+            None,
+            Want::Reject("missing-base"),
+        ),
+        (
+            "§4.2 a delete of a row that never existed",
+            "readings",
+            Input::Delete("readings", NOWHERE, Some(1)),
+            None,
+            None,
+            Want::Reject("unknown-row"),
+        ),
     ];
     for (rule, table, input, held, gone, want) in cases {
         let mut k = known(table);
@@ -279,7 +604,12 @@ fn every_rule_of_protocol_4_is_a_row() {
             Input::Record(r) => judge_record(t(table), &r, &mut k, &upload),
             Input::Delete(tn, id, base) => judge_delete(
                 t(tn),
-                &Delete { table: t(tn), id: id.into(), base, updated: None },
+                &Delete {
+                    table: t(tn),
+                    id: id.into(),
+                    base,
+                    updated: None,
+                },
                 &k,
             ),
         };
@@ -290,11 +620,19 @@ fn every_rule_of_protocol_4_is_a_row() {
 #[test]
 fn a_conflict_names_the_server_side_as_it_was_before_the_upload() {
     let mut k = known("assets");
-    let r = record("assets", ASSET, Some(50), vec![
-        f("assets", "status", Some("broken"), Some(Some("ok"))),
-        f("assets", "notes", Some("mine"), Some(Some("before"))),
-    ]);
-    let Ok(Decision::Update { conflict: Some(c), .. }) = judge_record(t("assets"), &r, &mut k, &Upload::default()) else {
+    let r = record(
+        "assets",
+        ASSET,
+        Some(50),
+        vec![
+            f("assets", "status", Some("broken"), Some(Some("ok"))),
+            f("assets", "notes", Some("mine"), Some(Some("before"))),
+        ],
+    );
+    let Ok(Decision::Update {
+        conflict: Some(c), ..
+    }) = judge_record(t("assets"), &r, &mut k, &Upload::default())
+    else {
         panic!("an update with a conflict");
     };
     assert_eq!(c.server_by.as_deref(), Some("office import"));
@@ -307,7 +645,12 @@ fn a_conflict_names_the_server_side_as_it_was_before_the_upload() {
 #[test]
 fn a_stale_delete_shows_the_server_version_and_sends_the_row_again() {
     let k = known("inspections");
-    let d = Delete { table: t("inspections"), id: INSPECTION.into(), base: Some(150), updated: None };
+    let d = Delete {
+        table: t("inspections"),
+        id: INSPECTION.into(),
+        base: Some(150),
+        updated: None,
+    };
     let Ok(Decision::Conflict(c)) = judge_delete(t("inspections"), &d, &k) else {
         panic!("a conflict");
     };
@@ -322,6 +665,17 @@ fn two_creates_of_one_key_in_a_batch_are_one_row() {
     let upload = Upload::default();
     let first = judge_record(t("assets"), &new_asset(NEW, "P-009", "ok"), &mut k, &upload);
     assert_eq!(summary(first), Want::Insert);
-    let second = judge_record(t("assets"), &new_asset(NEW2, "P-009", "ok"), &mut k, &upload);
-    assert_eq!(summary(second), Want::Join { new: true, conflict: false });
+    let second = judge_record(
+        t("assets"),
+        &new_asset(NEW2, "P-009", "ok"),
+        &mut k,
+        &upload,
+    );
+    assert_eq!(
+        summary(second),
+        Want::Join {
+            new: true,
+            conflict: false
+        }
+    );
 }
