@@ -1,8 +1,17 @@
-//! Property tests of the conflict rules (PROTOCOL.md §4–5) on a real SQLite database,
-//! through the library's sync and resolution functions: random sequences of online edits,
-//! offline edits, resolutions and syncs never lose a value the laptop sent, judge every
-//! field as the contract says, and always leave the laptop equal to the server after
-//! resolution and a sync.
+//! Property tests of the conflict rules (PROTOCOL.md §4–5) on a real SQLite database.
+//!
+//! The first drives the library's sync and resolution functions for one row: random
+//! sequences of online edits, offline edits, resolutions and syncs never lose a value the
+//! laptop sent, judge every field as the contract says, and always leave the laptop equal
+//! to the server after resolution and a sync.
+//!
+//! The second drives a real server over HTTP and two real laptops through a line that
+//! drops answers: parent deletes, stale deletes, creates under deleted rows, awkward
+//! values (CR LF, spaces, "", NULL, characters XML cannot carry), retried uploads,
+//! overlapping syncs, and conflicts whose row someone deletes or restores before they
+//! are resolved. No sync fails but through the line; every offline edit lands or waits in
+//! a conflict; every conflict can be closed; after a quiet round the laptops equal the
+//! server.
 
 #[allow(
     dead_code,
@@ -10,6 +19,12 @@
 )]
 #[path = "it/helpers.rs"]
 mod helpers;
+#[allow(
+    dead_code,
+    reason = "shares the integration tests' laptop; uses most of it"
+)]
+#[path = "it/laptop.rs"]
+mod laptop;
 
 use helpers::*;
 use offsync::db::repo::accounts::{Device, User};
@@ -313,5 +328,472 @@ proptest! {
         rounds in proptest::collection::vec(round(), 1..5),
     ) {
         run(initial, rounds)?;
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Whole laptops, a dropping line, every kind of change.
+
+mod fleet {
+    use std::collections::BTreeMap;
+
+    use super::helpers::*;
+    use super::laptop::{Laptop, Proxy};
+    use offsync::db::repo::{accounts, conflicts, rows};
+    use offsync::domain::{TABLES, table_by_name};
+    use offsync::offline::sync::{self, Quiet, SyncFailure};
+    use offsync::sync::resolve::{self, Choice, Form, Resolution};
+    use proptest::prelude::*;
+
+    /// Values people type, and one XML cannot carry (refused wherever it enters).
+    const VALUES: [Option<&str>; 7] = [
+        Some("a"),
+        Some("b\r\nc"),
+        Some(" spaced "),
+        Some(""),
+        None,
+        Some("4.20"),
+        Some("bad\u{1}char"),
+    ];
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        /// The office edits a field of the n-th row of a kind (0 asset, 1 inspection, 2 reading).
+        OfficeEdit(usize, usize, usize),
+        OfficeDeleteInspection(usize),
+        OfficeAddReading(usize),
+        LaptopEdit(usize, usize, usize, usize),
+        LaptopAddReading(usize, usize),
+        LaptopDelete(usize, usize, usize),
+        Sync(usize),
+        /// A sync whose upload answer the line drops (the server applied it; the laptop
+        /// never heard): the next sync sends the same changes again.
+        SyncLostAnswer(usize),
+        /// Two syncs of one laptop at once.
+        Overlapping(usize),
+        /// Someone resolves some open conflicts (keeping server or offline by `bool`).
+        Resolve(bool),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        let n = 0usize..2;
+        let v = 0usize..VALUES.len();
+        prop_oneof![
+            5 => (0usize..3, n.clone(), v.clone()).prop_map(|(k, i, v)| Op::OfficeEdit(k, i, v)),
+            1 => n.clone().prop_map(Op::OfficeDeleteInspection),
+            1 => n.clone().prop_map(Op::OfficeAddReading),
+            6 => (0usize..2, 0usize..3, n.clone(), v).prop_map(|(l, k, i, v)| Op::LaptopEdit(l, k, i, v)),
+            2 => (0usize..2, n.clone()).prop_map(|(l, i)| Op::LaptopAddReading(l, i)),
+            1 => (0usize..2, 1usize..3, n).prop_map(|(l, k, i)| Op::LaptopDelete(l, k, i)),
+            3 => (0usize..2).prop_map(Op::Sync),
+            1 => (0usize..2).prop_map(Op::SyncLostAnswer),
+            1 => (0usize..2).prop_map(Op::Overlapping),
+            1 => any::<bool>().prop_map(Op::Resolve),
+        ]
+    }
+
+    /// (table, the fields people edit there: online, offline)
+    const KINDS: [(&str, &[&str]); 3] = [
+        ("assets", &["notes", "description", "status"]),
+        ("inspections", &["summary", "result"]),
+        ("readings", &["value", "unit"]),
+    ];
+
+    /// An offline edit not yet confirmed by a completed sync: (table, id, field) → value.
+    type Edits = BTreeMap<(String, String, String), Option<String>>;
+
+    struct World {
+        app: TestApp,
+        proxy: Proxy,
+        laptops: Vec<Laptop>,
+        users: [&'static str; 2],
+        /// Per laptop, its edits since its last completed sync.
+        edits: Vec<std::cell::RefCell<Edits>>,
+    }
+
+    impl World {
+        fn new() -> World {
+            let app = TestApp::spawn(Backend::Sqlite).expect("SQLite is always there");
+            let (_, asset) = app.seed_asset();
+            for _ in 0..2 {
+                let (inspection, _) = app.seed_inspection(&asset);
+                app.seed_readings(&inspection, 1);
+            }
+            let proxy = Proxy::start(&app.base);
+            let users = ["amy", "ben"];
+            let laptops = users
+                .iter()
+                .map(|u| Laptop::via(&app, u, &proxy.base))
+                .collect();
+            World {
+                app,
+                proxy,
+                laptops,
+                users,
+                edits: vec![Default::default(), Default::default()],
+            }
+        }
+
+        /// The n-th row (by id) of a table on the server, live.
+        fn nth(&self, table: &str, n: usize) -> Option<String> {
+            let t = table_by_name(table)?;
+            let all = rows::list(&mut self.app.conn(), t, &Default::default(), 1000, 0).ok()?;
+            let mut ids: Vec<String> = all.into_iter().map(|r| r.id).collect();
+            ids.sort();
+            (!ids.is_empty()).then(|| ids[n % ids.len()].clone())
+        }
+
+        /// The n-th row of a table on a laptop.
+        fn nth_on(&self, l: usize, table: &str, n: usize) -> Option<String> {
+            let mut ids: Vec<String> = self.laptops[l]
+                .snapshot()
+                .into_keys()
+                .filter(|(t, _)| t == table)
+                .map(|(_, id)| id)
+                .collect();
+            ids.sort();
+            (!ids.is_empty()).then(|| ids[n % ids.len()].clone())
+        }
+
+        fn server_snapshot(&self) -> BTreeMap<(String, String), Vec<Option<String>>> {
+            let mut conn = self.app.conn();
+            let mut out = BTreeMap::new();
+            for (t, def) in TABLES.iter().enumerate() {
+                for r in rows::list(&mut conn, t, &Default::default(), 1_000_000, 0).expect("rows")
+                {
+                    out.insert((def.name.to_owned(), r.id), r.values);
+                }
+            }
+            out
+        }
+
+        /// Syncs a laptop; only the line may make it fail.
+        fn sync(&self, l: usize) -> Result<(), TestCaseError> {
+            match sync::sync(&self.laptops[l].pool, &self.laptops[l].upstream, &Quiet) {
+                Ok(s) => {
+                    prop_assert_eq!(s.held, 0, "nothing this laptop sends is refused");
+                    self.check_edits_landed(l)
+                }
+                Err(SyncFailure::Running) => Ok(()),
+                Err(e) => Err(TestCaseError::fail(format!("a sync failed: {e}"))),
+            }
+        }
+
+        /// Every edit the laptop synced is the server's value now, or waits in an open
+        /// conflict of its user with that value (unless the laptop itself deleted the row).
+        fn check_edits_landed(&self, l: usize) -> Result<(), TestCaseError> {
+            let edits = std::mem::take(&mut *self.edits[l].borrow_mut());
+            let mut conn = self.app.conn();
+            let user = accounts::user_by_name(&mut conn, self.users[l])
+                .expect("a lookup")
+                .expect("the user");
+            for ((table, id, field), value) in edits {
+                let t = table_by_name(&table).expect("a table");
+                let i = TABLES[t].field_index(&field).expect("a field");
+                let mut lc = self.laptops[l].pool.get().expect("a connection");
+                let deleted_here = rows::tombstones(&mut lc, t, std::slice::from_ref(&id))
+                    .expect("tombstones")
+                    .get(&id)
+                    .is_some_and(|tomb| tomb.changed_by.as_deref() == Some("laptop"));
+                if deleted_here {
+                    continue;
+                }
+                let on_server = rows::get(&mut conn, t, &id).expect("a row");
+                if on_server.is_some_and(|r| {
+                    offsync::domain::value::same(
+                        TABLES[t].fields[i].ty,
+                        r.values[i].as_deref(),
+                        value.as_deref(),
+                    )
+                }) {
+                    continue;
+                }
+                let open = conflicts::open_for_rows(
+                    &mut conn,
+                    &user.id,
+                    &table,
+                    std::slice::from_ref(&id),
+                )
+                .expect("conflicts");
+                let waits = match open.get(&id) {
+                    Some(c) => conflicts::fields(&mut conn, &c.id)
+                        .expect("fields")
+                        .iter()
+                        .any(|f| f.field == field && f.offline_value == value),
+                    None => false,
+                };
+                prop_assert!(
+                    waits,
+                    "laptop {}'s {} {} {} = {:?} was lost",
+                    l,
+                    table,
+                    id,
+                    field,
+                    value
+                );
+            }
+            Ok(())
+        }
+
+        /// Every open conflict of `user`, closed with one side; each must close.
+        fn resolve_all(&self, user: &str, offline: bool) -> Result<(), TestCaseError> {
+            let mut conn = self.app.conn();
+            let who = accounts::user_by_name(&mut conn, user).expect("a lookup");
+            let Some(who) = who else { return Ok(()) };
+            let scope = conflicts::Scope {
+                user_id: Some(&who.id),
+                table: None,
+                device_id: None,
+            };
+            for c in conflicts::list(&mut conn, &scope, "open", 1000, 0).expect("conflicts") {
+                let now = resolve::now_of(&mut conn, &c, false).expect("where the row is");
+                let side = if offline {
+                    Choice::Offline
+                } else {
+                    Choice::Server
+                };
+                let mut res = Resolution {
+                    version: now.version(),
+                    ..Resolution::default()
+                };
+                match resolve::form_of(&c.kind, &now) {
+                    Form::Fields => {
+                        for f in conflicts::fields(&mut conn, &c.id).expect("fields") {
+                            res.fields.insert(f.field, side.clone());
+                        }
+                    }
+                    Form::Row { .. } => res.row = Some(side.clone()),
+                }
+                match resolve::resolve(&mut conn, &who, &c.id, &res) {
+                    Ok(resolve::Outcome::Resolved)
+                    | Err(resolve::ResolveError::AlreadyResolved) => {}
+                    // A choice that cannot be carried out now: the other side always can.
+                    Err(resolve::ResolveError::Impossible(_)) => {
+                        let other = if offline {
+                            Choice::Server
+                        } else {
+                            Choice::Offline
+                        };
+                        res.row = res.row.map(|_| other.clone());
+                        for v in res.fields.values_mut() {
+                            *v = other.clone();
+                        }
+                        let outcome = resolve::resolve(&mut conn, &who, &c.id, &res);
+                        prop_assert!(
+                            matches!(outcome, Ok(_) | Err(resolve::ResolveError::AlreadyResolved)),
+                            "conflict {} ({}) cannot be closed either way: {:?}",
+                            c.id,
+                            c.kind,
+                            outcome
+                        );
+                    }
+                    other => prop_assert!(
+                        false,
+                        "conflict {} ({}) not closed: {:?}",
+                        c.id,
+                        c.kind,
+                        other
+                    ),
+                }
+            }
+            Ok(())
+        }
+
+        fn apply(&self, op: &Op) -> Result<(), TestCaseError> {
+            match *op {
+                Op::OfficeEdit(k, n, v) => {
+                    let (table, fields) = KINDS[k];
+                    let Some(id) = self.nth(table, n) else {
+                        return Ok(());
+                    };
+                    let field = fields[v % fields.len()];
+                    let value = office_value(field, VALUES[v]);
+                    // An import refuses what XML cannot carry; that changes nothing.
+                    let _ = offsync::sync::import::import(
+                        &mut self.app.conn(),
+                        std::io::Cursor::new(
+                            doc(&[create(table, &id, &[(field, value)])]).into_bytes(),
+                        ),
+                        u64::MAX,
+                    );
+                }
+                Op::OfficeDeleteInspection(n) => {
+                    if let Some(id) = self.nth("inspections", n) {
+                        self.app.import(&doc(&[format!(
+                            r#"<delete table="inspections" id="{id}"/>"#
+                        )]));
+                    }
+                }
+                Op::OfficeAddReading(n) => {
+                    if let Some(id) = self.nth("inspections", n) {
+                        self.app.seed_readings(&id, 1);
+                    }
+                }
+                Op::LaptopEdit(l, k, n, v) => {
+                    let (table, fields) = KINDS[k];
+                    let Some(id) = self.nth_on(l, table, n) else {
+                        return Ok(());
+                    };
+                    let def = &TABLES[table_by_name(table).expect("a table")];
+                    let editable: Vec<&str> = fields
+                        .iter()
+                        .copied()
+                        .filter(|f| def.fields[def.field_index(f).expect("a field")].offline_edit)
+                        .collect();
+                    let field = editable[v % editable.len()];
+                    let value = office_value(field, VALUES[v]).unwrap_or_default();
+                    let laptop = &self.laptops[l];
+                    let before = laptop.value(table, &id, field).expect("the row");
+                    let input = [(field.to_owned(), value.to_owned())].into_iter().collect();
+                    let t = table_by_name(table).expect("a table");
+                    let outcome = offsync::editing::update(
+                        &mut laptop.pool.get().expect("a connection"),
+                        offsync::editing::Mode::Offline,
+                        t,
+                        &id,
+                        laptop.version(table, &id),
+                        &input,
+                        "laptop",
+                    );
+                    match outcome {
+                        Ok(()) => {
+                            let stored = laptop.value(table, &id, field).expect("the row");
+                            if stored == before {
+                                return Ok(()); // nothing changed: nothing to land
+                            }
+                            self.edits[l]
+                                .borrow_mut()
+                                .insert((table.to_owned(), id.clone(), field.to_owned()), stored);
+                        }
+                        Err(e) => prop_assert!(
+                            matches!(e, offsync::editing::EditError::Invalid(_)),
+                            "an offline edit fails only on its value: {e}"
+                        ),
+                    }
+                }
+                Op::LaptopAddReading(l, n) => {
+                    if let Some(id) = self.nth_on(l, "inspections", n) {
+                        self.laptops[l].create(
+                            "readings",
+                            &[
+                                ("inspection_id", &id),
+                                ("kind", "flow"),
+                                ("value", "1.5"),
+                                ("unit", " l/s "),
+                            ],
+                        );
+                    }
+                }
+                Op::LaptopDelete(l, k, n) => {
+                    let table = KINDS[k].0;
+                    if let Some(id) = self.nth_on(l, table, n) {
+                        self.laptops[l].delete(table, &id);
+                    }
+                }
+                Op::Sync(l) => self.sync(l)?,
+                Op::SyncLostAnswer(l) => {
+                    self.proxy.cut("/upload", 0);
+                    let outcome =
+                        sync::sync(&self.laptops[l].pool, &self.laptops[l].upstream, &Quiet);
+                    self.proxy.heal();
+                    match &outcome {
+                        Ok(_) => self.check_edits_landed(l)?,
+                        Err(e) => prop_assert!(
+                            matches!(
+                                e,
+                                SyncFailure::Client(
+                                    offsync::offline::client::ClientError::Unreachable { .. }
+                                )
+                            ),
+                            "only the line fails it: {e}"
+                        ),
+                    }
+                }
+                Op::Overlapping(l) => {
+                    let (pool, upstream) = (&self.laptops[l].pool, &self.laptops[l].upstream);
+                    let (a, b) = std::thread::scope(|s| {
+                        let a = s.spawn(|| sync::sync(pool, upstream, &Quiet));
+                        let b = s.spawn(|| sync::sync(pool, upstream, &Quiet));
+                        (
+                            a.join().expect("a sync thread"),
+                            b.join().expect("a sync thread"),
+                        )
+                    });
+                    let completed = a.is_ok() || b.is_ok();
+                    for outcome in [a, b] {
+                        if let Err(e) = outcome {
+                            prop_assert!(matches!(e, SyncFailure::Running), "{e}");
+                        }
+                    }
+                    if completed {
+                        self.check_edits_landed(l)?;
+                    }
+                }
+                Op::Resolve(offline) => {
+                    for u in self.users {
+                        self.resolve_all(u, offline)?;
+                    }
+                }
+            }
+            Ok(())
+        }
+    }
+
+    /// A value that fits its field: the set words and numbers where the field needs them.
+    fn office_value(field: &str, v: Option<&'static str>) -> Option<&'static str> {
+        match field {
+            "status" => Some(if v.is_some() { "degraded" } else { "ok" }),
+            "result" => Some(if v.is_some() { "fail" } else { "pass" }),
+            "value" => Some(match v {
+                Some("4.20") => "4.20",
+                Some("a") => "4.2",
+                _ => "7",
+            }),
+            _ => v,
+        }
+    }
+
+    fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
+        let w = World::new();
+        for l in 0..w.laptops.len() {
+            w.sync(l)?;
+        }
+        for op in &ops {
+            w.apply(op)?;
+        }
+        // Everyone decides what is open, then a quiet round.
+        for round in 0..2 {
+            for u in w.users {
+                w.resolve_all(u, round == 0)?;
+            }
+            for l in 0..w.laptops.len() {
+                w.sync(l)?;
+            }
+        }
+        for l in 0..w.laptops.len() {
+            w.sync(l)?;
+        }
+        let server = w.server_snapshot();
+        for (l, laptop) in w.laptops.iter().enumerate() {
+            prop_assert_eq!(
+                &laptop.snapshot(),
+                &server,
+                "laptop {} equals the server",
+                l
+            );
+            prop_assert_eq!(laptop.pending(), 0, "laptop {} has nothing waiting", l);
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+        #[test]
+        fn laptops_on_a_dropping_line_never_lose_never_wedge_and_converge(
+            ops in proptest::collection::vec(op(), 4..30),
+        ) {
+            run(ops)?;
+        }
     }
 }

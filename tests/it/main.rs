@@ -2,6 +2,7 @@
 //! database, on SQLite and (when `OFFSYNC_TEST_PG` is set) on PostgreSQL.
 
 mod helpers;
+mod laptop;
 
 mod concurrency;
 mod conflicts;

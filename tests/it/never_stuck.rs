@@ -6,7 +6,7 @@ use offsync::domain::{TABLES, table_by_name};
 use offsync::offline::store;
 
 use crate::helpers::*;
-use crate::offline::Laptop;
+use crate::laptop::Laptop;
 use crate::on_both;
 
 on_both!(
