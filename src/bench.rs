@@ -216,40 +216,27 @@ impl Drop for Server {
 fn fill(pool: &Pool, n: u64) -> anyhow::Result<Vec<String>> {
     let new_id = || uuid::Uuid::new_v4().to_string();
     let mut w = ChangesetWriter::start(Vec::new(), None)?;
-    let rec = |table: &str, id: &str, values: Vec<Option<String>>| {
-        Item::Record(Record {
-            table: table_by_name(table).unwrap_or_default(),
-            id: id.to_owned(),
-            base: None,
-            updated: None,
-            fields: values
-                .into_iter()
-                .enumerate()
-                .map(|(index, value)| FieldChange {
-                    index,
-                    value,
-                    was: Was::Unknown,
-                })
-                .collect(),
-        })
+    // Rows by field name; a name the domain does not declare is an error, not a guess.
+    let rec = |table: &str, id: &str, named: &[(&str, Option<&str>)]| {
+        Record::create(table, id, named)
+            .map(Item::Record)
+            .ok_or_else(|| anyhow::anyhow!("the bench names a field {table} does not have"))
     };
     let (site, asset) = (new_id(), new_id());
     w.item(&rec(
         "sites",
         &site,
-        vec![Some("BENCH".into()), Some("Bench site".into()), None, None],
-    ))?;
+        &[("code", Some("BENCH")), ("name", Some("Bench site"))],
+    )?)?;
     w.item(&rec(
         "assets",
         &asset,
-        vec![
-            Some(site),
-            Some("BENCH-1".into()),
-            None,
-            Some("ok".into()),
-            None,
+        &[
+            ("site_id", Some(&site)),
+            ("tag", Some("BENCH-1")),
+            ("status", Some("ok")),
         ],
-    ))?;
+    )?)?;
     let mut readings = Vec::new();
     let mut inspection = String::new();
     for i in 0..n.saturating_sub(2) {
@@ -258,27 +245,27 @@ fn fill(pool: &Pool, n: u64) -> anyhow::Result<Vec<String>> {
             w.item(&rec(
                 "inspections",
                 &inspection,
-                vec![
-                    Some(asset.clone()),
-                    Some("2026-11-21T09:00:00.000000Z".into()),
-                    Some("Bench".into()),
-                    Some("pass".into()),
-                    None,
+                &[
+                    ("asset_id", Some(&asset)),
+                    ("inspected_at", Some("2026-11-21T09:00:00.000000Z")),
+                    ("inspector", Some("Bench")),
+                    ("result", Some("pass")),
                 ],
-            ))?;
+            )?)?;
             continue;
         }
         let r = new_id();
+        let value = format!("{}.5", i % 997);
         w.item(&rec(
             "readings",
             &r,
-            vec![
-                Some(inspection.clone()),
-                Some("pressure".into()),
-                Some(format!("{}.5", i % 997)),
-                Some("bar".into()),
+            &[
+                ("inspection_id", Some(&inspection)),
+                ("kind", Some("pressure")),
+                ("value", Some(&value)),
+                ("unit", Some("bar")),
             ],
-        ))?;
+        )?)?;
         readings.push(r);
     }
     let doc = w.finish()?;

@@ -88,6 +88,31 @@ pub struct Record {
     pub fields: Vec<FieldChange>,
 }
 
+impl Record {
+    /// A create of row `id` with fields named as the domain declares them (a field left
+    /// out is NULL); `None` when the table or a field name is not declared.
+    pub fn create(table: &str, id: &str, named: &[(&str, Option<&str>)]) -> Option<Record> {
+        let t = domain::table_by_name(table)?;
+        let fields = named
+            .iter()
+            .map(|(name, value)| {
+                Some(FieldChange {
+                    index: TABLES[t].field_index(name)?,
+                    value: value.map(str::to_owned),
+                    was: Was::Unknown,
+                })
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some(Record {
+            table: t,
+            id: id.to_owned(),
+            base: None,
+            updated: None,
+            fields,
+        })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Delete {
     pub table: TableId,

@@ -6,6 +6,7 @@ mod laptop;
 
 mod concurrency;
 mod conflicts;
+mod declaration;
 mod devices;
 mod duplicates;
 mod never_stuck;

@@ -1,0 +1,188 @@
+//! The declaration is the source: `domain::TABLES` against the migrated schema on both
+//! databases (columns, types, nullability, the CHECK lists, parents, unique natural keys),
+//! and against the names the XSD allows.
+
+use std::collections::BTreeSet;
+
+use diesel::QueryableByName;
+use diesel::sql_types::{Bool, Text};
+use offsync::db::{DbConn, Sql};
+use offsync::domain::{FieldType, TABLES, table_by_name};
+
+use crate::helpers::*;
+use crate::on_both;
+
+on_both!(the_migrated_schema_is_the_declaration);
+
+#[derive(QueryableByName, Debug)]
+struct Column {
+    #[diesel(sql_type = Text)]
+    name: String,
+    #[diesel(sql_type = Text)]
+    ty: String,
+    #[diesel(sql_type = Bool)]
+    not_null: bool,
+}
+
+#[derive(QueryableByName)]
+struct Definition {
+    #[diesel(sql_type = Text)]
+    def: String,
+}
+
+fn columns(conn: &mut DbConn, table: &str) -> Vec<Column> {
+    let sql = match conn {
+        DbConn::Sqlite(_) => format!(
+            "SELECT name, lower(type) AS ty, \"notnull\" <> 0 AS not_null FROM pragma_table_info('{table}')"
+        ),
+        DbConn::Pg(_) => format!(
+            "SELECT column_name::text AS name, data_type::text AS ty, is_nullable = 'NO' AS not_null \
+             FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = '{table}'"
+        ),
+    };
+    Sql::new(sql).load(conn).expect("the columns")
+}
+
+/// The table's definition text where it states CHECKs, foreign keys and unique keys.
+fn definitions(conn: &mut DbConn, table: &str) -> String {
+    let sql = match conn {
+        DbConn::Sqlite(_) => format!(
+            "SELECT sql AS def FROM sqlite_master WHERE name = '{table}' OR tbl_name = '{table}' AND sql IS NOT NULL"
+        ),
+        DbConn::Pg(_) => format!(
+            "SELECT pg_get_constraintdef(oid) AS def FROM pg_constraint WHERE conrelid = '{table}'::regclass"
+        ),
+    };
+    let defs: Vec<Definition> = Sql::new(sql).load(conn).expect("the definitions");
+    defs.into_iter()
+        .map(|d| d.def)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The quoted words of the CHECK that names `field`.
+fn check_words(defs: &str, field: &str) -> BTreeSet<String> {
+    let at = defs
+        .match_indices("CHECK")
+        .map(|(i, _)| &defs[i..])
+        .find(|rest| {
+            let clause = &rest[..rest.find(')').map_or(rest.len(), |e| e + 1)];
+            clause.contains(field)
+        })
+        .unwrap_or_else(|| panic!("no CHECK on {field} in {defs}"));
+    let clause = &at[..at.find("))").map_or(at.len(), |e| e + 2)];
+    clause
+        .split('\'')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_owned)
+        .collect()
+}
+
+fn the_migrated_schema_is_the_declaration(b: Backend) {
+    let Some(app) = TestApp::spawn(b) else { return };
+    let mut conn = app.conn();
+    for def in TABLES {
+        let cols = columns(&mut conn, def.name);
+        let col = |name: &str| {
+            cols.iter()
+                .find(|c| c.name == name)
+                .unwrap_or_else(|| panic!("{}.{name} is declared but not in the schema", def.name))
+        };
+        assert!(
+            col("id").ty.contains("text") && col("id").not_null,
+            "{}.id",
+            def.name
+        );
+        assert!(col("last_updated").ty.contains("bigint") && col("last_updated").not_null);
+        let known: BTreeSet<&str> = def
+            .fields
+            .iter()
+            .map(|f| f.name)
+            .chain(["id", "last_updated", "changed_by"])
+            .collect();
+        for c in &cols {
+            assert!(
+                known.contains(c.name.as_str()),
+                "{}.{} is in the schema but not declared",
+                def.name,
+                c.name
+            );
+        }
+        let defs = definitions(&mut conn, def.name);
+        for f in def.fields {
+            let c = col(f.name);
+            assert!(
+                c.ty.contains("text"),
+                "{}.{} is stored as text, not {}",
+                def.name,
+                f.name,
+                c.ty
+            );
+            assert_eq!(
+                c.not_null, !f.nullable,
+                "{}.{} nullability",
+                def.name, f.name
+            );
+            match f.ty {
+                FieldType::Enum(words) => {
+                    let want: BTreeSet<String> = words.iter().map(|w| (*w).to_owned()).collect();
+                    assert_eq!(
+                        check_words(&defs, f.name),
+                        want,
+                        "{}.{} CHECK list",
+                        def.name,
+                        f.name
+                    );
+                }
+                FieldType::Parent(parent) => {
+                    let fk = format!("REFERENCES {parent}");
+                    let names_it = defs.lines().chain(defs.split(',')).any(|l| {
+                        (l.contains(f.name) && l.contains(&fk))
+                            || l.contains(&format!("REFERENCES {parent}(id)"))
+                    });
+                    assert!(
+                        names_it,
+                        "{}.{} references {parent}: {defs}",
+                        def.name, f.name
+                    );
+                    assert!(table_by_name(parent).is_some());
+                }
+                _ => {}
+            }
+        }
+        if let Some(k) = def.natural_key {
+            assert!(
+                defs.contains(&format!("{k} TEXT NOT NULL UNIQUE"))
+                    || defs.contains(&format!("UNIQUE ({k})")),
+                "{}.{k} is unique: {defs}",
+                def.name
+            );
+        }
+    }
+}
+
+#[test]
+fn the_xsd_names_exactly_the_declared_tables_and_fields() {
+    let xsd = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/changeset.xsd"))
+        .expect("docs/changeset.xsd");
+    let enumeration = |type_name: &str| -> BTreeSet<String> {
+        let start = xsd
+            .find(&format!("<xs:simpleType name=\"{type_name}\">"))
+            .unwrap_or_else(|| panic!("the XSD has no type {type_name}"));
+        let body = &xsd[start..start + xsd[start..].find("</xs:simpleType>").unwrap()];
+        body.match_indices("<xs:enumeration value=\"")
+            .map(|(i, m)| {
+                let rest = &body[i + m.len()..];
+                rest[..rest.find('"').unwrap()].to_owned()
+            })
+            .collect()
+    };
+    let tables: BTreeSet<String> = TABLES.iter().map(|t| t.name.to_owned()).collect();
+    assert_eq!(enumeration("table"), tables);
+    let fields: BTreeSet<String> = TABLES
+        .iter()
+        .flat_map(|t| t.fields.iter().map(|f| f.name.to_owned()))
+        .collect();
+    assert_eq!(enumeration("fieldName"), fields);
+}
