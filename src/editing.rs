@@ -14,7 +14,7 @@ use crate::db::repo::rows::{self, Row};
 use crate::db::{DbConn, DbError, write_txn};
 use crate::domain::rules::{Verdict, judge_field, next_stamp};
 use crate::domain::{Field, FieldType, Micros, TABLES, TableId, Values, table_by_name, value};
-use crate::offline::store::{self, FieldLog};
+use crate::offline::store::{self, ChangeKind, FieldLog};
 
 /// Who is editing: the main site (every field, stamped by the server), or the offline copy
 /// on a laptop (only what offline may do, remembered until a sync has uploaded it).
@@ -113,6 +113,9 @@ fn values_from_form(
     }
 }
 
+/// A touched field: its index, its new stored value, and the text the form said it showed.
+type Touched = (usize, Option<String>, Option<String>);
+
 /// The fields a save touched, with their stored values: each editable field whose
 /// submitted text differs from the text the form showed (`was.NAME`, else `shown_now`,
 /// the row's text now, for forms that do not send it). With the text the form says it
@@ -123,7 +126,7 @@ fn touched(
     input: &BTreeMap<String, String>,
     shown_now: &BTreeMap<String, String>,
     editable: impl Fn(&Field) -> bool,
-) -> Result<Vec<(usize, Option<String>, Option<String>)>, EditError> {
+) -> Result<Vec<Touched>, EditError> {
     let def = &TABLES[table];
     let mut errors = BTreeMap::new();
     let mut out = Vec::new();
@@ -236,7 +239,15 @@ pub fn create(
             Mode::Offline => {
                 // No server version yet: 0 until the first sync brings the server's stamp.
                 rows::insert(c, table, &[(id.clone(), values.clone(), 0)], actor)?;
-                store::log_change(c, table, &id, "create", None, &full_log(def, &values), now)?;
+                store::log_change(
+                    c,
+                    table,
+                    &id,
+                    ChangeKind::Create,
+                    None,
+                    &full_log(def, &values),
+                    now,
+                )?;
             }
         }
         Ok(id)
@@ -318,7 +329,7 @@ pub fn update(
                     // Made here, uploaded, and not taken yet (held in a conflict on the
                     // server): it is still a create, sent whole.
                     let fields = full_log(def, &values);
-                    store::log_change(c, table, id, "create", None, &fields, now)?;
+                    store::log_change(c, table, id, ChangeKind::Create, None, &fields, now)?;
                 } else {
                     let logs: Vec<FieldLog> = changes
                         .into_iter()
@@ -328,7 +339,15 @@ pub fn update(
                             was: row.values[i].clone(),
                         })
                         .collect();
-                    store::log_change(c, table, id, "edit", Some(row.last_updated), &logs, now)?;
+                    store::log_change(
+                        c,
+                        table,
+                        id,
+                        ChangeKind::Edit,
+                        Some(row.last_updated),
+                        &logs,
+                        now,
+                    )?;
                 }
             }
         }
@@ -421,7 +440,15 @@ pub fn delete(
             if store::is_local_only(c, table, id)? {
                 store::drop_changes(c, table, &[id.to_owned()])?;
             } else {
-                store::log_change(c, table, id, "delete", Some(row.last_updated), &[], now)?;
+                store::log_change(
+                    c,
+                    table,
+                    id,
+                    ChangeKind::Delete,
+                    Some(row.last_updated),
+                    &[],
+                    now,
+                )?;
             }
         }
         Ok(rows::delete_cascade(
@@ -448,13 +475,13 @@ pub fn discard(conn: &mut DbConn, table: TableId, id: &str) -> Result<(), EditEr
             store::release(c, table, id)?;
             return Ok(());
         };
-        if first.kind == "create" {
+        if first.kind == ChangeKind::Create {
             for (t, ids) in descendants(c, table, &[id.to_owned()])? {
                 store::drop_changes(c, t, &ids)?;
             }
             rows::delete_cascade(c, table, &[id.to_owned()], now, "discarded on this laptop")?;
             rows::remove_tombstones(c, table, &[id.to_owned()])?;
-        } else if changes.iter().any(|ch| ch.kind == "delete") {
+        } else if changes.iter().any(|ch| ch.kind == ChangeKind::Delete) {
             let tomb = rows::tombstones(c, table, &[id.to_owned()])?.remove(id);
             if let Some(values) = tomb.and_then(|t| t.values) {
                 rows::remove_tombstone(c, table, id)?;

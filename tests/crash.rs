@@ -348,11 +348,17 @@ fn a_kill_during_a_bulk_resolution_leaves_every_conflict_whole(b: Backend) {
             table: None,
             device_id: None,
         };
-        offsync::db::repo::conflicts::list(&mut setup.conn(), &scope, "open", CONFLICTS as i64, 0)
-            .expect("the conflicts")
-            .into_iter()
-            .map(|c| c.id)
-            .collect()
+        offsync::db::repo::conflicts::list(
+            &mut setup.conn(),
+            &scope,
+            offsync::db::repo::conflicts::ConflictStatus::Open,
+            CONFLICTS as i64,
+            0,
+        )
+        .expect("the conflicts")
+        .into_iter()
+        .map(|c| c.id)
+        .collect()
     };
     assert_eq!(ids.len(), CONFLICTS);
     let (browser, form) = keep_offline_form(&server, &ids);

@@ -193,14 +193,20 @@ impl World {
             table: None,
             device_id: None,
         };
-        conflicts::list(&mut conn, &scope, "open", 10, 0)
-            .expect("the conflicts")
-            .into_iter()
-            .map(|c| {
-                let fields = conflicts::fields(&mut conn, &c.id).expect("its fields");
-                (c, fields)
-            })
-            .collect()
+        conflicts::list(
+            &mut conn,
+            &scope,
+            offsync::db::repo::conflicts::ConflictStatus::Open,
+            10,
+            0,
+        )
+        .expect("the conflicts")
+        .into_iter()
+        .map(|c| {
+            let fields = conflicts::fields(&mut conn, &c.id).expect("its fields");
+            (c, fields)
+        })
+        .collect()
     }
 
     fn flagged(&self) -> bool {
@@ -480,7 +486,7 @@ mod fleet {
         }
 
         /// Every edit the laptop synced is the server's value now, or waits in an open
-        /// conflict of its user with that value (unless the laptop itself deleted the row).
+        /// conflict of its user with that value.
         fn check_edits_landed(&self, l: usize) -> Result<(), TestCaseError> {
             let edits = std::mem::take(&mut *self.edits[l].borrow_mut());
             let mut conn = self.app.conn();
@@ -490,14 +496,6 @@ mod fleet {
             for ((table, id, field), value) in edits {
                 let t = table_by_name(&table).expect("a table");
                 let i = TABLES[t].field_index(&field).expect("a field");
-                let mut lc = self.laptops[l].pool.get().expect("a connection");
-                let deleted_here = rows::tombstones(&mut lc, t, std::slice::from_ref(&id))
-                    .expect("tombstones")
-                    .get(&id)
-                    .is_some_and(|tomb| tomb.changed_by.as_deref() == Some("laptop"));
-                if deleted_here {
-                    continue;
-                }
                 let on_server = rows::get(&mut conn, t, &id).expect("a row");
                 if on_server.is_some_and(|r| {
                     offsync::domain::value::same(
@@ -545,7 +543,15 @@ mod fleet {
                 table: None,
                 device_id: None,
             };
-            for c in conflicts::list(&mut conn, &scope, "open", 1000, 0).expect("conflicts") {
+            for c in conflicts::list(
+                &mut conn,
+                &scope,
+                offsync::db::repo::conflicts::ConflictStatus::Open,
+                1000,
+                0,
+            )
+            .expect("conflicts")
+            {
                 let now = resolve::now_of(&mut conn, &c, false).expect("where the row is");
                 let side = if offline {
                     Choice::Offline
@@ -556,7 +562,7 @@ mod fleet {
                     version: now.version(),
                     ..Resolution::default()
                 };
-                match resolve::form_of(&c.kind, &now) {
+                match resolve::form_of(c.conflict_kind(), &now) {
                     Form::Fields => {
                         for f in conflicts::fields(&mut conn, &c.id).expect("fields") {
                             res.fields.insert(f.field, side.clone());
@@ -688,6 +694,12 @@ mod fleet {
                     let table = KINDS[k].0;
                     if let Some(id) = self.nth_on(l, table, n) {
                         self.laptops[l].delete(table, &id);
+                        // The engineer deleted what they had edited: the delete is what
+                        // must land (or wait in a conflict), not the edits before it.
+                        let here = self.laptops[l].snapshot();
+                        self.edits[l]
+                            .borrow_mut()
+                            .retain(|(t, id, _), _| here.contains_key(&(t.clone(), id.clone())));
                     }
                 }
                 Op::Sync(l) => self.sync(l)?,

@@ -5,6 +5,7 @@
 pub mod dialect;
 pub mod integrity;
 pub mod repo;
+pub mod schema;
 mod sql;
 
 use std::time::Duration;

@@ -24,17 +24,6 @@ pub enum ValueError {
     TooLong(usize),
 }
 
-impl ValueError {
-    /// The protocol's error code for an upload that sent such a value.
-    pub fn code(&self) -> &'static str {
-        match self {
-            ValueError::Character(_) => "invalid-character",
-            ValueError::TooLong(_) => "value-too-long",
-            _ => "invalid-value",
-        }
-    }
-}
-
 /// Checks a value for `field` and returns its stored form: line breaks as LF, trimmed
 /// where the field is [`Field::trimmed`], timestamps in canonical UTC, ids in lower-case
 /// hyphenated form; prose otherwise as given.
@@ -267,7 +256,8 @@ mod tests {
     fn one_normalisation_for_every_path() {
         let notes = field("assets", "notes");
         let tag = field("assets", "tag");
-        let cases: &[(&Field, &str, Result<Option<&str>, ValueError>)] = &[
+        type Case<'a> = (&'a Field, &'a str, Result<Option<&'a str>, ValueError>);
+        let cases: &[Case<'_>] = &[
             (notes, "a\r\nb\rc\n", Ok(Some("a\nb\nc\n"))),
             (notes, "  kept as typed  ", Ok(Some("  kept as typed  "))),
             (notes, "", Ok(Some(""))),

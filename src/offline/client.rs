@@ -12,16 +12,11 @@ use reqwest::blocking::{Client, Response};
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// The server refused the request; retrying would not help.
-    #[error("the server refused {what}: {status} {message}")]
+    #[error("the server refused {what}: {status} {}", refusal.message)]
     Refused {
         what: &'static str,
         status: u16,
-        code: String,
-        message: String,
-        /// The row the refusal names (`<error table=".." id=".." field="..">`).
-        table: Option<String>,
-        id: Option<String>,
-        field: Option<String>,
+        refusal: Box<Refusal>,
     },
     /// The network or the server failed, even after retries.
     #[error("{what} failed after {attempts} attempts: {reason}")]
@@ -32,6 +27,17 @@ pub enum ClientError {
     },
     #[error("the server's answer to {what} was not understood: {reason}")]
     Protocol { what: &'static str, reason: String },
+}
+
+/// What a refusal's `<error>` says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub code: String,
+    pub message: String,
+    /// The row the refusal names (`<error table=".." id=".." field="..">`).
+    pub table: Option<String>,
+    pub id: Option<String>,
+    pub field: Option<String>,
 }
 
 /// The main server, as this device talks to it.
@@ -213,15 +219,17 @@ fn refused(what: &'static str, r: Response) -> ClientError {
     ClientError::Refused {
         what,
         status,
-        code: attr(&body, "code").unwrap_or_default(),
-        table: attr(&body, "table"),
-        id: attr(&body, "id"),
-        field: attr(&body, "field"),
-        message: body
-            .split_once('>')
-            .and_then(|(_, rest)| rest.rsplit_once("</error>"))
-            .map(|(m, _)| m.to_owned())
-            .unwrap_or(body),
+        refusal: Box::new(Refusal {
+            code: attr(&body, "code").unwrap_or_default(),
+            table: attr(&body, "table"),
+            id: attr(&body, "id"),
+            field: attr(&body, "field"),
+            message: body
+                .split_once('>')
+                .and_then(|(_, rest)| rest.rsplit_once("</error>"))
+                .map(|(m, _)| m.to_owned())
+                .unwrap_or(body),
+        }),
     }
 }
 

@@ -20,13 +20,37 @@ pub struct FieldLog {
     pub was: Option<String>,
 }
 
+/// What a logged local change did (stored as its word: the CHECK of `offline_changes.kind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeKind {
+    Create,
+    Edit,
+    Delete,
+}
+
+impl ChangeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeKind::Create => "create",
+            ChangeKind::Edit => "edit",
+            ChangeKind::Delete => "delete",
+        }
+    }
+
+    fn parse(word: &str) -> Option<ChangeKind> {
+        [ChangeKind::Create, ChangeKind::Edit, ChangeKind::Delete]
+            .into_iter()
+            .find(|k| k.as_str() == word)
+    }
+}
+
 /// One logged local change.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Change {
     pub seq: i64,
     pub table: TableId,
     pub row_id: String,
-    pub kind: String,
+    pub kind: ChangeKind,
     /// The server version the change was made on (none for a create).
     pub base: Option<Micros>,
     pub fields: Vec<FieldLog>,
@@ -61,14 +85,13 @@ impl RawChange {
         let table = crate::domain::table_by_name(&self.table_name)
             .ok_or_else(|| unreadable(format!("unknown table {:?}", self.table_name)))?;
         let fields = serde_json::from_str(&self.fields).map_err(|e| unreadable(e.to_string()))?;
-        if !matches!(self.kind.as_str(), "create" | "edit" | "delete") {
-            return Err(unreadable(format!("unknown kind {:?}", self.kind)));
-        }
+        let kind = ChangeKind::parse(&self.kind)
+            .ok_or_else(|| unreadable(format!("unknown kind {:?}", self.kind)))?;
         Ok(Change {
             seq: self.seq,
             table,
             row_id: self.row_id,
-            kind: self.kind,
+            kind,
             base: self.base,
             fields,
         })
@@ -99,7 +122,7 @@ pub fn log_change(
     conn: &mut DbConn,
     table: TableId,
     row_id: &str,
-    kind: &str,
+    kind: ChangeKind,
     base: Option<Micros>,
     fields: &[FieldLog],
     now: Micros,
@@ -111,7 +134,7 @@ pub fn log_change(
     );
     sql.param(seq)
         .push(", ")
-        .params([TABLES[table].name, row_id, kind])
+        .params([TABLES[table].name, row_id, kind.as_str()])
         .push(", ")
         .param(base)
         .push(", ")

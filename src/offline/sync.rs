@@ -19,7 +19,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use super::client::{ClientError, UploadResult, Upstream};
-use super::store::{self, Change, FieldLog};
+use super::store::{self, Change, ChangeKind, FieldLog};
 use crate::db::dialect::WriteLock;
 use crate::db::repo::rows;
 use crate::db::{DbError, Pool, write_txn};
@@ -180,14 +180,13 @@ pub fn sync(
 fn hold_refused(pool: &Pool, refusal: &ClientError) -> Result<bool, SyncFailure> {
     let ClientError::Refused {
         status: 422,
-        code,
-        message,
-        table: Some(table_name),
-        id: Some(id),
-        field,
+        refusal,
         ..
     } = refusal
     else {
+        return Ok(false);
+    };
+    let (Some(table_name), Some(id)) = (&refusal.table, &refusal.id) else {
         return Ok(false);
     };
     let Some(table) = crate::domain::table_by_name(table_name) else {
@@ -197,15 +196,15 @@ fn hold_refused(pool: &Pool, refusal: &ClientError) -> Result<bool, SyncFailure>
     if store::changes_of(&mut conn, table, std::slice::from_ref(id))?.is_empty() {
         return Ok(false);
     }
-    tracing::warn!(table = %table_name, id = %id, code = %code, "the server refused a change; held on this laptop");
+    tracing::warn!(table = %table_name, id = %id, code = %refusal.code, "the server refused a change; held on this laptop");
     store::hold(
         &mut conn,
         &store::Held {
             table_name: table_name.clone(),
             row_id: id.clone(),
-            code: code.clone(),
-            field: field.clone(),
-            message: message.clone(),
+            code: refusal.code.clone(),
+            field: refusal.field.clone(),
+            message: refusal.message.clone(),
             held_at: time::now(),
         },
     )?;
@@ -330,8 +329,8 @@ fn write_row<W: Write>(
         return Ok(0);
     };
     let id = first.row_id.clone();
-    let created = first.kind == "create";
-    let deleted = changes.iter().any(|c| c.kind == "delete");
+    let created = first.kind == ChangeKind::Create;
+    let deleted = changes.iter().any(|c| c.kind == ChangeKind::Delete);
     let updated = Some(time::now());
     if deleted {
         if created || !def.offline_delete {
@@ -631,7 +630,7 @@ fn mark_conflicts_from_shadow(
     held: &HashSet<(TableId, String)>,
     now: Micros,
 ) -> Result<(), SyncFailure> {
-    for table in 0..TABLES.len() {
+    for (table, def) in TABLES.iter().enumerate() {
         let mut after = None;
         loop {
             let page = store::changes_page(c, table, upto, after.as_ref(), 1000)?;
@@ -640,8 +639,11 @@ fn mark_conflicts_from_shadow(
                 after = Some((last.row_id.clone(), last.seq));
             }
             let uploaded = |ch: &&Change| !held.contains(&(table, ch.row_id.clone()));
-            for change in page.iter().filter(|ch| ch.kind == "edit").filter(uploaded) {
-                let def = &TABLES[table];
+            for change in page
+                .iter()
+                .filter(|ch| ch.kind == ChangeKind::Edit)
+                .filter(uploaded)
+            {
                 for f in &change.fields {
                     let Some(index) = def.field_index(&f.field) else {
                         continue;

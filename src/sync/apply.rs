@@ -9,12 +9,13 @@
 use std::collections::HashSet;
 
 use super::SyncError;
+use super::code::ErrorCode;
 use super::codec::{Item, Record};
 use super::judge::{self, Decision, Draft, Known, Outcome, Upload};
 use super::spool::{Part, Spool};
 use crate::db::DbConn;
 use crate::db::integrity;
-use crate::db::repo::conflicts::{self, Conflict, ConflictField, kind};
+use crate::db::repo::conflicts::{self, Conflict, ConflictField, ConflictKind, ConflictStatus};
 use crate::db::repo::rows;
 use crate::db::repo::sessions::Counts;
 use crate::db::repo::{accounts, aliases, resends};
@@ -113,7 +114,7 @@ fn check_items(table: TableId, items: &[Item]) -> Result<Vec<String>, SyncError>
         let id = item.id().to_owned();
         if let Item::Alias(_) = item {
             return Err(SyncError::rejected(
-                "unexpected-alias",
+                ErrorCode::UnexpectedAlias,
                 def.name,
                 &id,
                 None,
@@ -122,7 +123,7 @@ fn check_items(table: TableId, items: &[Item]) -> Result<Vec<String>, SyncError>
         }
         if !seen.insert(id.clone()) {
             return Err(SyncError::rejected(
-                "duplicate-row",
+                ErrorCode::DuplicateRow,
                 def.name,
                 &id,
                 None,
@@ -251,7 +252,7 @@ fn judge_records(
                 }
             }
             Decision::Conflict(draft) => {
-                if draft.kind == kind::PARENT_DELETED {
+                if draft.kind == ConflictKind::ParentDeleted {
                     ctx.upload.held.insert((table, id.clone()));
                 }
                 writes.conflicts.push((id, draft, r.updated));
@@ -323,12 +324,12 @@ fn conflict_of(
         session_id: Some(ctx.who.session_id.to_owned()),
         table_name: TABLES[table].name.to_owned(),
         row_id,
-        kind: d.kind.to_owned(),
+        kind: d.kind.as_str().to_owned(),
         client_id: d.client_id.clone(),
         base: d.base,
         server_updated: d.server_updated,
         offline_updated,
-        status: "open".into(),
+        status: ConflictStatus::Open.as_str().into(),
         created_at: ctx.now,
         updated_at: ctx.now,
         resolved_at: None,

@@ -11,7 +11,17 @@ use quick_xml::XmlVersion;
 use quick_xml::escape::{escape, resolve_predefined_entity};
 use quick_xml::events::{BytesStart, Event};
 
+use super::code::ErrorCode;
 use crate::domain::{self, Micros, TABLES, TableId, time, value};
+
+/// The error code of an upload that sent such a value.
+fn value_code(e: &value::ValueError) -> ErrorCode {
+    match e {
+        value::ValueError::Character(_) => ErrorCode::InvalidCharacter,
+        value::ValueError::TooLong(_) => ErrorCode::ValueTooLong,
+        _ => ErrorCode::InvalidValue,
+    }
+}
 
 /// The only changeset version this server speaks.
 pub const VERSION: &str = "1";
@@ -37,7 +47,7 @@ pub enum CodecError {
     /// Well-formed, but a row names something unknown or holds a value that does not fit.
     #[error("{message}")]
     Invalid {
-        code: &'static str,
+        code: ErrorCode,
         table: Option<String>,
         id: Option<String>,
         field: Option<String>,
@@ -51,7 +61,7 @@ pub enum CodecError {
 }
 
 impl CodecError {
-    fn invalid(code: &'static str, message: impl Into<String>) -> Self {
+    fn invalid(code: ErrorCode, message: impl Into<String>) -> Self {
         CodecError::Invalid {
             code,
             table: None,
@@ -433,18 +443,29 @@ impl<R: BufRead> ChangesetReader<R> {
             )));
         }
         if table_name.is_empty() {
-            return Err(at("missing-table", format!("a <{name}> has no table")));
+            return Err(at(
+                ErrorCode::MissingTable,
+                format!("a <{name}> has no table"),
+            ));
         }
-        let table = domain::table_by_name(&table_name)
-            .ok_or_else(|| at("unknown-table", format!("unknown table {table_name:?}")))?;
-        let id = value::parse_id(&raw_id)
-            .map_err(|_| at("invalid-id", format!("the id {raw_id:?} is not a UUID")))?;
+        let table = domain::table_by_name(&table_name).ok_or_else(|| {
+            at(
+                ErrorCode::UnknownTable,
+                format!("unknown table {table_name:?}"),
+            )
+        })?;
+        let id = value::parse_id(&raw_id).map_err(|_| {
+            at(
+                ErrorCode::InvalidId,
+                format!("the id {raw_id:?} is not a UUID"),
+            )
+        })?;
         let instant = |attr: &str| -> Result<Option<Micros>, CodecError> {
             get(attr)
                 .map(|v| {
                     time::parse(v).ok_or_else(|| {
                         at(
-                            "invalid-timestamp",
+                            ErrorCode::InvalidTimestamp,
                             format!("{attr}={v:?} is not an RFC 3339 timestamp"),
                         )
                     })
@@ -469,8 +490,13 @@ impl<R: BufRead> ChangesetReader<R> {
                 if !empty {
                     self.skip_to_end("alias")?;
                 }
-                let canonical = value::parse_id(get("canonical").unwrap_or_default())
-                    .map_err(|_| at("invalid-id", "an <alias> without a valid canonical".into()))?;
+                let canonical =
+                    value::parse_id(get("canonical").unwrap_or_default()).map_err(|_| {
+                        at(
+                            ErrorCode::InvalidId,
+                            "an <alias> without a valid canonical".into(),
+                        )
+                    })?;
                 Ok(Item::Alias(Alias {
                     table,
                     id,
@@ -558,14 +584,14 @@ impl<R: BufRead> ChangesetReader<R> {
                     continue;
                 }
                 return Err(row_error(
-                    "unknown-field",
+                    ErrorCode::UnknownField,
                     Some(&name),
                     format!("{} has no field {name:?}", table.name),
                 ));
             };
             if record.fields.iter().any(|f| f.index == index) {
                 return Err(row_error(
-                    "duplicate-field",
+                    ErrorCode::DuplicateField,
                     Some(&name),
                     format!("field {name:?} appears twice"),
                 ));
@@ -580,7 +606,7 @@ impl<R: BufRead> ChangesetReader<R> {
             let raw = if null {
                 if !text.is_empty() {
                     return Err(row_error(
-                        "invalid-value",
+                        ErrorCode::InvalidValue,
                         Some(&name),
                         format!("field {name:?} is marked null but has a value"),
                     ));
@@ -590,14 +616,14 @@ impl<R: BufRead> ChangesetReader<R> {
                 Some(text.as_str())
             };
             let value = value::parse(def, raw)
-                .map_err(|e| row_error(e.code(), Some(&name), format!("{name} {e}")))?;
+                .map_err(|e| row_error(value_code(&e), Some(&name), format!("{name} {e}")))?;
             let was = if get("was-null") == Some("true") {
                 Was::Known(None)
             } else if let Some(w) = get("was") {
                 let parsed = value::parse_was(def, Some(w)).map_err(|e| {
                     let code = match e {
-                        value::ValueError::Character(_) => e.code(),
-                        _ => "invalid-was",
+                        value::ValueError::Character(_) => value_code(&e),
+                        _ => ErrorCode::InvalidWas,
                     };
                     row_error(code, Some(&name), format!("was of {name} {e}"))
                 })?;
@@ -643,7 +669,7 @@ impl<R: BufRead> ChangesetReader<R> {
             }
             if out.len() > MAX_VALUE_BYTES {
                 return Err(CodecError::invalid(
-                    "value-too-long",
+                    ErrorCode::ValueTooLong,
                     format!("field {name:?} is longer than {MAX_VALUE_BYTES} bytes"),
                 ));
             }
@@ -673,7 +699,7 @@ fn xml_error(e: quick_xml::Error, limit: u64, position: u64) -> CodecError {
             return match inner.0 {
                 "total" => CodecError::TooLarge(limit),
                 _ => CodecError::invalid(
-                    "event-too-large",
+                    ErrorCode::EventTooLarge,
                     format!("one XML tag or text is larger than {MAX_EVENT_BYTES} bytes"),
                 ),
             };

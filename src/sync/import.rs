@@ -5,6 +5,7 @@
 use std::io::Read;
 
 use super::SyncError;
+use super::code::ErrorCode;
 use super::codec::{ChangesetReader, Item, decompressing};
 use super::spool::{Part, Spool};
 use crate::db::dialect::WriteLock;
@@ -94,7 +95,7 @@ fn import_batch(
             Item::Record(r) => r,
             Item::Alias(a) => {
                 return Err(SyncError::rejected(
-                    "unexpected-alias",
+                    ErrorCode::UnexpectedAlias,
                     def.name,
                     &a.id,
                     None,
@@ -116,7 +117,7 @@ fn import_batch(
             if let Some(other) = owners.get(&key).filter(|o| o.id != r.id) {
                 let field = def.fields[k].name;
                 return Err(SyncError::rejected(
-                    "natural-key-taken",
+                    ErrorCode::NaturalKeyTaken,
                     def.name,
                     &r.id,
                     Some(field),
@@ -148,7 +149,7 @@ fn import_batch(
                     "a missing"
                 };
                 return Err(SyncError::rejected(
-                    "missing-parent",
+                    ErrorCode::MissingParent,
                     def.name,
                     &r.id,
                     Some(def.fields[fk].name),
@@ -174,7 +175,7 @@ fn import_batch(
                     .find_map(|(f, v)| (!f.nullable && v.is_none()).then_some(f))
                 {
                     return Err(SyncError::rejected(
-                        "missing-field",
+                        ErrorCode::MissingField,
                         def.name,
                         &r.id,
                         Some(f.name),

@@ -5,9 +5,10 @@
 
 use std::collections::{HashMap, HashSet};
 
+use super::code::ErrorCode;
 use super::codec::{Delete, FieldChange, Record, Was};
 use crate::db::integrity::Presence;
-use crate::db::repo::conflicts::{ConflictField, kind};
+use crate::db::repo::conflicts::{ConflictField, ConflictKind};
 use crate::db::repo::rows::{Row, Tombstone};
 use crate::domain::rules::{Verdict, judge_field};
 use crate::domain::{Micros, TABLES, Table, TableId, Values, value};
@@ -42,7 +43,7 @@ pub struct Upload {
 /// A conflict to record, as the judge sees it; the writer adds who, when and the ids.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Draft {
-    pub kind: &'static str,
+    pub kind: ConflictKind,
     pub fields: Vec<ConflictField>,
     pub base: Option<Micros>,
     /// The server version judged against, and who made it (before this upload).
@@ -103,12 +104,12 @@ impl Decision {
 /// Why an upload is refused (422): a rule the client could have checked by itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejection {
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub field: Option<&'static str>,
     pub message: String,
 }
 
-fn reject(code: &'static str, field: Option<&'static str>, message: String) -> Rejection {
+fn reject(code: ErrorCode, field: Option<&'static str>, message: String) -> Rejection {
     Rejection {
         code,
         field,
@@ -149,7 +150,7 @@ pub fn judge_record(
                 Ok(Decision::Unchanged)
             } else {
                 Err(reject(
-                    "unknown-row",
+                    ErrorCode::UnknownRow,
                     None,
                     format!("an edit of {} {id} that never existed", def.noun),
                 ))
@@ -208,7 +209,7 @@ fn judge_create(
             Presence::Never => {
                 let field = def.fields[fk].name;
                 return Err(reject(
-                    "missing-parent",
+                    ErrorCode::MissingParent,
                     Some(field),
                     format!(
                         "{} {id} names {field} {p}, which is neither on the server nor in this upload",
@@ -286,7 +287,7 @@ fn judge_edit(def: &Table, row: &Row, r: &Record, base_current: bool) -> Decisio
         }
     }
     let conflict = (!disputed.is_empty()).then(|| Draft {
-        kind: kind::FIELDS,
+        kind: ConflictKind::Fields,
         fields: disputed,
         base: r.base,
         server_updated: Some(row.last_updated),
@@ -336,7 +337,7 @@ fn edit_of_deleted(def: &Table, t: &Tombstone, r: &Record) -> Draft {
         })
         .collect();
     Draft {
-        kind: kind::EDIT_DELETED,
+        kind: ConflictKind::EditDeleted,
         fields,
         base: r.base,
         server_updated: Some(t.last_updated),
@@ -364,7 +365,7 @@ fn parent_deleted(def: &Table, values: &Values) -> Draft {
         })
         .collect();
     Draft {
-        kind: kind::PARENT_DELETED,
+        kind: ConflictKind::ParentDeleted,
         fields,
         base: None,
         server_updated: None,
@@ -392,7 +393,7 @@ fn join(def: &Table, existing: &Row, client_id: &str, new: bool, values: &Values
         })
         .collect();
     let conflict = (!differing.is_empty()).then(|| Draft {
-        kind: kind::DUPLICATE,
+        kind: ConflictKind::Duplicate,
         fields: differing,
         base: None,
         server_updated: Some(existing.last_updated).filter(|t| *t > 0),
@@ -412,14 +413,14 @@ pub fn judge_delete(table: TableId, d: &Delete, known: &Known) -> Result<Decisio
     let def = &TABLES[table];
     if !def.offline_delete {
         return Err(reject(
-            "delete-not-allowed",
+            ErrorCode::DeleteNotAllowed,
             None,
             format!("offline clients may not delete {}", def.name),
         ));
     }
     let Some(base) = d.base else {
         return Err(reject(
-            "missing-base",
+            ErrorCode::MissingBase,
             None,
             format!(
                 "a delete of {} {} must say which version it deletes (base)",
@@ -447,7 +448,7 @@ pub fn judge_delete(table: TableId, d: &Delete, known: &Known) -> Result<Decisio
             })
             .collect();
         return Ok(Decision::Conflict(Draft {
-            kind: kind::DELETE,
+            kind: ConflictKind::Delete,
             fields,
             base: Some(base),
             server_updated: Some(row.last_updated),
@@ -460,7 +461,7 @@ pub fn judge_delete(table: TableId, d: &Delete, known: &Known) -> Result<Decisio
         return Ok(Decision::Unchanged);
     }
     Err(reject(
-        "unknown-row",
+        ErrorCode::UnknownRow,
         None,
         format!("a delete of {} {id} that never existed", def.noun),
     ))
@@ -469,7 +470,7 @@ pub fn judge_delete(table: TableId, d: &Delete, known: &Known) -> Result<Decisio
 fn check_create(def: &Table, r: &Record) -> Result<(), Rejection> {
     if !def.offline_create {
         return Err(reject(
-            "create-not-allowed",
+            ErrorCode::CreateNotAllowed,
             None,
             format!("offline clients may not create {}", def.name),
         ));
@@ -478,7 +479,7 @@ fn check_create(def: &Table, r: &Record) -> Result<(), Rejection> {
         let given = r.fields.iter().find(|c| c.index == i);
         if !f.nullable && given.is_none_or(|c| c.value.is_none()) {
             return Err(reject(
-                "missing-field",
+                ErrorCode::MissingField,
                 Some(f.name),
                 format!("a new {} needs {}", def.noun, f.name),
             ));
@@ -490,7 +491,7 @@ fn check_create(def: &Table, r: &Record) -> Result<(), Rejection> {
 fn check_edit(def: &Table, r: &Record) -> Result<(), Rejection> {
     if r.fields.is_empty() {
         return Err(reject(
-            "empty-edit",
+            ErrorCode::EmptyEdit,
             None,
             "an edit must carry at least one field".into(),
         ));
@@ -498,7 +499,7 @@ fn check_edit(def: &Table, r: &Record) -> Result<(), Rejection> {
     if let Some(f) = r.fields.iter().find(|f| !def.fields[f.index].offline_edit) {
         let name = def.fields[f.index].name;
         return Err(reject(
-            "field-not-editable",
+            ErrorCode::FieldNotEditable,
             Some(name),
             format!("offline clients may not change {}.{name}", def.name),
         ));

@@ -3,6 +3,7 @@
 //! HTTP (the web layer maps [`SyncError`] to status codes).
 
 pub mod apply;
+pub mod code;
 pub mod codec;
 pub mod download;
 pub mod import;
@@ -12,6 +13,7 @@ pub mod session;
 mod spool;
 
 use crate::db::DbError;
+use code::ErrorCode;
 use codec::CodecError;
 
 /// Why a sync step was refused or failed.
@@ -22,17 +24,17 @@ pub enum SyncError {
     NotFound(String),
     /// The step does not fit the session's state (failed, abandoned, complete, uploaded).
     #[error("{message}")]
-    State { code: &'static str, message: String },
+    State { code: ErrorCode, message: String },
     /// Not a readable changeset.
     #[error("{message}")]
-    Malformed { code: &'static str, message: String },
+    Malformed { code: ErrorCode, message: String },
     /// Over a size limit.
     #[error("{0}")]
     TooLarge(String),
     /// A row that may not be applied; nothing of the upload was.
     #[error("{message}")]
     Rejected {
-        code: &'static str,
+        code: ErrorCode,
         table: Option<String>,
         id: Option<String>,
         field: Option<String>,
@@ -55,15 +57,15 @@ impl From<CodecError> for SyncError {
         let message = e.to_string();
         match e {
             CodecError::Malformed(_) => SyncError::Malformed {
-                code: "malformed",
+                code: ErrorCode::Malformed,
                 message,
             },
             CodecError::Doctype => SyncError::Malformed {
-                code: "doctype",
+                code: ErrorCode::Doctype,
                 message,
             },
             CodecError::Version(_) => SyncError::Malformed {
-                code: "unsupported-version",
+                code: ErrorCode::UnsupportedVersion,
                 message,
             },
             CodecError::Invalid {
@@ -87,7 +89,7 @@ impl From<CodecError> for SyncError {
 
 impl SyncError {
     pub(crate) fn rejected(
-        code: &'static str,
+        code: ErrorCode,
         table: &str,
         id: &str,
         field: Option<&str>,

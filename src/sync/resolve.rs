@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use crate::db::dialect::WriteLock;
 use crate::db::integrity::{self, Blocked, Presence};
 use crate::db::repo::accounts::{self, User};
-use crate::db::repo::conflicts::{self, Conflict, ConflictField, kind};
+use crate::db::repo::conflicts::{self, Conflict, ConflictField, ConflictKind};
 use crate::db::repo::rows::{self, Row, Tombstone};
 use crate::db::{DbConn, DbError, write_txn};
 use crate::domain::rules::next_stamp;
@@ -138,14 +138,14 @@ pub enum Form {
 }
 
 /// What the conflict's form asks (PROTOCOL §5), from its kind and where the row is now.
-pub fn form_of(conflict_kind: &str, now: &Now) -> Form {
+pub fn form_of(conflict_kind: ConflictKind, now: &Now) -> Form {
     match (conflict_kind, now) {
-        (kind::DELETE, Now::Live(_)) => Form::Row {
+        (ConflictKind::Delete, Now::Live(_)) => Form::Row {
             server: "Keep the record (as the server has it)",
             offline: "Delete the record (as done offline)",
         },
         (_, Now::Live(_)) => Form::Fields,
-        (kind::DELETE, _) => Form::Row {
+        (ConflictKind::Delete, _) => Form::Row {
             server: "Restore the record as the server last had it",
             offline: "Keep it deleted (it has been deleted since)",
         },
@@ -179,7 +179,7 @@ enum Plan {
 /// Decides what a resolution writes; pure.
 fn plan(
     table: TableId,
-    conflict_kind: &str,
+    conflict_kind: ConflictKind,
     now: &Now,
     fields: &[ConflictField],
     res: &Resolution,
@@ -237,8 +237,8 @@ fn plan(
         },
         (Now::Deleted(t), _) => {
             let restore = match row_choice()? {
-                Choice::Server => conflict_kind == kind::DELETE,
-                _ => conflict_kind != kind::DELETE,
+                Choice::Server => conflict_kind == ConflictKind::Delete,
+                _ => conflict_kind != ConflictKind::Delete,
             };
             if restore {
                 let last = t.values.clone().ok_or_else(|| {
@@ -246,7 +246,7 @@ fn plan(
                         "the deleted row's values were not kept, so it cannot be restored".into(),
                     )
                 })?;
-                let (values, side) = if conflict_kind == kind::DELETE {
+                let (values, side) = if conflict_kind == ConflictKind::Delete {
                     (last, "server (restored)")
                 } else {
                     (offline_over(last), "offline (restored)")
@@ -254,7 +254,7 @@ fn plan(
                 summary.push(format!("row: {side}"));
                 Plan::Restore(values)
             } else {
-                let side = if conflict_kind == kind::DELETE {
+                let side = if conflict_kind == ConflictKind::Delete {
                     "offline (stays deleted)"
                 } else {
                     "server (stays deleted)"
@@ -288,7 +288,7 @@ pub fn resolve(
 ) -> Result<Outcome, ResolveError> {
     write_txn(conn, WriteLock::Shared, |c, now| {
         let conflict = visible(c, viewer, id)?;
-        if conflict.status != "open" {
+        if !conflict.is_open() {
             return Err(ResolveError::AlreadyResolved);
         }
         let table = table_by_name(&conflict.table_name).ok_or_else(|| {
@@ -311,7 +311,7 @@ pub fn resolve(
             return Ok(Outcome::Stale);
         }
         let fields = conflicts::fields(c, id)?;
-        let (plan, summary) = plan(table, &conflict.kind, &state, &fields, res)?;
+        let (plan, summary) = plan(table, conflict.conflict_kind(), &state, &fields, res)?;
         if let Plan::Update(changes) = &plan {
             for (i, chosen) in changes {
                 let field = def.fields[*i].name;
@@ -439,7 +439,9 @@ fn held_children(
     let mut out = Vec::new();
     for (child, fk) in TABLES[table].children() {
         let field = TABLES[child].fields[fk].name;
-        for held in conflicts::open_of_kind(c, user_id, TABLES[child].name, kind::PARENT_DELETED)? {
+        for held in
+            conflicts::open_of_kind(c, user_id, TABLES[child].name, ConflictKind::ParentDeleted)?
+        {
             let under = conflicts::fields(c, &held.id)?
                 .iter()
                 .any(|f| f.field == field && f.offline_value.as_deref() == Some(id));
@@ -492,7 +494,7 @@ fn restore_parents(
                 std::slice::from_ref(&pid),
             )?
             .remove(&pid)
-            .filter(|h| h.kind == kind::PARENT_DELETED)
+            .filter(|h| h.conflict_kind() == ConflictKind::ParentDeleted)
             .ok_or_else(|| {
                 ResolveError::Impossible(format!(
                     "the {} it belongs to ({pid}) is not on the server",

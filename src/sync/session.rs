@@ -4,11 +4,12 @@ use std::io::Read;
 
 use super::SyncError;
 use super::apply::{Uploader, apply_upload};
+use super::code::ErrorCode;
 use super::codec::{ChangesetReader, decompressing};
 use super::spool::Spool;
 use crate::db::dialect::WriteLock;
 use crate::db::repo::accounts::{self, Device};
-use crate::db::repo::sessions::{self, Counts, Session};
+use crate::db::repo::sessions::{self, Counts, Session, SessionStatus};
 use crate::db::repo::{aliases, conflicts, resends};
 use crate::db::{DbConn, Pool, write_txn};
 use crate::domain::{Micros, time};
@@ -74,25 +75,25 @@ pub fn find(
 
 /// Refuses a step on a session that is not open.
 pub fn ensure_open(s: &Session) -> Result<(), SyncError> {
-    let (code, why) = match s.status.as_str() {
-        "open" => return Ok(()),
-        "failed" => (
-            "session-failed",
+    let (code, why) = match s.state() {
+        SessionStatus::Open => return Ok(()),
+        SessionStatus::Failed => (
+            ErrorCode::SessionFailed,
             format!(
                 "session {} failed ({}); open a new one",
                 s.id,
                 s.failure.as_deref().unwrap_or("rejected")
             ),
         ),
-        "abandoned" => (
-            "session-abandoned",
+        SessionStatus::Abandoned => (
+            ErrorCode::SessionAbandoned,
             format!(
                 "session {} was replaced by a newer session of this device",
                 s.id
             ),
         ),
-        _ => (
-            "session-complete",
+        SessionStatus::Complete => (
+            ErrorCode::SessionComplete,
             format!("session {} is already complete", s.id),
         ),
     };
@@ -115,11 +116,11 @@ pub fn result_xml(session_id: &str, counts: Counts, is_conflict: bool) -> String
 /// stored result again (the identical file), or refuse.
 fn upload_decision(s: &Session, sha256: &str) -> Result<Option<String>, SyncError> {
     match (&s.upload_sha256, &s.upload_result) {
-        (Some(done), Some(result)) if done == sha256 && s.status != "failed" => {
+        (Some(done), Some(result)) if done == sha256 && s.state() != SessionStatus::Failed => {
             Ok(Some(result.clone()))
         }
         (Some(_), _) => Err(SyncError::State {
-            code: "already-uploaded",
+            code: ErrorCode::AlreadyUploaded,
             message: format!(
                 "session {} already has a different upload; open a new session",
                 s.id
@@ -224,7 +225,7 @@ pub fn complete(conn: &mut DbConn, device: &Device, id: &str) -> Result<Session,
             );
         }
         Ok(Session {
-            status: "complete".into(),
+            status: SessionStatus::Complete.as_str().into(),
             finished: Some(now),
             ..s
         })

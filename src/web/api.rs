@@ -17,6 +17,7 @@ use super::error::ApiError;
 use crate::accounts;
 use crate::db::repo::accounts::Device;
 use crate::domain::time;
+use crate::sync::code::ErrorCode;
 use crate::sync::{download, session};
 
 /// The token's text from `Authorization: Bearer TOKEN`.
@@ -75,7 +76,7 @@ pub async fn open_session(
         Some(text) => Some(time::parse(&text).ok_or_else(|| {
             ApiError::new(
                 StatusCode::BAD_REQUEST,
-                "invalid-clock",
+                ErrorCode::InvalidClock,
                 format!("clock {text:?} is not an RFC 3339 timestamp"),
             )
         })?),
@@ -112,7 +113,7 @@ pub async fn upload(
         let mut field = field.map_err(|e| {
             ApiError::new(
                 StatusCode::BAD_REQUEST,
-                "malformed",
+                ErrorCode::Malformed,
                 format!("a broken multipart body: {e}"),
             )
         })?;
@@ -122,7 +123,7 @@ pub async fn upload(
                 chunk.map_err(|e| {
                     ApiError::new(
                         StatusCode::BAD_REQUEST,
-                        "malformed",
+                        ErrorCode::Malformed,
                         format!("a broken multipart body: {e}"),
                     )
                 })?;
@@ -136,7 +137,7 @@ pub async fn upload(
             let chunk = chunk.map_err(|e| {
                 ApiError::new(
                     StatusCode::BAD_REQUEST,
-                    "malformed",
+                    ErrorCode::Malformed,
                     format!("a broken multipart body: {e}"),
                 )
             })?;
@@ -144,7 +145,7 @@ pub async fn upload(
             if size > limit {
                 return Err(ApiError::new(
                     StatusCode::PAYLOAD_TOO_LARGE,
-                    "too-large",
+                    ErrorCode::TooLarge,
                     format!("the uploaded file is larger than {limit} bytes"),
                 ));
             }
@@ -157,7 +158,7 @@ pub async fn upload(
     let Some((file, sha256)) = received else {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
-            "missing-file",
+            ErrorCode::MissingFile,
             "the upload has no file part named \"changes\"",
         ));
     };
@@ -288,7 +289,7 @@ pub async fn sync_state(
 pub async fn api_not_found() -> Result<HttpResponse, ApiError> {
     Err(ApiError::new(
         StatusCode::NOT_FOUND,
-        "not-found",
+        ErrorCode::NotFound,
         "no such API endpoint",
     ))
 }

@@ -14,7 +14,9 @@ use super::error::PageError;
 use super::present::{row_label, timestamp};
 use super::{AppState, page_with_status, see_other};
 use crate::db::repo::accounts::{self, device_labels};
-use crate::db::repo::conflicts::{self, Conflict, ConflictField, Scope, kind};
+use crate::db::repo::conflicts::{
+    self, Conflict, ConflictField, ConflictKind, ConflictStatus, Scope,
+};
 use crate::db::repo::{rows, sessions};
 use crate::db::{DbConn, DbError};
 use crate::domain::{TABLES, Values, table_by_name};
@@ -22,13 +24,13 @@ use crate::sync::resolve::{self, Choice, Outcome, Resolution, ResolveError};
 
 const PER_PAGE: i64 = 50;
 
-fn describe_kind(k: &str) -> &'static str {
+fn describe_kind(k: ConflictKind) -> &'static str {
     match k {
-        kind::DELETE => "deleted offline, changed on the server",
-        kind::EDIT_DELETED => "changed offline, deleted on the server",
-        kind::DUPLICATE => "created on a laptop, already on the server",
-        kind::PARENT_DELETED => "created offline under a record deleted on the server",
-        _ => "changed on both sides",
+        ConflictKind::Delete => "deleted offline, changed on the server",
+        ConflictKind::EditDeleted => "changed offline, deleted on the server",
+        ConflictKind::Duplicate => "created on a laptop, already on the server",
+        ConflictKind::ParentDeleted => "created offline under a record deleted on the server",
+        ConflictKind::Fields => "changed on both sides",
     }
 }
 
@@ -173,8 +175,14 @@ pub async fn list(
             table: Some(t.as_str()).filter(|t| !t.is_empty()),
             device_id: Some(d.as_str()).filter(|d| !d.is_empty()),
         };
-        let total = conflicts::count_in(&mut conn, &within, "open")?;
-        let list = conflicts::list(&mut conn, &within, "open", PER_PAGE, (page - 1) * PER_PAGE)?;
+        let total = conflicts::count_in(&mut conn, &within, ConflictStatus::Open)?;
+        let list = conflicts::list(
+            &mut conn,
+            &within,
+            ConflictStatus::Open,
+            PER_PAGE,
+            (page - 1) * PER_PAGE,
+        )?;
         let names = record_names(&mut conn, &list)?;
         let ids: Vec<String> = list.iter().map(|c| c.id.clone()).collect();
         let mut fields = conflicts::field_names_of(&mut conn, &ids)?;
@@ -199,7 +207,7 @@ pub async fn list(
                 let (record, context) = name_of(&names, &c);
                 ListItem {
                     fields: fields.remove(&c.id).unwrap_or_default().join(", "),
-                    what: describe_kind(&c.kind).to_owned(),
+                    what: describe_kind(c.conflict_kind()).to_owned(),
                     device: device_names.get(&c.device_id).cloned().unwrap_or_default(),
                     when: timestamp(c.updated_at),
                     id: c.id,
@@ -318,7 +326,7 @@ fn conflict_page(
         }
         _ => String::new(),
     };
-    let form = resolve::form_of(&c.kind, &now);
+    let form = resolve::form_of(c.conflict_kind(), &now);
     let (row_choice, row_server, row_offline) = match form {
         resolve::Form::Row { server, offline } => (true, server, offline),
         resolve::Form::Fields => (false, "", ""),
@@ -336,14 +344,16 @@ fn conflict_page(
         (resolve::Now::Absent, _) => "(not on the server)".into(),
         _ => "(unknown)".into(),
     };
-    let state_note = match (&now, c.status == "open") {
+    let state_note = match (&now, c.is_open()) {
         (_, false) => String::new(),
-        (resolve::Now::Deleted(t), true) if c.kind != kind::EDIT_DELETED => format!(
-            "Since this conflict was recorded, the record was deleted by {} at {}.",
-            t.changed_by.as_deref().unwrap_or("someone"),
-            timestamp(t.last_updated)
-        ),
-        (resolve::Now::Live(r), true) if c.kind == kind::EDIT_DELETED => format!(
+        (resolve::Now::Deleted(t), true) if c.conflict_kind() != ConflictKind::EditDeleted => {
+            format!(
+                "Since this conflict was recorded, the record was deleted by {} at {}.",
+                t.changed_by.as_deref().unwrap_or("someone"),
+                timestamp(t.last_updated)
+            )
+        }
+        (resolve::Now::Live(r), true) if c.conflict_kind() == ConflictKind::EditDeleted => format!(
             "Since this conflict was recorded, the record was restored by {} at {}.",
             r.changed_by.as_deref().unwrap_or("someone"),
             timestamp(r.last_updated)
@@ -364,7 +374,7 @@ fn conflict_page(
         },
         base_known: f.base_known,
         server: now_text(&f.field),
-        offline: if c.kind == kind::DELETE {
+        offline: if c.conflict_kind() == ConflictKind::Delete {
             "(deleted)".into()
         } else {
             show(&f.offline_value)
@@ -380,7 +390,7 @@ fn conflict_page(
         key_name: def.and_then(|d| d.natural_key).unwrap_or("key").to_owned(),
         title,
         context,
-        what: describe_kind(&c.kind).to_owned(),
+        what: describe_kind(c.conflict_kind()).to_owned(),
         kind: c.kind.clone(),
         device,
         owner,
@@ -399,7 +409,7 @@ fn conflict_page(
         version: version.map(|v| v.to_string()).unwrap_or_default(),
         record_href,
         fields: fields.iter().map(view).collect(),
-        resolved: c.status != "open",
+        resolved: !c.is_open(),
         resolution: c.resolution.clone().unwrap_or_default(),
         id: c.id,
         table: c.table_name,
@@ -572,7 +582,7 @@ pub async fn resolve_bulk(
         let (mut resolved, mut skipped) = (0u32, 0u32);
         for id in ids {
             let c = resolve::visible(&mut conn, &v.user, &id)?;
-            if c.status != "open" {
+            if !c.is_open() {
                 continue;
             }
             let mut res = Resolution {
@@ -637,11 +647,11 @@ pub async fn history(
             user_id: user.as_deref(),
             ..Scope::default()
         };
-        let total = conflicts::count_in(&mut conn, &within, "resolved")?;
+        let total = conflicts::count_in(&mut conn, &within, ConflictStatus::Resolved)?;
         let list = conflicts::list(
             &mut conn,
             &within,
-            "resolved",
+            ConflictStatus::Resolved,
             PER_PAGE,
             (page - 1) * PER_PAGE,
         )?;
@@ -665,7 +675,7 @@ pub async fn history(
             .map(|c| {
                 let (record, context) = name_of(&names, &c);
                 HistoryItem {
-                    what: describe_kind(&c.kind).to_owned(),
+                    what: describe_kind(c.conflict_kind()).to_owned(),
                     resolution: c.resolution.clone().unwrap_or_default(),
                     by: c
                         .resolved_by

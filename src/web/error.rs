@@ -9,13 +9,14 @@ use askama::Template;
 
 use crate::db::DbError;
 use crate::sync::SyncError;
+use crate::sync::code::ErrorCode;
 use crate::sync::resolve::ResolveError;
 
 /// An answer of the device API other than success.
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub table: Option<String>,
     pub id: Option<String>,
     pub field: Option<String>,
@@ -23,7 +24,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
         ApiError {
             status,
             code,
@@ -37,7 +38,7 @@ impl ApiError {
     pub fn unauthorized() -> Self {
         ApiError::new(
             StatusCode::UNAUTHORIZED,
-            "unauthorized",
+            ErrorCode::Unauthorized,
             "a valid device token is required: Authorization: Bearer TOKEN",
         )
     }
@@ -46,7 +47,7 @@ impl ApiError {
         tracing::error!(error = %what, "internal error");
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
+            ErrorCode::Internal,
             "the server failed to handle the request; it has been logged",
         )
     }
@@ -92,7 +93,11 @@ impl From<DbError> for ApiError {
     fn from(e: DbError) -> Self {
         if let Some(fault) = e.fault() {
             tracing::warn!(error = %e, "database fault");
-            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", fault)
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::Unavailable,
+                fault,
+            )
         } else {
             ApiError::internal(e)
         }
@@ -103,13 +108,15 @@ impl From<SyncError> for ApiError {
     fn from(e: SyncError) -> Self {
         let message = e.to_string();
         match e {
-            SyncError::NotFound(_) => ApiError::new(StatusCode::NOT_FOUND, "not-found", message),
+            SyncError::NotFound(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, message)
+            }
             SyncError::State { code, .. } => ApiError::new(StatusCode::CONFLICT, code, message),
             SyncError::Malformed { code, .. } => {
                 ApiError::new(StatusCode::BAD_REQUEST, code, message)
             }
             SyncError::TooLarge(_) => {
-                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too-large", message)
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::TooLarge, message)
             }
             SyncError::Rejected {
                 code,

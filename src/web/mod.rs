@@ -25,6 +25,7 @@ use actix_web::{App, HttpResponse, HttpServer};
 use crate::accounts::SignInLimits;
 use crate::db::Pool;
 use crate::editing::Mode;
+use crate::sync::code::ErrorCode;
 use crate::sync::session::Limits;
 
 /// What every handler shares.
@@ -114,7 +115,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .app_data(web::QueryConfig::default().error_handler(|e, _| {
                 error::ApiError::new(
                     actix_web::http::StatusCode::BAD_REQUEST,
-                    "malformed",
+                    ErrorCode::Malformed,
                     format!("a bad query string: {e}"),
                 )
                 .into()

@@ -30,7 +30,7 @@ fn open_conflicts(
             user_id: Some(&u.id),
             ..Default::default()
         },
-        "open",
+        offsync::db::repo::conflicts::ConflictStatus::Open,
         1000,
         0,
     )

@@ -120,7 +120,7 @@ fn a_duplicate_with_other_values_is_a_conflict(b: Backend) {
             user_id: Some(&u.id),
             ..Default::default()
         },
-        "open",
+        offsync::db::repo::conflicts::ConflictStatus::Open,
         10,
         0,
     )

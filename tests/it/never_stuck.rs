@@ -783,7 +783,7 @@ fn a_refused_change_is_held_and_the_rest_syncs(b: Backend) {
             &mut c,
             t,
             &ghost,
-            "edit",
+            store::ChangeKind::Edit,
             Some(5),
             &[store::FieldLog {
                 field: "value".into(),

@@ -8,21 +8,64 @@ use crate::domain::Micros;
 
 use super::accounts::count;
 
-/// What kind of disagreement a conflict records.
-pub mod kind {
+/// What kind of disagreement a conflict records (stored as its word, the CHECK list of
+/// `conflicts.kind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConflictKind {
     /// Fields edited on both sides.
-    pub const FIELDS: &str = "fields";
+    Fields,
     /// The device deleted a row the server changed since.
-    pub const DELETE: &str = "delete";
+    Delete,
     /// The device edited a row the server deleted since.
-    pub const EDIT_DELETED: &str = "edit_deleted";
+    EditDeleted,
     /// The device created a row whose natural key the server already had.
-    pub const DUPLICATE: &str = "duplicate";
+    Duplicate,
     /// The device created a row under a parent the server deleted (or under such a row):
     /// the row waits in the conflict, not on the server.
-    pub const PARENT_DELETED: &str = "parent_deleted";
+    ParentDeleted,
 }
 
+impl ConflictKind {
+    pub const ALL: [ConflictKind; 5] = [
+        ConflictKind::Fields,
+        ConflictKind::Delete,
+        ConflictKind::EditDeleted,
+        ConflictKind::Duplicate,
+        ConflictKind::ParentDeleted,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConflictKind::Fields => "fields",
+            ConflictKind::Delete => "delete",
+            ConflictKind::EditDeleted => "edit_deleted",
+            ConflictKind::Duplicate => "duplicate",
+            ConflictKind::ParentDeleted => "parent_deleted",
+        }
+    }
+
+    pub fn parse(word: &str) -> Option<ConflictKind> {
+        ConflictKind::ALL.into_iter().find(|k| k.as_str() == word)
+    }
+}
+
+/// Whether a conflict still waits for someone (stored as its word).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConflictStatus {
+    Open,
+    Resolved,
+}
+
+impl ConflictStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConflictStatus::Open => "open",
+            ConflictStatus::Resolved => "resolved",
+        }
+    }
+}
+
+/// A recorded conflict, as stored.
 #[derive(Debug, Clone, QueryableByName)]
 pub struct Conflict {
     #[diesel(sql_type = Text)]
@@ -80,6 +123,17 @@ pub struct ConflictField {
     pub choice: Option<String>,
     #[diesel(sql_type = Nullable<Text>)]
     pub chosen_value: Option<String>,
+}
+
+impl Conflict {
+    /// Its kind; the schema's CHECK admits no other word.
+    pub fn conflict_kind(&self) -> ConflictKind {
+        ConflictKind::parse(&self.kind).unwrap_or(ConflictKind::Fields)
+    }
+
+    pub fn is_open(&self) -> bool {
+        self.status == ConflictStatus::Open.as_str()
+    }
 }
 
 const COLUMNS: &str = "SELECT id, user_id, device_id, session_id, table_name, row_id, kind, \
@@ -231,8 +285,8 @@ pub struct Scope<'a> {
     pub device_id: Option<&'a str>,
 }
 
-fn scope(sql: &mut Sql, scope: &Scope<'_>, status: &str) {
-    sql.push(" WHERE status = ").param(status);
+fn scope(sql: &mut Sql, scope: &Scope<'_>, status: ConflictStatus) {
+    sql.push(" WHERE status = ").param(status.as_str());
     if let Some(u) = scope.user_id {
         sql.push(" AND user_id = ").param(u);
     }
@@ -248,7 +302,7 @@ fn scope(sql: &mut Sql, scope: &Scope<'_>, status: &str) {
 pub fn list(
     conn: &mut DbConn,
     within: &Scope<'_>,
-    status: &str,
+    status: ConflictStatus,
     limit: i64,
     offset: i64,
 ) -> Result<Vec<Conflict>, DbError> {
@@ -261,7 +315,11 @@ pub fn list(
     sql.load(conn)
 }
 
-pub fn count_in(conn: &mut DbConn, within: &Scope<'_>, status: &str) -> Result<i64, DbError> {
+pub fn count_in(
+    conn: &mut DbConn,
+    within: &Scope<'_>,
+    status: ConflictStatus,
+) -> Result<i64, DbError> {
     let mut sql = Sql::new("SELECT COUNT(*) AS n FROM conflicts");
     scope(&mut sql, within, status);
     count(conn, sql)
@@ -275,7 +333,7 @@ pub fn count_open(conn: &mut DbConn, user_id: Option<&str>) -> Result<i64, DbErr
             user_id,
             ..Scope::default()
         },
-        "open",
+        ConflictStatus::Open,
     )
 }
 
@@ -308,7 +366,7 @@ pub fn open_of_kind(
     conn: &mut DbConn,
     user_id: &str,
     table: &str,
-    conflict_kind: &str,
+    conflict_kind: ConflictKind,
 ) -> Result<Vec<Conflict>, DbError> {
     let mut sql = Sql::new(COLUMNS);
     sql.push(" WHERE user_id = ")
@@ -316,7 +374,7 @@ pub fn open_of_kind(
         .push(" AND table_name = ")
         .param(table)
         .push(" AND status = 'open' AND kind = ")
-        .param(conflict_kind);
+        .param(conflict_kind.as_str());
     sql.load(conn)
 }
 

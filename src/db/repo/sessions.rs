@@ -6,6 +6,44 @@ use diesel::sql_types::{BigInt, Nullable, Text};
 use crate::db::{DbConn, DbError, Sql, dialect};
 use crate::domain::Micros;
 
+/// Where a sync session stands (stored as its word: the CHECK of `sync_sessions.status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionStatus {
+    Open,
+    Complete,
+    /// Its upload was refused; nothing more may happen in it.
+    Failed,
+    /// The device opened a newer one.
+    Abandoned,
+}
+
+impl SessionStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SessionStatus::Open => "open",
+            SessionStatus::Complete => "complete",
+            SessionStatus::Failed => "failed",
+            SessionStatus::Abandoned => "abandoned",
+        }
+    }
+}
+
+impl Session {
+    /// Its status; the schema's CHECK admits no other word.
+    pub fn state(&self) -> SessionStatus {
+        [
+            SessionStatus::Open,
+            SessionStatus::Complete,
+            SessionStatus::Failed,
+            SessionStatus::Abandoned,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == self.status)
+        .unwrap_or(SessionStatus::Failed)
+    }
+}
+
+/// A sync session, as stored.
 #[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
 pub struct Session {
     #[diesel(sql_type = Text)]

@@ -162,10 +162,10 @@ enum Want {
     Insert,
     Update {
         applied: usize,
-        conflict: Option<&'static str>,
+        conflict: Option<ConflictKind>,
     },
     Unchanged,
-    Conflict(&'static str),
+    Conflict(ConflictKind),
     Join {
         new: bool,
         conflict: bool,
@@ -176,7 +176,7 @@ enum Want {
 
 fn summary(d: Result<Decision, Rejection>) -> Want {
     match d {
-        Err(r) => Want::Reject(r.code),
+        Err(r) => Want::Reject(r.code.as_str()),
         Ok(Decision::Insert(_)) => Want::Insert,
         Ok(Decision::Update {
             changes, conflict, ..
@@ -204,14 +204,16 @@ fn every_rule_of_protocol_4_is_a_row() {
     let held: HashSet<(TableId, String)> = [(t("inspections"), NEW.to_owned())].into();
     let gone: HashSet<(TableId, String)> = [(t("inspections"), INSPECTION.to_owned())].into();
     // (rule, table, item, upload so far, expected)
-    let cases: Vec<(
-        &str,
-        &str,
+    type Ids = HashSet<(TableId, String)>;
+    type Case<'a> = (
+        &'a str,
+        &'a str,
         Input,
-        Option<&HashSet<(TableId, String)>>,
-        Option<&HashSet<(TableId, String)>>,
+        Option<&'a Ids>,
+        Option<&'a Ids>,
         Want,
-    )> = vec![
+    );
+    let cases: Vec<Case<'_>> = vec![
         (
             "§4.3 edit at base: applied",
             "assets",
@@ -268,7 +270,7 @@ fn every_rule_of_protocol_4_is_a_row() {
             )),
             None,
             None,
-            Want::Conflict(kind::FIELDS),
+            Want::Conflict(ConflictKind::Fields),
         ),
         (
             "§4.3 stale, one field applied, one in conflict",
@@ -286,7 +288,7 @@ fn every_rule_of_protocol_4_is_a_row() {
             None,
             Want::Update {
                 applied: 1,
-                conflict: Some(kind::FIELDS),
+                conflict: Some(ConflictKind::Fields),
             },
         ),
         (
@@ -313,7 +315,7 @@ fn every_rule_of_protocol_4_is_a_row() {
             )),
             None,
             None,
-            Want::Conflict(kind::FIELDS),
+            Want::Conflict(ConflictKind::Fields),
         ),
         (
             "§4.3 edit of a row the server deleted: conflict",
@@ -326,7 +328,7 @@ fn every_rule_of_protocol_4_is_a_row() {
             )),
             None,
             None,
-            Want::Conflict(kind::EDIT_DELETED),
+            Want::Conflict(ConflictKind::EditDeleted),
         ),
         (
             "§4.3 stale delete: conflict",
@@ -334,7 +336,7 @@ fn every_rule_of_protocol_4_is_a_row() {
             Input::Delete("inspections", INSPECTION, Some(150)),
             None,
             None,
-            Want::Conflict(kind::DELETE),
+            Want::Conflict(ConflictKind::Delete),
         ),
         (
             "§4.3 delete at base: deleted",
@@ -350,7 +352,7 @@ fn every_rule_of_protocol_4_is_a_row() {
             Input::Record(new_reading(NEW, DELETED_INSPECTION)),
             None,
             None,
-            Want::Conflict(kind::PARENT_DELETED),
+            Want::Conflict(ConflictKind::ParentDeleted),
         ),
         (
             "§4.3 create under a create held in a conflict: held too",
@@ -358,7 +360,7 @@ fn every_rule_of_protocol_4_is_a_row() {
             Input::Record(new_reading(NEW2, NEW)),
             Some(&held),
             None,
-            Want::Conflict(kind::PARENT_DELETED),
+            Want::Conflict(ConflictKind::ParentDeleted),
         ),
         (
             "§4.1 create under a live parent: inserted",
@@ -401,7 +403,7 @@ fn every_rule_of_protocol_4_is_a_row() {
             )),
             None,
             None,
-            Want::Conflict(kind::FIELDS),
+            Want::Conflict(ConflictKind::Fields),
         ),
         (
             "§4.4 retried create of a row deleted since: conflict",
@@ -423,7 +425,7 @@ fn every_rule_of_protocol_4_is_a_row() {
             )),
             None,
             None,
-            Want::Conflict(kind::EDIT_DELETED),
+            Want::Conflict(ConflictKind::EditDeleted),
         ),
         (
             "§4.4 delete of a row already deleted: unchanged",
