@@ -1,26 +1,21 @@
-//! Users and their devices.
+//! Users and their devices, through diesel's typed query builder (`db::schema`).
 
-use diesel::QueryableByName;
-use diesel::sql_types::{BigInt, Bool, Nullable, Text};
+use diesel::prelude::*;
+use diesel::sql_types::BigInt;
 
+use crate::db::schema::{devices, sync_sessions, users};
 use crate::db::{DbConn, DbError, Sql};
 use crate::domain::Micros;
 
-#[derive(Debug, Clone, QueryableByName)]
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = users)]
 pub struct User {
-    #[diesel(sql_type = Text)]
     pub id: String,
-    #[diesel(sql_type = Text)]
     pub name: String,
-    #[diesel(sql_type = Text)]
     pub password_hash: String,
-    #[diesel(sql_type = Bool)]
     pub is_admin: bool,
-    #[diesel(sql_type = Bool)]
     pub is_conflict: bool,
 }
-
-const USER_COLUMNS: &str = "SELECT id, name, password_hash, is_admin, is_conflict FROM users";
 
 pub fn insert_user(
     conn: &mut DbConn,
@@ -30,45 +25,47 @@ pub fn insert_user(
     is_admin: bool,
     now: Micros,
 ) -> Result<(), DbError> {
-    let mut sql = Sql::new(
-        "INSERT INTO users (id, name, password_hash, is_admin, is_conflict, created_at) VALUES (",
-    );
-    sql.params([id, name, password_hash])
-        .push(", ")
-        .param(is_admin)
-        .push(", ")
-        .param(false)
-        .push(", ")
-        .param(now)
-        .push(")");
-    sql.execute(conn)?;
+    diesel::insert_into(users::table)
+        .values((
+            users::id.eq(id),
+            users::name.eq(name),
+            users::password_hash.eq(password_hash),
+            users::is_admin.eq(is_admin),
+            users::is_conflict.eq(false),
+            users::created_at.eq(now),
+        ))
+        .execute(conn)?;
     Ok(())
 }
 
 pub fn user_by_name(conn: &mut DbConn, name: &str) -> Result<Option<User>, DbError> {
-    let mut sql = Sql::new(USER_COLUMNS);
-    sql.push(" WHERE name = ").param(name);
-    sql.first(conn)
+    Ok(users::table
+        .filter(users::name.eq(name))
+        .select(User::as_select())
+        .first(conn)
+        .optional()?)
 }
 
 pub fn user_by_id(conn: &mut DbConn, id: &str) -> Result<Option<User>, DbError> {
-    let mut sql = Sql::new(USER_COLUMNS);
-    sql.push(" WHERE id = ").param(id);
-    sql.first(conn)
+    Ok(users::table
+        .find(id)
+        .select(User::as_select())
+        .first(conn)
+        .optional()?)
 }
 
 pub fn set_conflict_flag(conn: &mut DbConn, user_id: &str, flag: bool) -> Result<(), DbError> {
-    let mut sql = Sql::new("UPDATE users SET is_conflict = ");
-    sql.param(flag).push(" WHERE id = ").param(user_id);
-    sql.execute(conn)?;
+    diesel::update(users::table.find(user_id))
+        .set(users::is_conflict.eq(flag))
+        .execute(conn)?;
     Ok(())
 }
 
 pub fn count_users(conn: &mut DbConn) -> Result<i64, DbError> {
-    count(conn, Sql::new("SELECT COUNT(*) AS n FROM users"))
+    Ok(users::table.count().get_result(conn)?)
 }
 
-#[derive(QueryableByName)]
+#[derive(diesel::QueryableByName)]
 struct Count {
     #[diesel(sql_type = BigInt)]
     n: i64,
@@ -79,21 +76,15 @@ pub fn count(conn: &mut DbConn, sql: Sql) -> Result<i64, DbError> {
     Ok(sql.first::<Count>(conn)?.map_or(0, |c| c.n))
 }
 
-#[derive(Debug, Clone, QueryableByName)]
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = devices)]
 pub struct Device {
-    #[diesel(sql_type = Text)]
     pub id: String,
-    #[diesel(sql_type = Text)]
     pub user_id: String,
-    #[diesel(sql_type = Text)]
     pub label: String,
-    #[diesel(sql_type = Nullable<Text>)]
     pub last_session_id: Option<String>,
-    #[diesel(sql_type = Nullable<BigInt>)]
     pub revoked_at: Option<i64>,
 }
-
-const DEVICE_COLUMNS: &str = "SELECT id, user_id, label, last_session_id, revoked_at FROM devices";
 
 pub fn insert_device(
     conn: &mut DbConn,
@@ -103,29 +94,34 @@ pub fn insert_device(
     token_hash: &str,
     now: Micros,
 ) -> Result<(), DbError> {
-    let mut sql =
-        Sql::new("INSERT INTO devices (id, user_id, label, token_hash, created_at) VALUES (");
-    sql.params([id, user_id, label, token_hash])
-        .push(", ")
-        .param(now)
-        .push(")");
-    sql.execute(conn)?;
+    diesel::insert_into(devices::table)
+        .values((
+            devices::id.eq(id),
+            devices::user_id.eq(user_id),
+            devices::label.eq(label),
+            devices::token_hash.eq(token_hash),
+            devices::created_at.eq(now),
+        ))
+        .execute(conn)?;
     Ok(())
 }
 
 /// The device holding this token (by its hash), unless revoked.
 pub fn device_by_token_hash(conn: &mut DbConn, hash: &str) -> Result<Option<Device>, DbError> {
-    let mut sql = Sql::new(DEVICE_COLUMNS);
-    sql.push(" WHERE token_hash = ")
-        .param(hash)
-        .push(" AND revoked_at IS NULL");
-    sql.first(conn)
+    Ok(devices::table
+        .filter(devices::token_hash.eq(hash))
+        .filter(devices::revoked_at.is_null())
+        .select(Device::as_select())
+        .first(conn)
+        .optional()?)
 }
 
 pub fn device_by_id(conn: &mut DbConn, id: &str) -> Result<Option<Device>, DbError> {
-    let mut sql = Sql::new(DEVICE_COLUMNS);
-    sql.push(" WHERE id = ").param(id);
-    sql.first(conn)
+    Ok(devices::table
+        .find(id)
+        .select(Device::as_select())
+        .first(conn)
+        .optional()?)
 }
 
 pub fn set_last_session(
@@ -133,9 +129,9 @@ pub fn set_last_session(
     device_id: &str,
     session_id: &str,
 ) -> Result<(), DbError> {
-    let mut sql = Sql::new("UPDATE devices SET last_session_id = ");
-    sql.param(session_id).push(" WHERE id = ").param(device_id);
-    sql.execute(conn)?;
+    diesel::update(devices::table.find(device_id))
+        .set(devices::last_session_id.eq(session_id))
+        .execute(conn)?;
     Ok(())
 }
 
@@ -144,42 +140,27 @@ pub fn device_labels(
     conn: &mut DbConn,
     ids: &[String],
 ) -> Result<std::collections::HashMap<String, String>, DbError> {
-    #[derive(QueryableByName)]
-    struct Label {
-        #[diesel(sql_type = Text)]
-        id: String,
-        #[diesel(sql_type = Text)]
-        label: String,
-    }
     let mut out = std::collections::HashMap::new();
     for chunk in ids.chunks(super::rows::BATCH) {
-        let mut sql = Sql::new("SELECT id, label FROM devices WHERE id IN (");
-        sql.params(chunk).push(")");
         out.extend(
-            sql.load::<Label>(conn)?
-                .into_iter()
-                .map(|l| (l.id, l.label)),
+            devices::table
+                .filter(devices::id.eq_any(chunk))
+                .select((devices::id, devices::label))
+                .load::<(String, String)>(conn)?,
         );
     }
     Ok(out)
 }
 
 /// A device as listed on the devices page.
-#[derive(Debug, Clone, QueryableByName)]
+#[derive(Debug, Clone, Queryable)]
 pub struct DeviceSummary {
-    #[diesel(sql_type = Text)]
     pub id: String,
-    #[diesel(sql_type = Text)]
     pub label: String,
-    #[diesel(sql_type = Text)]
     pub owner: String,
-    #[diesel(sql_type = Text)]
     pub user_id: String,
-    #[diesel(sql_type = BigInt)]
     pub created_at: i64,
-    #[diesel(sql_type = Nullable<BigInt>)]
     pub revoked_at: Option<i64>,
-    #[diesel(sql_type = Nullable<BigInt>)]
     pub last_sync: Option<i64>,
 }
 
@@ -188,32 +169,43 @@ pub fn list_devices(
     conn: &mut DbConn,
     user_id: Option<&str>,
 ) -> Result<Vec<DeviceSummary>, DbError> {
-    let mut sql = Sql::new(
-        "SELECT d.id, d.label, u.name AS owner, d.user_id, d.created_at, d.revoked_at, \
-         s.started AS last_sync FROM devices d JOIN users u ON u.id = d.user_id \
-         LEFT JOIN sync_sessions s ON s.id = d.last_session_id",
-    );
+    let mut query = devices::table
+        .inner_join(users::table.on(users::id.eq(devices::user_id)))
+        .left_join(
+            sync_sessions::table.on(devices::last_session_id.eq(sync_sessions::id.nullable())),
+        )
+        .select((
+            devices::id,
+            devices::label,
+            users::name,
+            devices::user_id,
+            devices::created_at,
+            devices::revoked_at,
+            sync_sessions::started.nullable(),
+        ))
+        .order((
+            devices::revoked_at.is_not_null(),
+            devices::created_at.desc(),
+            devices::id,
+        ))
+        .into_boxed();
     if let Some(u) = user_id {
-        sql.push(" WHERE d.user_id = ").param(u);
+        query = query.filter(devices::user_id.eq(u.to_owned()));
     }
-    sql.push(" ORDER BY d.revoked_at IS NOT NULL, d.created_at DESC, d.id");
-    sql.load(conn)
+    Ok(query.load(conn)?)
 }
 
 pub fn rename_device(conn: &mut DbConn, id: &str, label: &str) -> Result<(), DbError> {
-    let mut sql = Sql::new("UPDATE devices SET label = ");
-    sql.param(label).push(" WHERE id = ").param(id);
-    sql.execute(conn)?;
+    diesel::update(devices::table.find(id))
+        .set(devices::label.eq(label))
+        .execute(conn)?;
     Ok(())
 }
 
 /// Revokes a device: its token stops working at once.
 pub fn revoke_device(conn: &mut DbConn, id: &str, now: Micros) -> Result<(), DbError> {
-    let mut sql = Sql::new("UPDATE devices SET revoked_at = ");
-    sql.param(now)
-        .push(" WHERE id = ")
-        .param(id)
-        .push(" AND revoked_at IS NULL");
-    sql.execute(conn)?;
+    diesel::update(devices::table.find(id).filter(devices::revoked_at.is_null()))
+        .set(devices::revoked_at.eq(now))
+        .execute(conn)?;
     Ok(())
 }

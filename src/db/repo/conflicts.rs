@@ -1,12 +1,13 @@
-//! Recorded conflicts and their fields.
+//! Recorded conflicts and their fields, through diesel's typed query builder
+//! (`db::schema`).
 
-use diesel::QueryableByName;
-use diesel::sql_types::{BigInt, Bool, Nullable, Text};
+use std::collections::HashMap;
 
+use diesel::prelude::*;
+
+use crate::db::schema::{conflict_fields, conflicts};
 use crate::db::{DbConn, DbError, Sql};
 use crate::domain::Micros;
-
-use super::accounts::count;
 
 /// What kind of disagreement a conflict records (stored as its word, the CHECK list of
 /// `conflicts.kind`).
@@ -66,62 +67,40 @@ impl ConflictStatus {
 }
 
 /// A recorded conflict, as stored.
-#[derive(Debug, Clone, QueryableByName)]
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = conflicts)]
 pub struct Conflict {
-    #[diesel(sql_type = Text)]
     pub id: String,
-    #[diesel(sql_type = Text)]
     pub user_id: String,
-    #[diesel(sql_type = Text)]
     pub device_id: String,
-    #[diesel(sql_type = Nullable<Text>)]
     pub session_id: Option<String>,
-    #[diesel(sql_type = Text)]
     pub table_name: String,
-    #[diesel(sql_type = Text)]
     pub row_id: String,
-    #[diesel(sql_type = Text)]
     pub kind: String,
-    #[diesel(sql_type = Nullable<Text>)]
     pub client_id: Option<String>,
-    #[diesel(sql_type = Nullable<BigInt>)]
     pub base: Option<i64>,
-    #[diesel(sql_type = Nullable<BigInt>)]
     pub server_updated: Option<i64>,
-    #[diesel(sql_type = Nullable<BigInt>)]
     pub offline_updated: Option<i64>,
-    #[diesel(sql_type = Text)]
     pub status: String,
-    #[diesel(sql_type = BigInt)]
     pub created_at: i64,
-    #[diesel(sql_type = BigInt)]
     pub updated_at: i64,
-    #[diesel(sql_type = Nullable<BigInt>)]
     pub resolved_at: Option<i64>,
-    #[diesel(sql_type = Nullable<Text>)]
     pub resolved_by: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
     pub resolution: Option<String>,
     /// Who made the server's side, as the row stood before the upload touched it.
-    #[diesel(sql_type = Nullable<Text>)]
     pub server_by: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
+/// One field of a conflict: the base where known, both sides, and what was chosen.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
+#[diesel(table_name = conflict_fields)]
 pub struct ConflictField {
-    #[diesel(sql_type = Text)]
     pub field: String,
-    #[diesel(sql_type = Bool)]
     pub base_known: bool,
-    #[diesel(sql_type = Nullable<Text>)]
     pub base_value: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
     pub server_value: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
     pub offline_value: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
     pub choice: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
     pub chosen_value: Option<String>,
 }
 
@@ -136,39 +115,29 @@ impl Conflict {
     }
 }
 
-const COLUMNS: &str = "SELECT id, user_id, device_id, session_id, table_name, row_id, kind, \
-    client_id, base, server_updated, offline_updated, status, created_at, updated_at, \
-    resolved_at, resolved_by, resolution, server_by FROM conflicts";
-
 pub fn get(conn: &mut DbConn, id: &str) -> Result<Option<Conflict>, DbError> {
-    let mut sql = Sql::new(COLUMNS);
-    sql.push(" WHERE id = ").param(id);
-    sql.first(conn)
+    Ok(conflicts::table
+        .find(id)
+        .select(Conflict::as_select())
+        .first(conn)
+        .optional()?)
 }
 
 /// Refreshes an open conflict with a later upload's view of the same row.
 pub fn update_open(conn: &mut DbConn, c: &Conflict) -> Result<(), DbError> {
-    let mut sql = Sql::new("UPDATE conflicts SET device_id = ");
-    sql.param(&c.device_id)
-        .push(", session_id = ")
-        .param(c.session_id.clone())
-        .push(", kind = ")
-        .param(&c.kind)
-        .push(", client_id = ")
-        .param(c.client_id.clone())
-        .push(", base = ")
-        .param(c.base)
-        .push(", server_updated = ")
-        .param(c.server_updated)
-        .push(", offline_updated = ")
-        .param(c.offline_updated)
-        .push(", server_by = ")
-        .param(c.server_by.clone())
-        .push(", updated_at = ")
-        .param(c.updated_at)
-        .push(" WHERE id = ")
-        .param(&c.id);
-    sql.execute(conn)?;
+    diesel::update(conflicts::table.find(&c.id))
+        .set((
+            conflicts::device_id.eq(&c.device_id),
+            conflicts::session_id.eq(&c.session_id),
+            conflicts::kind.eq(&c.kind),
+            conflicts::client_id.eq(&c.client_id),
+            conflicts::base.eq(c.base),
+            conflicts::server_updated.eq(c.server_updated),
+            conflicts::offline_updated.eq(c.offline_updated),
+            conflicts::server_by.eq(&c.server_by),
+            conflicts::updated_at.eq(c.updated_at),
+        ))
+        .execute(conn)?;
     Ok(())
 }
 
@@ -179,30 +148,28 @@ pub fn refresh_server(
     server_updated: Option<Micros>,
     fields: &[(String, Option<String>)],
 ) -> Result<(), DbError> {
-    let mut sql = Sql::new("UPDATE conflicts SET server_updated = ");
-    sql.param(server_updated).push(" WHERE id = ").param(id);
-    sql.execute(conn)?;
+    diesel::update(conflicts::table.find(id))
+        .set(conflicts::server_updated.eq(server_updated))
+        .execute(conn)?;
     for (field, value) in fields {
-        let mut sql = Sql::new("UPDATE conflict_fields SET server_value = ");
-        sql.param(value.clone())
-            .push(" WHERE conflict_id = ")
-            .param(id)
-            .push(" AND field = ")
-            .param(field);
-        sql.execute(conn)?;
+        diesel::update(conflict_fields::table.find((id, field)))
+            .set(conflict_fields::server_value.eq(value))
+            .execute(conn)?;
     }
     Ok(())
 }
 
 /// Inserts or replaces one field of a conflict.
 pub fn put_field(conn: &mut DbConn, conflict_id: &str, f: &ConflictField) -> Result<(), DbError> {
-    let mut del = Sql::new("DELETE FROM conflict_fields WHERE conflict_id = ");
-    del.param(conflict_id).push(" AND field = ").param(&f.field);
-    del.execute(conn)?;
+    diesel::delete(conflict_fields::table.find((conflict_id, &f.field))).execute(conn)?;
     insert_fields(conn, &[(conflict_id, f)])
 }
 
-/// Inserts conflict fields, many per statement.
+/// Inserts conflict fields, many per statement (a choice is made later, never with them).
+///
+/// The one place the fixed tables are written with [`Sql`]: diesel's query builder cannot
+/// insert many rows in one statement over a `MultiConnection` (its `BatchInsert` has no
+/// backend-neutral form), and an upload records thousands of conflicts in one go.
 fn insert_fields(conn: &mut DbConn, fields: &[(&str, &ConflictField)]) -> Result<(), DbError> {
     for part in fields.chunks(200) {
         let mut sql = Sql::new(
@@ -228,12 +195,11 @@ fn insert_fields(conn: &mut DbConn, fields: &[(&str, &ConflictField)]) -> Result
 }
 
 pub fn fields(conn: &mut DbConn, conflict_id: &str) -> Result<Vec<ConflictField>, DbError> {
-    let mut sql = Sql::new(
-        "SELECT field, base_known, base_value, server_value, offline_value, choice, chosen_value \
-         FROM conflict_fields WHERE conflict_id = ",
-    );
-    sql.param(conflict_id).push(" ORDER BY field");
-    sql.load(conn)
+    Ok(conflict_fields::table
+        .filter(conflict_fields::conflict_id.eq(conflict_id))
+        .order(conflict_fields::field)
+        .select(ConflictField::as_select())
+        .load(conn)?)
 }
 
 pub fn record_choice(
@@ -243,15 +209,12 @@ pub fn record_choice(
     choice: &str,
     value: Option<&str>,
 ) -> Result<(), DbError> {
-    let mut sql = Sql::new("UPDATE conflict_fields SET choice = ");
-    sql.param(choice)
-        .push(", chosen_value = ")
-        .param(value)
-        .push(" WHERE conflict_id = ")
-        .param(conflict_id)
-        .push(" AND field = ")
-        .param(field);
-    sql.execute(conn)?;
+    diesel::update(conflict_fields::table.find((conflict_id, field)))
+        .set((
+            conflict_fields::choice.eq(choice),
+            conflict_fields::chosen_value.eq(value),
+        ))
+        .execute(conn)?;
     Ok(())
 }
 
@@ -262,17 +225,15 @@ pub fn close(
     resolution: &str,
     now: Micros,
 ) -> Result<(), DbError> {
-    let mut sql = Sql::new("UPDATE conflicts SET status = 'resolved', resolved_at = ");
-    sql.param(now)
-        .push(", updated_at = ")
-        .param(now)
-        .push(", resolved_by = ")
-        .param(by_user)
-        .push(", resolution = ")
-        .param(resolution)
-        .push(" WHERE id = ")
-        .param(id);
-    sql.execute(conn)?;
+    diesel::update(conflicts::table.find(id))
+        .set((
+            conflicts::status.eq(ConflictStatus::Resolved.as_str()),
+            conflicts::resolved_at.eq(now),
+            conflicts::updated_at.eq(now),
+            conflicts::resolved_by.eq(by_user),
+            conflicts::resolution.eq(resolution),
+        ))
+        .execute(conn)?;
     Ok(())
 }
 
@@ -285,17 +246,24 @@ pub struct Scope<'a> {
     pub device_id: Option<&'a str>,
 }
 
-fn scope(sql: &mut Sql, scope: &Scope<'_>, status: ConflictStatus) {
-    sql.push(" WHERE status = ").param(status.as_str());
-    if let Some(u) = scope.user_id {
-        sql.push(" AND user_id = ").param(u);
+/// The conflicts with `status` in `within`, as a query to narrow further.
+fn scoped<'a>(
+    within: &Scope<'a>,
+    status: ConflictStatus,
+) -> conflicts::BoxedQuery<'a, <DbConn as diesel::Connection>::Backend> {
+    let mut q = conflicts::table
+        .filter(conflicts::status.eq(status.as_str()))
+        .into_boxed();
+    if let Some(u) = within.user_id {
+        q = q.filter(conflicts::user_id.eq(u));
     }
-    if let Some(t) = scope.table {
-        sql.push(" AND table_name = ").param(t);
+    if let Some(t) = within.table {
+        q = q.filter(conflicts::table_name.eq(t));
     }
-    if let Some(d) = scope.device_id {
-        sql.push(" AND device_id = ").param(d);
+    if let Some(d) = within.device_id {
+        q = q.filter(conflicts::device_id.eq(d));
     }
+    q
 }
 
 /// Conflicts with `status` in `within`, most recently changed first.
@@ -306,13 +274,12 @@ pub fn list(
     limit: i64,
     offset: i64,
 ) -> Result<Vec<Conflict>, DbError> {
-    let mut sql = Sql::new(COLUMNS);
-    scope(&mut sql, within, status);
-    sql.push(" ORDER BY updated_at DESC, id LIMIT ")
-        .param(limit)
-        .push(" OFFSET ")
-        .param(offset);
-    sql.load(conn)
+    Ok(scoped(within, status)
+        .order((conflicts::updated_at.desc(), conflicts::id))
+        .limit(limit)
+        .offset(offset)
+        .select(Conflict::as_select())
+        .load(conn)?)
 }
 
 pub fn count_in(
@@ -320,9 +287,7 @@ pub fn count_in(
     within: &Scope<'_>,
     status: ConflictStatus,
 ) -> Result<i64, DbError> {
-    let mut sql = Sql::new("SELECT COUNT(*) AS n FROM conflicts");
-    scope(&mut sql, within, status);
-    count(conn, sql)
+    Ok(scoped(within, status).count().get_result(conn)?)
 }
 
 /// A user's (or everyone's) open conflicts.
@@ -341,21 +306,16 @@ pub fn count_open(conn: &mut DbConn, user_id: Option<&str>) -> Result<i64, DbErr
 pub fn field_names_of(
     conn: &mut DbConn,
     ids: &[String],
-) -> Result<std::collections::HashMap<String, Vec<String>>, DbError> {
-    #[derive(QueryableByName)]
-    struct Named {
-        #[diesel(sql_type = Text)]
-        conflict_id: String,
-        #[diesel(sql_type = Text)]
-        field: String,
-    }
-    let mut out: std::collections::HashMap<String, Vec<String>> = std::collections::HashMap::new();
+) -> Result<HashMap<String, Vec<String>>, DbError> {
+    let mut out: HashMap<String, Vec<String>> = HashMap::new();
     for chunk in ids.chunks(super::rows::BATCH) {
-        let mut sql =
-            Sql::new("SELECT conflict_id, field FROM conflict_fields WHERE conflict_id IN (");
-        sql.params(chunk).push(") ORDER BY conflict_id, field");
-        for n in sql.load::<Named>(conn)? {
-            out.entry(n.conflict_id).or_default().push(n.field);
+        let named: Vec<(String, String)> = conflict_fields::table
+            .filter(conflict_fields::conflict_id.eq_any(chunk))
+            .order((conflict_fields::conflict_id, conflict_fields::field))
+            .select((conflict_fields::conflict_id, conflict_fields::field))
+            .load(conn)?;
+        for (id, field) in named {
+            out.entry(id).or_default().push(field);
         }
     }
     Ok(out)
@@ -368,14 +328,13 @@ pub fn open_of_kind(
     table: &str,
     conflict_kind: ConflictKind,
 ) -> Result<Vec<Conflict>, DbError> {
-    let mut sql = Sql::new(COLUMNS);
-    sql.push(" WHERE user_id = ")
-        .param(user_id)
-        .push(" AND table_name = ")
-        .param(table)
-        .push(" AND status = 'open' AND kind = ")
-        .param(conflict_kind.as_str());
-    sql.load(conn)
+    Ok(conflicts::table
+        .filter(conflicts::user_id.eq(user_id))
+        .filter(conflicts::table_name.eq(table))
+        .filter(conflicts::status.eq(ConflictStatus::Open.as_str()))
+        .filter(conflicts::kind.eq(conflict_kind.as_str()))
+        .select(Conflict::as_select())
+        .load(conn)?)
 }
 
 /// The user's open conflicts on any of these rows of one table, by row id.
@@ -384,25 +343,23 @@ pub fn open_for_rows(
     user_id: &str,
     table: &str,
     row_ids: &[String],
-) -> Result<std::collections::HashMap<String, Conflict>, DbError> {
-    let mut out = std::collections::HashMap::new();
+) -> Result<HashMap<String, Conflict>, DbError> {
+    let mut out = HashMap::new();
     for chunk in row_ids.chunks(super::rows::BATCH) {
-        let mut sql = Sql::new(COLUMNS);
-        sql.push(" WHERE user_id = ")
-            .param(user_id)
-            .push(" AND table_name = ")
-            .param(table)
-            .push(" AND status = 'open' AND row_id IN (")
-            .params(chunk)
-            .push(")");
-        for c in sql.load::<Conflict>(conn)? {
-            out.insert(c.row_id.clone(), c);
-        }
+        let found: Vec<Conflict> = conflicts::table
+            .filter(conflicts::user_id.eq(user_id))
+            .filter(conflicts::table_name.eq(table))
+            .filter(conflicts::status.eq(ConflictStatus::Open.as_str()))
+            .filter(conflicts::row_id.eq_any(chunk))
+            .select(Conflict::as_select())
+            .load(conn)?;
+        out.extend(found.into_iter().map(|c| (c.row_id.clone(), c)));
     }
     Ok(out)
 }
 
-/// Inserts new conflicts and their fields, many per statement.
+/// Inserts new conflicts (open) and their fields, many per statement (see
+/// [`insert_fields`] for why this is [`Sql`]).
 pub fn insert_many(
     conn: &mut DbConn,
     items: &[(Conflict, Vec<ConflictField>)],
@@ -424,7 +381,9 @@ pub fn insert_many(
                 .param(c.client_id.clone())
                 .push(", ")
                 .params([c.base, c.server_updated, c.offline_updated])
-                .push(", 'open', ")
+                .push(", ")
+                .param(ConflictStatus::Open.as_str())
+                .push(", ")
                 .params([c.created_at, c.updated_at])
                 .push(", ")
                 .param(c.server_by.clone())

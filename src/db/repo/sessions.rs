@@ -1,9 +1,9 @@
-//! Sync sessions.
+//! Sync sessions, through diesel's typed query builder (`db::schema`).
 
-use diesel::QueryableByName;
-use diesel::sql_types::{BigInt, Nullable, Text};
+use diesel::prelude::*;
 
-use crate::db::{DbConn, DbError, Sql, dialect};
+use crate::db::schema::sync_sessions;
+use crate::db::{DbConn, DbError};
 use crate::domain::Micros;
 
 /// Where a sync session stands (stored as its word: the CHECK of `sync_sessions.status`).
@@ -44,38 +44,34 @@ impl Session {
 }
 
 /// A sync session, as stored.
-#[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
+#[diesel(table_name = sync_sessions)]
 pub struct Session {
-    #[diesel(sql_type = Text)]
     pub id: String,
-    #[diesel(sql_type = Text)]
     pub device_id: String,
-    #[diesel(sql_type = Nullable<BigInt>)]
     pub since: Option<i64>,
-    #[diesel(sql_type = BigInt)]
     pub started: i64,
-    #[diesel(sql_type = Nullable<BigInt>)]
     pub finished: Option<i64>,
-    #[diesel(sql_type = Text)]
     pub status: String,
-    #[diesel(sql_type = Nullable<Text>)]
     pub upload_sha256: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
     pub upload_result: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
     pub failure: Option<String>,
 }
 
-const COLUMNS: &str = "SELECT id, device_id, since, started, finished, status, upload_sha256, \
-                       upload_result, failure FROM sync_sessions";
-
+/// A session; `lock`: for update, so that a concurrent step on it waits. The lock is taken
+/// by writing the row (an update that changes nothing), the one locking statement both
+/// databases and diesel's backend-neutral query builder have in common.
 pub fn get(conn: &mut DbConn, id: &str, lock: bool) -> Result<Option<Session>, DbError> {
-    let mut sql = Sql::new(COLUMNS);
-    sql.push(" WHERE id = ").param(id);
     if lock {
-        sql.push(dialect::for_update(conn));
+        diesel::update(sync_sessions::table.find(id))
+            .set(sync_sessions::status.eq(sync_sessions::status))
+            .execute(conn)?;
     }
-    sql.first(conn)
+    Ok(sync_sessions::table
+        .find(id)
+        .select(Session::as_select())
+        .first(conn)
+        .optional()?)
 }
 
 pub fn insert(
@@ -86,40 +82,46 @@ pub fn insert(
     started: Micros,
     clock_offset: Option<i64>,
 ) -> Result<(), DbError> {
-    let mut sql = Sql::new(
-        "INSERT INTO sync_sessions (id, device_id, since, started, status, clock_offset) VALUES (",
-    );
-    sql.params([id, device_id])
-        .push(", ")
-        .param(since)
-        .push(", ")
-        .param(started)
-        .push(", 'open', ")
-        .param(clock_offset)
-        .push(")");
-    sql.execute(conn)?;
+    diesel::insert_into(sync_sessions::table)
+        .values((
+            sync_sessions::id.eq(id),
+            sync_sessions::device_id.eq(device_id),
+            sync_sessions::since.eq(since),
+            sync_sessions::started.eq(started),
+            sync_sessions::status.eq(SessionStatus::Open.as_str()),
+            sync_sessions::clock_offset.eq(clock_offset),
+        ))
+        .execute(conn)?;
     Ok(())
 }
 
 /// Marks every open session of the device abandoned (a new one replaces it).
 pub fn abandon_open(conn: &mut DbConn, device_id: &str, now: Micros) -> Result<usize, DbError> {
-    let mut sql = Sql::new("UPDATE sync_sessions SET status = 'abandoned', finished = ");
-    sql.param(now)
-        .push(", failure = 'replaced by a newer session' WHERE device_id = ")
-        .param(device_id)
-        .push(" AND status = 'open'");
-    sql.execute(conn)
+    Ok(diesel::update(
+        sync_sessions::table
+            .filter(sync_sessions::device_id.eq(device_id))
+            .filter(sync_sessions::status.eq(SessionStatus::Open.as_str())),
+    )
+    .set((
+        sync_sessions::status.eq(SessionStatus::Abandoned.as_str()),
+        sync_sessions::finished.eq(now),
+        sync_sessions::failure.eq("replaced by a newer session"),
+    ))
+    .execute(conn)?)
 }
 
 pub fn fail(conn: &mut DbConn, id: &str, reason: &str, now: Micros) -> Result<(), DbError> {
-    let mut sql = Sql::new("UPDATE sync_sessions SET status = 'failed', finished = ");
-    sql.param(now)
-        .push(", failure = ")
-        .param(reason)
-        .push(" WHERE id = ")
-        .param(id)
-        .push(" AND status = 'open'");
-    sql.execute(conn)?;
+    diesel::update(
+        sync_sessions::table
+            .find(id)
+            .filter(sync_sessions::status.eq(SessionStatus::Open.as_str())),
+    )
+    .set((
+        sync_sessions::status.eq(SessionStatus::Failed.as_str()),
+        sync_sessions::finished.eq(now),
+        sync_sessions::failure.eq(reason),
+    ))
+    .execute(conn)?;
     Ok(())
 }
 
@@ -138,71 +140,59 @@ pub fn record_upload(
     result: &str,
     counts: Counts,
 ) -> Result<(), DbError> {
-    let mut sql = Sql::new("UPDATE sync_sessions SET upload_sha256 = ");
-    sql.param(sha256)
-        .push(", upload_result = ")
-        .param(result)
-        .push(", applied = ")
-        .param(counts.applied)
-        .push(", unchanged = ")
-        .param(counts.unchanged)
-        .push(", conflicts = ")
-        .param(counts.conflicts)
-        .push(" WHERE id = ")
-        .param(id);
-    sql.execute(conn)?;
+    diesel::update(sync_sessions::table.find(id))
+        .set((
+            sync_sessions::upload_sha256.eq(sha256),
+            sync_sessions::upload_result.eq(result),
+            sync_sessions::applied.eq(counts.applied),
+            sync_sessions::unchanged.eq(counts.unchanged),
+            sync_sessions::conflicts.eq(counts.conflicts),
+        ))
+        .execute(conn)?;
     Ok(())
 }
 
 pub fn record_download(conn: &mut DbConn, id: &str, rows: i64) -> Result<(), DbError> {
-    let mut sql = Sql::new("UPDATE sync_sessions SET downloaded = ");
-    sql.param(rows).push(" WHERE id = ").param(id);
-    sql.execute(conn)?;
+    diesel::update(sync_sessions::table.find(id))
+        .set(sync_sessions::downloaded.eq(rows))
+        .execute(conn)?;
     Ok(())
 }
 
 pub fn complete(conn: &mut DbConn, id: &str, now: Micros) -> Result<(), DbError> {
-    let mut sql = Sql::new("UPDATE sync_sessions SET status = 'complete', finished = ");
-    sql.param(now).push(" WHERE id = ").param(id);
-    sql.execute(conn)?;
+    diesel::update(sync_sessions::table.find(id))
+        .set((
+            sync_sessions::status.eq(SessionStatus::Complete.as_str()),
+            sync_sessions::finished.eq(now),
+        ))
+        .execute(conn)?;
     Ok(())
 }
 
 /// A session as listed in a device's sync history.
-#[derive(Debug, Clone, QueryableByName)]
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = sync_sessions)]
 pub struct SessionSummary {
-    #[diesel(sql_type = Text)]
     pub id: String,
-    #[diesel(sql_type = Text)]
     pub status: String,
-    #[diesel(sql_type = Nullable<BigInt>)]
     pub since: Option<i64>,
-    #[diesel(sql_type = BigInt)]
     pub started: i64,
-    #[diesel(sql_type = Nullable<BigInt>)]
     pub finished: Option<i64>,
-    #[diesel(sql_type = Nullable<BigInt>)]
     pub applied: Option<i64>,
-    #[diesel(sql_type = Nullable<BigInt>)]
     pub unchanged: Option<i64>,
-    #[diesel(sql_type = Nullable<BigInt>)]
     pub conflicts: Option<i64>,
-    #[diesel(sql_type = Nullable<BigInt>)]
     pub downloaded: Option<i64>,
-    #[diesel(sql_type = Nullable<Text>)]
     pub failure: Option<String>,
-    #[diesel(sql_type = Nullable<BigInt>)]
     pub clock_offset: Option<i64>,
 }
 
-const SUMMARY_COLUMNS: &str = "SELECT id, status, since, started, finished, applied, unchanged, \
-                               conflicts, downloaded, failure, clock_offset FROM sync_sessions";
-
 /// One session's counts.
 pub fn summary(conn: &mut DbConn, id: &str) -> Result<Option<SessionSummary>, DbError> {
-    let mut sql = Sql::new(SUMMARY_COLUMNS);
-    sql.push(" WHERE id = ").param(id);
-    sql.first(conn)
+    Ok(sync_sessions::table
+        .find(id)
+        .select(SessionSummary::as_select())
+        .first(conn)
+        .optional()?)
 }
 
 /// A device's sessions, newest first.
@@ -212,30 +202,28 @@ pub fn history(
     limit: i64,
     offset: i64,
 ) -> Result<Vec<SessionSummary>, DbError> {
-    let mut sql = Sql::new(SUMMARY_COLUMNS);
-    sql.push(" WHERE device_id = ")
-        .param(device_id)
-        .push(" ORDER BY started DESC, id LIMIT ")
-        .param(limit)
-        .push(" OFFSET ")
-        .param(offset);
-    sql.load(conn)
+    Ok(sync_sessions::table
+        .filter(sync_sessions::device_id.eq(device_id))
+        .order((sync_sessions::started.desc(), sync_sessions::id))
+        .limit(limit)
+        .offset(offset)
+        .select(SessionSummary::as_select())
+        .load(conn)?)
 }
 
 pub fn count_for_device(conn: &mut DbConn, device_id: &str) -> Result<i64, DbError> {
-    let mut sql = Sql::new("SELECT COUNT(*) AS n FROM sync_sessions WHERE device_id = ");
-    sql.param(device_id);
-    super::accounts::count(conn, sql)
+    Ok(sync_sessions::table
+        .filter(sync_sessions::device_id.eq(device_id))
+        .count()
+        .get_result(conn)?)
 }
 
 /// The clock offset (device minus server, µs) kept with a session, if the device sent its clock.
 pub fn clock_offset(conn: &mut DbConn, id: &str) -> Result<Option<i64>, DbError> {
-    #[derive(QueryableByName)]
-    struct Offset {
-        #[diesel(sql_type = Nullable<BigInt>)]
-        clock_offset: Option<i64>,
-    }
-    let mut sql = Sql::new("SELECT clock_offset FROM sync_sessions WHERE id = ");
-    sql.param(id);
-    Ok(sql.first::<Offset>(conn)?.and_then(|o| o.clock_offset))
+    Ok(sync_sessions::table
+        .find(id)
+        .select(sync_sessions::clock_offset)
+        .first::<Option<i64>>(conn)
+        .optional()?
+        .flatten())
 }
