@@ -625,9 +625,7 @@ mod fleet {
                 }
                 Op::OfficeDeleteInspection(n) => {
                     if let Some(id) = self.nth("inspections", n) {
-                        self.app.import(&doc(&[format!(
-                            r#"<delete table="inspections" id="{id}"/>"#
-                        )]));
+                        self.app.online_delete("inspections", &id);
                     }
                 }
                 Op::OfficeAddReading(n) => {

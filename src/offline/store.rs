@@ -1,14 +1,17 @@
 //! The laptop's own records: the log of local changes not yet synced, the server's values
-//! of fields changed locally, local conflict marks, and small state. Repository functions
-//! over `&mut DbConn`, like `db::repo`.
+//! of fields changed locally, local conflict marks, changes the server refused, and small
+//! state. Repository functions over `&mut DbConn`, like `db::repo`, through diesel's typed
+//! query builder (`db::schema`).
 
 use std::collections::{HashMap, HashSet};
 
-use diesel::QueryableByName;
-use diesel::sql_types::{BigInt, Nullable, Text};
+use diesel::prelude::*;
 
 use crate::db::repo::accounts::count;
 use crate::db::repo::rows::BATCH;
+use crate::db::schema::{
+    offline_changes, offline_conflicts, offline_held, offline_shadow, offline_state,
+};
 use crate::db::{DbConn, DbError, Sql};
 use crate::domain::{Micros, TABLES, TableId};
 
@@ -56,19 +59,15 @@ pub struct Change {
     pub fields: Vec<FieldLog>,
 }
 
-#[derive(QueryableByName)]
+/// A change as stored (its fields as JSON).
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = offline_changes)]
 struct RawChange {
-    #[diesel(sql_type = BigInt)]
     seq: i64,
-    #[diesel(sql_type = Text)]
     table_name: String,
-    #[diesel(sql_type = Text)]
     row_id: String,
-    #[diesel(sql_type = Text)]
     kind: String,
-    #[diesel(sql_type = Nullable<BigInt>)]
     base: Option<i64>,
-    #[diesel(sql_type = Text)]
     fields: String,
 }
 
@@ -102,19 +101,12 @@ fn changes(raw: Vec<RawChange>) -> Result<Vec<Change>, DbError> {
     raw.into_iter().map(RawChange::into_change).collect()
 }
 
-#[derive(QueryableByName)]
-struct Number {
-    #[diesel(sql_type = BigInt)]
-    n: i64,
-}
-
 /// The newest change's number (0 when there is none).
 pub fn max_seq(conn: &mut DbConn) -> Result<i64, DbError> {
-    Ok(
-        Sql::new("SELECT COALESCE(MAX(seq), 0) AS n FROM offline_changes")
-            .first::<Number>(conn)?
-            .map_or(0, |n| n.n),
-    )
+    let newest: Option<i64> = offline_changes::table
+        .select(diesel::dsl::max(offline_changes::seq))
+        .first(conn)?;
+    Ok(newest.unwrap_or(0))
 }
 
 /// Appends a change to the log.
@@ -129,39 +121,31 @@ pub fn log_change(
 ) -> Result<(), DbError> {
     let seq = max_seq(conn)? + 1;
     let json = serde_json::to_string(fields).unwrap_or_else(|_| "[]".into());
-    let mut sql = Sql::new(
-        "INSERT INTO offline_changes (seq, table_name, row_id, kind, base, fields, changed_at) VALUES (",
-    );
-    sql.param(seq)
-        .push(", ")
-        .params([TABLES[table].name, row_id, kind.as_str()])
-        .push(", ")
-        .param(base)
-        .push(", ")
-        .param(json)
-        .push(", ")
-        .param(now)
-        .push(")");
-    sql.execute(conn)?;
+    diesel::insert_into(offline_changes::table)
+        .values((
+            offline_changes::seq.eq(seq),
+            offline_changes::table_name.eq(TABLES[table].name),
+            offline_changes::row_id.eq(row_id),
+            offline_changes::kind.eq(kind.as_str()),
+            offline_changes::base.eq(base),
+            offline_changes::fields.eq(json),
+            offline_changes::changed_at.eq(now),
+        ))
+        .execute(conn)?;
     // A new change of a held row is the engineer's correction: it goes up again.
     release(conn, table, row_id)?;
     Ok(())
 }
 
 /// A change the server refused, kept out of uploads until corrected or discarded.
-#[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = offline_held)]
 pub struct Held {
-    #[diesel(sql_type = Text)]
     pub table_name: String,
-    #[diesel(sql_type = Text)]
     pub row_id: String,
-    #[diesel(sql_type = Text)]
     pub code: String,
-    #[diesel(sql_type = Nullable<Text>)]
     pub field: Option<String>,
-    #[diesel(sql_type = Text)]
     pub message: String,
-    #[diesel(sql_type = BigInt)]
     pub held_at: i64,
 }
 
@@ -170,69 +154,57 @@ pub fn hold(conn: &mut DbConn, h: &Held) -> Result<(), DbError> {
     let table = crate::domain::table_by_name(&h.table_name)
         .ok_or_else(|| DbError::Corrupt(format!("unknown table {:?}", h.table_name)))?;
     release(conn, table, &h.row_id)?;
-    let mut sql = Sql::new(
-        "INSERT INTO offline_held (table_name, row_id, code, field, message, held_at) VALUES (",
-    );
-    sql.params([h.table_name.as_str(), h.row_id.as_str(), h.code.as_str()])
-        .push(", ")
-        .param(h.field.clone())
-        .push(", ")
-        .param(h.message.as_str())
-        .push(", ")
-        .param(h.held_at)
-        .push(")");
-    sql.execute(conn)?;
+    diesel::insert_into(offline_held::table)
+        .values(h)
+        .execute(conn)?;
     Ok(())
 }
 
 /// Lets a row's changes go up again.
 pub fn release(conn: &mut DbConn, table: TableId, row_id: &str) -> Result<(), DbError> {
-    delete_for_rows(conn, "offline_held", table, &[row_id.to_owned()])
+    diesel::delete(offline_held::table.find((TABLES[table].name, row_id))).execute(conn)?;
+    Ok(())
 }
 
 /// Every held change, newest first.
 pub fn held(conn: &mut DbConn) -> Result<Vec<Held>, DbError> {
-    Sql::new(
-        "SELECT table_name, row_id, code, field, message, held_at FROM offline_held \
-         ORDER BY held_at DESC, table_name, row_id",
-    )
-    .load(conn)
+    Ok(offline_held::table
+        .order((
+            offline_held::held_at.desc(),
+            offline_held::table_name,
+            offline_held::row_id,
+        ))
+        .select(Held::as_select())
+        .load(conn)?)
 }
 
 /// Whether the row was created on this laptop and not yet synced.
 pub fn is_local_only(conn: &mut DbConn, table: TableId, row_id: &str) -> Result<bool, DbError> {
-    let mut sql = Sql::new("SELECT COUNT(*) AS n FROM offline_changes WHERE table_name = ");
-    sql.param(TABLES[table].name)
-        .push(" AND row_id = ")
-        .param(row_id)
-        .push(" AND kind = 'create'");
-    Ok(count(conn, sql)? > 0)
+    let creates: i64 = offline_changes::table
+        .filter(offline_changes::table_name.eq(TABLES[table].name))
+        .filter(offline_changes::row_id.eq(row_id))
+        .filter(offline_changes::kind.eq(ChangeKind::Create.as_str()))
+        .count()
+        .get_result(conn)?;
+    Ok(creates > 0)
 }
 
 /// Forgets every logged change of these rows.
 pub fn drop_changes(conn: &mut DbConn, table: TableId, ids: &[String]) -> Result<(), DbError> {
-    delete_for_rows(conn, "offline_changes", table, ids)
-}
-
-/// Deletes what `log` (a table keyed by `table_name` and `row_id`) holds for these rows.
-fn delete_for_rows(
-    conn: &mut DbConn,
-    log: &str,
-    table: TableId,
-    ids: &[String],
-) -> Result<(), DbError> {
     for chunk in ids.chunks(BATCH) {
-        let mut sql = Sql::new(format!("DELETE FROM {log} WHERE table_name = "));
-        sql.param(TABLES[table].name)
-            .push(" AND row_id IN (")
-            .params(chunk)
-            .push(")");
-        sql.execute(conn)?;
+        diesel::delete(
+            offline_changes::table
+                .filter(offline_changes::table_name.eq(TABLES[table].name))
+                .filter(offline_changes::row_id.eq_any(chunk)),
+        )
+        .execute(conn)?;
     }
     Ok(())
 }
 
-/// How many rows have changes waiting to be synced.
+/// How many rows have changes waiting to be synced. A count of distinct pairs, which
+/// diesel's query builder cannot say: one of the few statements of the fixed tables in
+/// [`Sql`].
 pub fn pending_rows(conn: &mut DbConn) -> Result<i64, DbError> {
     count(
         conn,
@@ -250,21 +222,26 @@ pub fn changes_page(
     after: Option<&(String, i64)>,
     limit: i64,
 ) -> Result<Vec<Change>, DbError> {
-    let mut sql = Sql::new(
-        "SELECT seq, table_name, row_id, kind, base, fields FROM offline_changes WHERE table_name = ",
-    );
-    sql.param(TABLES[table].name)
-        .push(" AND seq <= ")
-        .param(upto);
+    let mut query = offline_changes::table
+        .filter(offline_changes::table_name.eq(TABLES[table].name))
+        .filter(offline_changes::seq.le(upto))
+        .into_boxed();
     if let Some((row, seq)) = after {
-        sql.push(" AND (row_id, seq) > (")
-            .param(row)
-            .push(", ")
-            .param(*seq)
-            .push(")");
+        query = query.filter(
+            offline_changes::row_id
+                .gt(row.clone())
+                .or(offline_changes::row_id
+                    .eq(row.clone())
+                    .and(offline_changes::seq.gt(*seq))),
+        );
     }
-    sql.push(" ORDER BY row_id, seq LIMIT ").param(limit);
-    changes(sql.load::<RawChange>(conn)?)
+    changes(
+        query
+            .order((offline_changes::row_id, offline_changes::seq))
+            .limit(limit)
+            .select(RawChange::as_select())
+            .load(conn)?,
+    )
 }
 
 /// Every change of these rows, oldest first, by row.
@@ -275,14 +252,13 @@ pub fn changes_of(
 ) -> Result<HashMap<String, Vec<Change>>, DbError> {
     let mut out: HashMap<String, Vec<Change>> = HashMap::new();
     for chunk in ids.chunks(BATCH) {
-        let mut sql = Sql::new(
-            "SELECT seq, table_name, row_id, kind, base, fields FROM offline_changes WHERE table_name = ",
-        );
-        sql.param(TABLES[table].name)
-            .push(" AND row_id IN (")
-            .params(chunk)
-            .push(") ORDER BY seq");
-        for c in changes(sql.load::<RawChange>(conn)?)? {
+        let raw = offline_changes::table
+            .filter(offline_changes::table_name.eq(TABLES[table].name))
+            .filter(offline_changes::row_id.eq_any(chunk))
+            .order(offline_changes::seq)
+            .select(RawChange::as_select())
+            .load(conn)?;
+        for c in changes(raw)? {
             out.entry(c.row_id.clone()).or_default().push(c);
         }
     }
@@ -291,38 +267,63 @@ pub fn changes_of(
 
 /// Forgets the changes a completed sync uploaded (not those held back).
 pub fn drop_upto(conn: &mut DbConn, upto: i64) -> Result<(), DbError> {
-    let mut sql = Sql::new("DELETE FROM offline_changes WHERE seq <= ");
-    sql.param(upto).push(
-        " AND NOT EXISTS (SELECT 1 FROM offline_held h \
-         WHERE h.table_name = offline_changes.table_name AND h.row_id = offline_changes.row_id)",
-    );
-    sql.execute(conn)?;
-    // A shadow is only needed while its field has a change waiting.
-    Sql::new(
-        "DELETE FROM offline_shadow WHERE NOT EXISTS (SELECT 1 FROM offline_changes c \
-         WHERE c.table_name = offline_shadow.table_name AND c.row_id = offline_shadow.row_id)",
-    )
-    .execute(conn)?;
+    let held: Vec<(String, String)> = offline_held::table
+        .select((offline_held::table_name, offline_held::row_id))
+        .load(conn)?;
+    for def in TABLES {
+        let kept: Vec<&str> = held
+            .iter()
+            .filter(|(t, _)| t == def.name)
+            .map(|(_, id)| id.as_str())
+            .collect();
+        diesel::delete(
+            offline_changes::table
+                .filter(offline_changes::table_name.eq(def.name))
+                .filter(offline_changes::seq.le(upto))
+                .filter(offline_changes::row_id.ne_all(kept)),
+        )
+        .execute(conn)?;
+    }
+    // A shadow is only needed while its row has a change waiting.
+    let shadowed: Vec<(String, String)> = offline_shadow::table
+        .select((offline_shadow::table_name, offline_shadow::row_id))
+        .distinct()
+        .load(conn)?;
+    for (table_name, row_id) in shadowed {
+        let waiting: i64 = offline_changes::table
+            .filter(offline_changes::table_name.eq(&table_name))
+            .filter(offline_changes::row_id.eq(&row_id))
+            .count()
+            .get_result(conn)?;
+        if waiting == 0 {
+            diesel::delete(
+                offline_shadow::table
+                    .filter(offline_shadow::table_name.eq(&table_name))
+                    .filter(offline_shadow::row_id.eq(&row_id)),
+            )
+            .execute(conn)?;
+        }
+    }
     Ok(())
 }
 
 /// Renames a row everywhere in the log (the server joined it onto another id), including
 /// where its children's changes name it as their parent.
 pub fn rename_row(conn: &mut DbConn, table: TableId, from: &str, to: &str) -> Result<(), DbError> {
-    let mut sql = Sql::new("UPDATE offline_changes SET row_id = ");
-    sql.param(to)
-        .push(" WHERE table_name = ")
-        .param(TABLES[table].name)
-        .push(" AND row_id = ")
-        .param(from);
-    sql.execute(conn)?;
+    diesel::update(
+        offline_changes::table
+            .filter(offline_changes::table_name.eq(TABLES[table].name))
+            .filter(offline_changes::row_id.eq(from)),
+    )
+    .set(offline_changes::row_id.eq(to))
+    .execute(conn)?;
     for (child, fk) in TABLES[table].children() {
         let field = TABLES[child].fields[fk].name;
-        let mut sql = Sql::new(
-            "SELECT seq, table_name, row_id, kind, base, fields FROM offline_changes WHERE table_name = ",
-        );
-        sql.param(TABLES[child].name);
-        for c in changes(sql.load::<RawChange>(conn)?)? {
+        let raw = offline_changes::table
+            .filter(offline_changes::table_name.eq(TABLES[child].name))
+            .select(RawChange::as_select())
+            .load(conn)?;
+        for c in changes(raw)? {
             if !c
                 .fields
                 .iter()
@@ -340,11 +341,10 @@ pub fn rename_row(conn: &mut DbConn, table: TableId, from: &str, to: &str) -> Re
                     f
                 })
                 .collect();
-            let mut up = Sql::new("UPDATE offline_changes SET fields = ");
-            up.param(serde_json::to_string(&fields).unwrap_or_else(|_| "[]".into()))
-                .push(" WHERE seq = ")
-                .param(c.seq);
-            up.execute(conn)?;
+            let json = serde_json::to_string(&fields).unwrap_or_else(|_| "[]".into());
+            diesel::update(offline_changes::table.find(c.seq))
+                .set(offline_changes::fields.eq(json))
+                .execute(conn)?;
         }
     }
     Ok(())
@@ -358,20 +358,16 @@ pub fn put_shadow(
     field: &str,
     value: Option<&str>,
 ) -> Result<(), DbError> {
-    let mut del = Sql::new("DELETE FROM offline_shadow WHERE table_name = ");
-    del.param(TABLES[table].name)
-        .push(" AND row_id = ")
-        .param(row_id)
-        .push(" AND field = ")
-        .param(field);
-    del.execute(conn)?;
-    let mut sql =
-        Sql::new("INSERT INTO offline_shadow (table_name, row_id, field, value) VALUES (");
-    sql.params([TABLES[table].name, row_id, field])
-        .push(", ")
-        .param(value)
-        .push(")");
-    sql.execute(conn)?;
+    let key = (TABLES[table].name, row_id, field);
+    diesel::delete(offline_shadow::table.find(key)).execute(conn)?;
+    diesel::insert_into(offline_shadow::table)
+        .values((
+            offline_shadow::table_name.eq(key.0),
+            offline_shadow::row_id.eq(row_id),
+            offline_shadow::field.eq(field),
+            offline_shadow::value.eq(value),
+        ))
+        .execute(conn)?;
     Ok(())
 }
 
@@ -382,18 +378,11 @@ pub fn shadow(
     row_id: &str,
     field: &str,
 ) -> Result<Option<Option<String>>, DbError> {
-    #[derive(QueryableByName)]
-    struct Value {
-        #[diesel(sql_type = Nullable<Text>)]
-        value: Option<String>,
-    }
-    let mut sql = Sql::new("SELECT value FROM offline_shadow WHERE table_name = ");
-    sql.param(TABLES[table].name)
-        .push(" AND row_id = ")
-        .param(row_id)
-        .push(" AND field = ")
-        .param(field);
-    Ok(sql.first::<Value>(conn)?.map(|v| v.value))
+    Ok(offline_shadow::table
+        .find((TABLES[table].name, row_id, field))
+        .select(offline_shadow::value)
+        .first(conn)
+        .optional()?)
 }
 
 /// Marks a local change the server did not take.
@@ -406,29 +395,24 @@ pub fn mark_conflict(
     server: Option<&str>,
     now: Micros,
 ) -> Result<(), DbError> {
-    let mut del = Sql::new("DELETE FROM offline_conflicts WHERE table_name = ");
-    del.param(TABLES[table].name)
-        .push(" AND row_id = ")
-        .param(row_id)
-        .push(" AND field = ")
-        .param(field);
-    del.execute(conn)?;
-    let mut sql = Sql::new(
-        "INSERT INTO offline_conflicts (table_name, row_id, field, local_value, server_value, marked_at) VALUES (",
-    );
-    sql.params([TABLES[table].name, row_id, field])
-        .push(", ")
-        .params([local, server])
-        .push(", ")
-        .param(now)
-        .push(")");
-    sql.execute(conn)?;
+    let key = (TABLES[table].name, row_id, field);
+    diesel::delete(offline_conflicts::table.find(key)).execute(conn)?;
+    diesel::insert_into(offline_conflicts::table)
+        .values((
+            offline_conflicts::table_name.eq(key.0),
+            offline_conflicts::row_id.eq(row_id),
+            offline_conflicts::field.eq(field),
+            offline_conflicts::local_value.eq(local),
+            offline_conflicts::server_value.eq(server),
+            offline_conflicts::marked_at.eq(now),
+        ))
+        .execute(conn)?;
     Ok(())
 }
 
 /// Clears a row's conflict marks (the server's resolution arrived).
 pub fn clear_conflicts(conn: &mut DbConn, table: TableId, row_id: &str) -> Result<(), DbError> {
-    delete_for_rows(conn, "offline_conflicts", table, &[row_id.to_owned()])
+    clear_conflicts_of(conn, table, &[row_id.to_owned()])
 }
 
 /// Clears the conflict marks of many rows of one table.
@@ -437,34 +421,44 @@ pub fn clear_conflicts_of(
     table: TableId,
     ids: &[String],
 ) -> Result<(), DbError> {
-    delete_for_rows(conn, "offline_conflicts", table, ids)
+    for chunk in ids.chunks(BATCH) {
+        diesel::delete(
+            offline_conflicts::table
+                .filter(offline_conflicts::table_name.eq(TABLES[table].name))
+                .filter(offline_conflicts::row_id.eq_any(chunk)),
+        )
+        .execute(conn)?;
+    }
+    Ok(())
 }
 
 /// A local change the server did not take.
-#[derive(Debug, Clone, QueryableByName)]
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = offline_conflicts)]
 pub struct LocalConflict {
-    #[diesel(sql_type = Text)]
     pub table_name: String,
-    #[diesel(sql_type = Text)]
     pub row_id: String,
-    #[diesel(sql_type = Text)]
     pub field: String,
-    #[diesel(sql_type = Nullable<Text>)]
     pub local_value: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
     pub server_value: Option<String>,
-    #[diesel(sql_type = BigInt)]
     pub marked_at: i64,
 }
 
 pub fn conflicts(conn: &mut DbConn) -> Result<Vec<LocalConflict>, DbError> {
-    Sql::new(
-        "SELECT table_name, row_id, field, local_value, server_value, marked_at FROM offline_conflicts \
-         ORDER BY marked_at DESC, table_name, row_id, field LIMIT 1000",
-    )
-    .load(conn)
+    Ok(offline_conflicts::table
+        .order((
+            offline_conflicts::marked_at.desc(),
+            offline_conflicts::table_name,
+            offline_conflicts::row_id,
+            offline_conflicts::field,
+        ))
+        .limit(1000)
+        .select(LocalConflict::as_select())
+        .load(conn)?)
 }
 
+/// How many rows carry conflict marks (a count of distinct pairs: [`Sql`], as in
+/// [`pending_rows`]).
 pub fn conflict_count(conn: &mut DbConn) -> Result<i64, DbError> {
     count(
         conn,
@@ -494,22 +488,18 @@ pub fn pending_fields(
 }
 
 pub fn get_state(conn: &mut DbConn, name: &str) -> Result<Option<String>, DbError> {
-    #[derive(QueryableByName)]
-    struct Value {
-        #[diesel(sql_type = Nullable<Text>)]
-        value: Option<String>,
-    }
-    let mut sql = Sql::new("SELECT value FROM offline_state WHERE name = ");
-    sql.param(name);
-    Ok(sql.first::<Value>(conn)?.and_then(|v| v.value))
+    Ok(offline_state::table
+        .find(name)
+        .select(offline_state::value)
+        .first::<Option<String>>(conn)
+        .optional()?
+        .flatten())
 }
 
 pub fn set_state(conn: &mut DbConn, name: &str, value: &str) -> Result<(), DbError> {
-    let mut del = Sql::new("DELETE FROM offline_state WHERE name = ");
-    del.param(name);
-    del.execute(conn)?;
-    let mut sql = Sql::new("INSERT INTO offline_state (name, value) VALUES (");
-    sql.params([name, value]).push(")");
-    sql.execute(conn)?;
+    diesel::delete(offline_state::table.find(name)).execute(conn)?;
+    diesel::insert_into(offline_state::table)
+        .values((offline_state::name.eq(name), offline_state::value.eq(value)))
+        .execute(conn)?;
     Ok(())
 }

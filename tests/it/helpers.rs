@@ -313,6 +313,11 @@ impl TestApp {
         ids
     }
 
+    /// Deletes a row online, with everything below it (`offsync import` with a `<delete>`).
+    pub fn online_delete(&self, table: &str, id: &str) {
+        self.import(&doc(&[format!(r#"<delete table="{table}" id="{id}"/>"#)]));
+    }
+
     /// Changes a row online (a later server version).
     pub fn online_edit(&self, table: &str, id: &str, field: &str, value: Option<&str>) {
         self.import(&doc(&[create(table, id, &[(field, value)])]));

@@ -254,15 +254,14 @@ fn resolve_row(br: &Browser, choice: &str) -> String {
     page
 }
 
-fn a_reading_under_an_inspection_the_office_deleted_is_a_conflict_not_a_wedge(b: Backend) {
-    let Some(app) = TestApp::spawn(b) else { return };
+/// A laptop that adds a reading to an inspection the office deletes meanwhile; returns
+/// the laptop, the asset, the inspection, its first reading and the added one.
+fn reading_under_a_deleted_inspection(app: &TestApp) -> (Laptop, String, String, String, String) {
     let (_, asset) = app.seed_asset();
     let (inspection, reading) = app.seed_inspection(&asset);
-    let laptop = Laptop::new(&app, "jo");
+    let laptop = Laptop::new(app, "jo");
     laptop.sync();
-    app.import(&doc(&[
-        r#"<delete table="inspections" id="ID"/>"#.replace("ID", &inspection)
-    ]));
+    app.online_delete("inspections", &inspection);
     let added = laptop.create(
         "readings",
         &[
@@ -272,6 +271,12 @@ fn a_reading_under_an_inspection_the_office_deleted_is_a_conflict_not_a_wedge(b:
             ("unit", "l/s"),
         ],
     );
+    (laptop, asset, inspection, reading, added)
+}
+
+fn a_reading_under_an_inspection_the_office_deleted_is_a_conflict_not_a_wedge(b: Backend) {
+    let Some(app) = TestApp::spawn(b) else { return };
+    let (laptop, asset, inspection, reading, added) = reading_under_a_deleted_inspection(&app);
     laptop.edit("assets", &asset, &[("status", "broken")]);
     let s = laptop.sync();
     assert_eq!(
@@ -314,21 +319,7 @@ fn a_reading_under_an_inspection_the_office_deleted_is_a_conflict_not_a_wedge(b:
 
 fn a_held_create_left_out_is_removed_from_the_laptop(b: Backend) {
     let Some(app) = TestApp::spawn(b) else { return };
-    let (_, asset) = app.seed_asset();
-    let (inspection, _) = app.seed_inspection(&asset);
-    let laptop = Laptop::new(&app, "jo");
-    laptop.sync();
-    app.import(&doc(&[
-        r#"<delete table="inspections" id="ID"/>"#.replace("ID", &inspection)
-    ]));
-    let added = laptop.create(
-        "readings",
-        &[
-            ("inspection_id", &inspection),
-            ("kind", "flow"),
-            ("value", "1"),
-        ],
-    );
+    let (laptop, _, inspection, _, added) = reading_under_a_deleted_inspection(&app);
     assert_eq!(laptop.sync().conflicts, 1);
     assert!(
         !laptop.exists("readings", &added),
@@ -458,9 +449,7 @@ fn field_conflict(app: &TestApp, user: &str) -> (String, Device) {
 fn conflicts_whose_row_changed_since_can_be_closed(b: Backend) {
     let Some(app) = TestApp::spawn(b) else { return };
     let (asset, d) = field_conflict(&app, "jo");
-    app.import(&doc(&[
-        r#"<delete table="assets" id="ID"/>"#.replace("ID", &asset)
-    ]));
+    app.online_delete("assets", &asset);
     let br = Browser::signed_in(&app, "jo");
     let id = br.conflict_ids().pop().unwrap();
     let (_, page) = br.get(&format!("/conflicts/{id}"));
@@ -480,9 +469,7 @@ fn conflicts_whose_row_changed_since_can_be_closed(b: Backend) {
 
     // The same, keeping it deleted.
     let (asset, d) = field_conflict(&app, "kim");
-    app.import(&doc(&[
-        r#"<delete table="assets" id="ID"/>"#.replace("ID", &asset)
-    ]));
+    app.online_delete("assets", &asset);
     let br = Browser::signed_in(&app, "kim");
     resolve_row(&br, "server");
     assert!(app.row("assets", &asset).is_none());
@@ -504,9 +491,7 @@ fn a_stale_delete_of_a_row_deleted_since_can_be_closed(b: Backend) {
         1
     );
     d.complete(&s.id);
-    app.import(&doc(&[
-        r#"<delete table="inspections" id="ID"/>"#.replace("ID", &inspection)
-    ]));
+    app.online_delete("inspections", &inspection);
     let br = Browser::signed_in(&app, "jo");
     let page = resolve_row(&br, "offline");
     assert!(page.contains("Keep it deleted"), "{page}");

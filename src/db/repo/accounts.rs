@@ -204,8 +204,12 @@ pub fn rename_device(conn: &mut DbConn, id: &str, label: &str) -> Result<(), DbE
 
 /// Revokes a device: its token stops working at once.
 pub fn revoke_device(conn: &mut DbConn, id: &str, now: Micros) -> Result<(), DbError> {
-    diesel::update(devices::table.find(id).filter(devices::revoked_at.is_null()))
-        .set(devices::revoked_at.eq(now))
-        .execute(conn)?;
+    diesel::update(
+        devices::table
+            .find(id)
+            .filter(devices::revoked_at.is_null()),
+    )
+    .set(devices::revoked_at.eq(now))
+    .execute(conn)?;
     Ok(())
 }

@@ -3,13 +3,13 @@
 //! download carried them. Without this a laptop would get the row back with its next
 //! change but never its unchanged children.
 
-use diesel::QueryableByName;
-use diesel::sql_types::Text;
+use diesel::prelude::*;
 
-use crate::db::{DbConn, DbError, Sql};
+use crate::db::schema::resends;
+use crate::db::{DbConn, DbError};
 use crate::domain::{Micros, TABLES, TableId, table_by_name};
 
-/// Marks rows to be sent to the device again (already marked ones stay marked).
+/// Marks rows to be sent to the device again (already marked ones stay marked, as new).
 pub fn add(
     conn: &mut DbConn,
     device_id: &str,
@@ -17,21 +17,17 @@ pub fn add(
     ids: &[String],
     now: Micros,
 ) -> Result<(), DbError> {
+    let table_name = TABLES[table].name;
     for id in ids {
-        let mut del = Sql::new("DELETE FROM resends WHERE device_id = ");
-        del.param(device_id)
-            .push(" AND table_name = ")
-            .param(TABLES[table].name)
-            .push(" AND row_id = ")
-            .param(id);
-        del.execute(conn)?;
-        let mut sql =
-            Sql::new("INSERT INTO resends (device_id, table_name, row_id, created_at) VALUES (");
-        sql.params([device_id, TABLES[table].name, id.as_str()])
-            .push(", ")
-            .param(now)
-            .push(")");
-        sql.execute(conn)?;
+        diesel::delete(resends::table.find((device_id, table_name, id))).execute(conn)?;
+        diesel::insert_into(resends::table)
+            .values((
+                resends::device_id.eq(device_id),
+                resends::table_name.eq(table_name),
+                resends::row_id.eq(id),
+                resends::created_at.eq(now),
+            ))
+            .execute(conn)?;
     }
     Ok(())
 }
@@ -43,26 +39,19 @@ pub fn take_pending(
     device_id: &str,
     session_id: &str,
 ) -> Result<Vec<(TableId, String)>, DbError> {
-    #[derive(QueryableByName)]
-    struct Pending {
-        #[diesel(sql_type = Text)]
-        table_name: String,
-        #[diesel(sql_type = Text)]
-        row_id: String,
-    }
-    let mut sql = Sql::new("SELECT table_name, row_id FROM resends WHERE device_id = ");
-    sql.param(device_id).push(" ORDER BY created_at, row_id");
-    let pending = sql.load::<Pending>(conn)?;
+    let pending: Vec<(String, String)> = resends::table
+        .filter(resends::device_id.eq(device_id))
+        .order((resends::created_at, resends::row_id))
+        .select((resends::table_name, resends::row_id))
+        .load(conn)?;
     if !pending.is_empty() {
-        let mut mark = Sql::new("UPDATE resends SET sent_in_session = ");
-        mark.param(session_id)
-            .push(" WHERE device_id = ")
-            .param(device_id);
-        mark.execute(conn)?;
+        diesel::update(resends::table.filter(resends::device_id.eq(device_id)))
+            .set(resends::sent_in_session.eq(session_id))
+            .execute(conn)?;
     }
     let mut out: Vec<(TableId, String)> = pending
         .into_iter()
-        .filter_map(|p| Some((table_by_name(&p.table_name)?, p.row_id)))
+        .filter_map(|(t, id)| Some((table_by_name(&t)?, id)))
         .collect();
     out.sort_by_key(|(t, _)| *t);
     Ok(out)
@@ -70,8 +59,6 @@ pub fn take_pending(
 
 /// The rows a completed session carried are delivered.
 pub fn acknowledge(conn: &mut DbConn, session_id: &str) -> Result<(), DbError> {
-    let mut sql = Sql::new("DELETE FROM resends WHERE sent_in_session = ");
-    sql.param(session_id);
-    sql.execute(conn)?;
+    diesel::delete(resends::table.filter(resends::sent_in_session.eq(session_id))).execute(conn)?;
     Ok(())
 }

@@ -3,9 +3,10 @@
 
 use std::collections::HashMap;
 
-use diesel::QueryableByName;
+use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Nullable, Text};
 
+use crate::db::schema::tombstones;
 use crate::db::{DbConn, DbError, Sql, dialect};
 use crate::domain::rules::next_stamp;
 use crate::domain::{MAX_FIELDS, Micros, TABLES, Table, TableId, Values};
@@ -199,7 +200,9 @@ pub struct Tombstone {
     pub changed_by: Option<String>,
 }
 
-#[derive(QueryableByName)]
+/// A tombstone as stored (its values as JSON).
+#[derive(QueryableByName, Queryable, Selectable)]
+#[diesel(table_name = tombstones)]
 struct RawTombstone {
     #[diesel(sql_type = Nullable<Text>)]
     changed_by: Option<String>,
@@ -231,17 +234,15 @@ pub fn tombstones(
 ) -> Result<HashMap<String, Tombstone>, DbError> {
     let mut out = HashMap::new();
     for chunk in ids.chunks(BATCH) {
-        let mut sql = Sql::new(
-            "SELECT table_name, id, last_updated, row_data, changed_by FROM tombstones WHERE table_name = ",
-        );
-        sql.param(TABLES[table].name)
-            .push(" AND id IN (")
-            .params(chunk)
-            .push(")");
-        for t in sql.load::<RawTombstone>(conn)? {
+        let found: Vec<RawTombstone> = tombstones::table
+            .filter(tombstones::table_name.eq(TABLES[table].name))
+            .filter(tombstones::id.eq_any(chunk))
+            .select(RawTombstone::as_select())
+            .load(conn)?;
+        out.extend(found.into_iter().map(|t| {
             let t = t.into_tombstone();
-            out.insert(t.id.clone(), t);
-        }
+            (t.id.clone(), t)
+        }));
     }
     Ok(out)
 }
@@ -254,36 +255,31 @@ pub fn touch_tombstone(
     stamp: Micros,
     actor: &str,
 ) -> Result<(), DbError> {
-    let mut sql = Sql::new("UPDATE tombstones SET last_updated = ");
-    sql.param(stamp)
-        .push(", changed_by = ")
-        .param(actor)
-        .push(" WHERE table_name = ")
-        .param(TABLES[table].name)
-        .push(" AND id = ")
-        .param(id);
-    sql.execute(conn)?;
+    diesel::update(tombstones::table.find((TABLES[table].name, id)))
+        .set((
+            tombstones::last_updated.eq(stamp),
+            tombstones::changed_by.eq(actor),
+        ))
+        .execute(conn)?;
     Ok(())
 }
 
 /// Removes the tombstones of many rows of one table (they exist again).
 pub fn remove_tombstones(conn: &mut DbConn, table: TableId, ids: &[String]) -> Result<(), DbError> {
     for chunk in ids.chunks(BATCH) {
-        let mut sql = Sql::new("DELETE FROM tombstones WHERE table_name = ");
-        sql.param(TABLES[table].name)
-            .push(" AND id IN (")
-            .params(chunk)
-            .push(")");
-        sql.execute(conn)?;
+        diesel::delete(
+            tombstones::table
+                .filter(tombstones::table_name.eq(TABLES[table].name))
+                .filter(tombstones::id.eq_any(chunk)),
+        )
+        .execute(conn)?;
     }
     Ok(())
 }
 
 /// Removes a tombstone (the row is restored).
 pub fn remove_tombstone(conn: &mut DbConn, table: TableId, id: &str) -> Result<(), DbError> {
-    let mut sql = Sql::new("DELETE FROM tombstones WHERE table_name = ");
-    sql.param(TABLES[table].name).push(" AND id = ").param(id);
-    sql.execute(conn)?;
+    diesel::delete(tombstones::table.find((TABLES[table].name, id))).execute(conn)?;
     Ok(())
 }
 
@@ -300,20 +296,15 @@ pub fn put_tombstone(
 ) -> Result<(), DbError> {
     let data = serde_json::to_string(values).unwrap_or_default();
     remove_tombstone(conn, table, id)?;
-    let mut sql = Sql::new(
-        "INSERT INTO tombstones (table_name, id, last_updated, row_data, changed_by) VALUES (",
-    );
-    sql.param(TABLES[table].name)
-        .push(", ")
-        .param(id)
-        .push(", ")
-        .param(stamp)
-        .push(", ")
-        .param(data)
-        .push(", ")
-        .param(actor)
-        .push(")");
-    sql.execute(conn)?;
+    diesel::insert_into(tombstones::table)
+        .values((
+            tombstones::table_name.eq(TABLES[table].name),
+            tombstones::id.eq(id),
+            tombstones::last_updated.eq(stamp),
+            tombstones::row_data.eq(data),
+            tombstones::changed_by.eq(actor),
+        ))
+        .execute(conn)?;
     Ok(())
 }
 
@@ -429,6 +420,8 @@ impl ChangedPages {
 }
 
 /// A page of tombstones stamped at or after `since`, in (last_updated, table, id) order.
+/// Keyset paging with a row-value comparison, which the index serves directly and
+/// diesel's query builder cannot write: the one query of the fixed tables in [`Sql`].
 pub fn tombstones_since(
     conn: &mut DbConn,
     since: Micros,

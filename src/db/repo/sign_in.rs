@@ -1,9 +1,10 @@
 //! Failed sign-ins, counted per account and per address for rate limiting.
 
-use diesel::QueryableByName;
-use diesel::sql_types::BigInt;
+use diesel::dsl::{count_star, min};
+use diesel::prelude::*;
 
-use crate::db::{DbConn, DbError, Sql};
+use crate::db::schema::sign_in_failures as failures;
+use crate::db::{DbConn, DbError};
 use crate::domain::Micros;
 
 pub const ACCOUNT: &str = "account";
@@ -16,24 +17,13 @@ pub fn failures_since(
     subject: &str,
     since: Micros,
 ) -> Result<(u32, Option<Micros>), DbError> {
-    #[derive(QueryableByName)]
-    struct Found {
-        #[diesel(sql_type = BigInt)]
-        n: i64,
-        #[diesel(sql_type = diesel::sql_types::Nullable<BigInt>)]
-        oldest: Option<i64>,
-    }
-    let mut sql =
-        Sql::new("SELECT COUNT(*) AS n, MIN(at) AS oldest FROM sign_in_failures WHERE scope = ");
-    sql.param(scope)
-        .push(" AND subject = ")
-        .param(subject)
-        .push(" AND at >= ")
-        .param(since);
-    let found = sql.first::<Found>(conn)?;
-    Ok(found.map_or((0, None), |f| {
-        (u32::try_from(f.n).unwrap_or(u32::MAX), f.oldest)
-    }))
+    let (n, oldest): (i64, Option<i64>) = failures::table
+        .filter(failures::scope.eq(scope))
+        .filter(failures::subject.eq(subject))
+        .filter(failures::at.ge(since))
+        .select((count_star(), min(failures::at)))
+        .first(conn)?;
+    Ok((u32::try_from(n).unwrap_or(u32::MAX), oldest))
 }
 
 pub fn record_failure(
@@ -42,14 +32,13 @@ pub fn record_failure(
     subject: &str,
     at: Micros,
 ) -> Result<(), DbError> {
-    let mut sql = Sql::new("INSERT INTO sign_in_failures (scope, subject, at) VALUES (");
-    sql.param(scope)
-        .push(", ")
-        .param(subject)
-        .push(", ")
-        .param(at)
-        .push(")");
-    sql.execute(conn)?;
+    diesel::insert_into(failures::table)
+        .values((
+            failures::scope.eq(scope),
+            failures::subject.eq(subject),
+            failures::at.eq(at),
+        ))
+        .execute(conn)?;
     Ok(())
 }
 
@@ -61,12 +50,14 @@ pub fn forget(
     subject: &str,
     before: Micros,
 ) -> Result<(), DbError> {
-    let mut sql = Sql::new("DELETE FROM sign_in_failures WHERE (scope = ");
-    sql.param(scope)
-        .push(" AND subject = ")
-        .param(subject)
-        .push(") OR at < ")
-        .param(before);
-    sql.execute(conn)?;
+    diesel::delete(
+        failures::table.filter(
+            failures::scope
+                .eq(scope)
+                .and(failures::subject.eq(subject))
+                .or(failures::at.lt(before)),
+        ),
+    )
+    .execute(conn)?;
     Ok(())
 }
