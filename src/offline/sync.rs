@@ -302,7 +302,8 @@ fn write_upload(
                     continue;
                 }
                 if current.first().is_some_and(|c| c.row_id != change.row_id) {
-                    rows_written += write_row(&mut w, table, std::mem::take(&mut current))?;
+                    let row = std::mem::take(&mut current);
+                    rows_written += write_row(&mut conn, &mut w, table, row)?;
                 }
                 current.push(change);
             }
@@ -311,7 +312,7 @@ fn write_upload(
             }
         }
         if !current.is_empty() {
-            rows_written += write_row(&mut w, table, current)?;
+            rows_written += write_row(&mut conn, &mut w, table, current)?;
         }
     }
     finish_gzip(w.finish()?)?;
@@ -320,6 +321,7 @@ fn write_upload(
 
 /// One row's changes as one item; 0 when they cancel out.
 fn write_row<W: Write>(
+    conn: &mut crate::db::DbConn,
     w: &mut ChangesetWriter<W>,
     table: TableId,
     changes: Vec<Change>,
@@ -336,11 +338,13 @@ fn write_row<W: Write>(
         if created || !def.offline_delete {
             return Ok(0); // made and removed offline: the server never needs to know
         }
+        let was = values_at_base(conn, table, &id, &changes)?;
         w.item(&Item::Delete(Delete {
             table,
             id,
             base: first.base,
             updated,
+            was,
         }))?;
         return Ok(1);
     }
@@ -386,6 +390,30 @@ fn write_row<W: Write>(
         fields,
     }))?;
     Ok(1)
+}
+
+/// A deleted row's values at its base, for the server to show what changed since: what
+/// the laptop held when it deleted the row (its tombstone), each field it had edited
+/// before put back to the value that edit started from.
+fn values_at_base(
+    conn: &mut crate::db::DbConn,
+    table: TableId,
+    id: &str,
+    changes: &[Change],
+) -> Result<Vec<(usize, Option<String>)>, SyncFailure> {
+    let def = &TABLES[table];
+    let Some(mut values) = rows::tombstones(conn, table, &[id.to_owned()])?
+        .remove(id)
+        .and_then(|t| t.values)
+    else {
+        return Ok(Vec::new());
+    };
+    for f in changes.iter().rev().flat_map(|c| &c.fields) {
+        if let Some(i) = def.field_index(&f.field) {
+            values[i] = f.was.clone(); // the earliest change's `was` is applied last
+        }
+    }
+    Ok(values.into_iter().enumerate().collect())
 }
 
 /// Applies the download in one local transaction; returns the number of rows applied.

@@ -129,6 +129,11 @@ pub struct Delete {
     pub id: String,
     pub base: Option<Micros>,
     pub updated: Option<Micros>,
+    /// The row's values at `base`, when the client sends them (`<field name="x" was="v"/>`
+    /// inside the `<delete>`, an addition of offsync's: docs/protocol.md §7), by field
+    /// index; so that a stale delete's conflict can show what changed since.
+    #[serde(default)]
+    pub was: Vec<(usize, Option<String>)>,
 }
 
 /// `<alias>`: the server joined a client's row onto an existing one (§4.5).
@@ -476,14 +481,17 @@ impl<R: BufRead> ChangesetReader<R> {
         let updated = instant("updated")?;
         match name.as_str() {
             "delete" => {
-                if !empty {
-                    self.skip_to_end("delete")?;
-                }
+                let was = if empty {
+                    Vec::new()
+                } else {
+                    self.delete_fields(table, &id)?
+                };
                 Ok(Item::Delete(Delete {
                     table,
                     id,
                     base,
                     updated,
+                    was,
                 }))
             }
             "alias" => {
@@ -516,6 +524,72 @@ impl<R: BufRead> ChangesetReader<R> {
                 }
                 Ok(Item::Record(record))
             }
+        }
+    }
+
+    /// The `<field name="x" was="v"/>` elements inside a `<delete>`: the row at its base.
+    fn delete_fields(
+        &mut self,
+        table: TableId,
+        id: &str,
+    ) -> Result<Vec<(usize, Option<String>)>, CodecError> {
+        let def = &TABLES[table];
+        let mut out: Vec<(usize, Option<String>)> = Vec::new();
+        loop {
+            let (start, empty) = match self.event()? {
+                Event::Start(e) => (e.into_owned(), false),
+                Event::Empty(e) => (e.into_owned(), true),
+                Event::End(_) => return Ok(out),
+                Event::Text(t) if t.xml10_content().trim().is_empty() => continue,
+                Event::Comment(_) | Event::PI(_) => continue,
+                Event::Eof => return Err(truncated()),
+                Event::DocType(_) => return Err(CodecError::Doctype),
+                _ => {
+                    return Err(CodecError::Malformed(format!(
+                        "text directly inside the <delete> of {} {id}",
+                        def.name
+                    )));
+                }
+            };
+            if start.name().0 != "field" {
+                return Err(CodecError::Malformed(format!(
+                    "unexpected <{}> in the <delete> of {} {id}",
+                    start.name().0,
+                    def.name
+                )));
+            }
+            if !empty {
+                self.skip_to_end("field")?;
+            }
+            let attrs = attributes(&start)?;
+            let get = |k: &str| attrs.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+            let name = get("name").unwrap_or_default();
+            let invalid = |code, message: String| CodecError::Invalid {
+                code,
+                table: Some(def.name.to_owned()),
+                id: Some(id.to_owned()),
+                field: Some(name.to_owned()),
+                message,
+            };
+            let index = def.field_index(name).ok_or_else(|| {
+                invalid(
+                    ErrorCode::UnknownField,
+                    format!("{} has no field {name:?}", def.name),
+                )
+            })?;
+            if out.iter().any(|(i, _)| *i == index) {
+                return Err(invalid(
+                    ErrorCode::DuplicateField,
+                    format!("field {name:?} appears twice"),
+                ));
+            }
+            let was = if get("was-null") == Some("true") {
+                None
+            } else {
+                value::parse_was(&def.fields[index], get("was"))
+                    .map_err(|e| invalid(ErrorCode::InvalidWas, format!("was of {name} {e}")))?
+            };
+            out.push((index, was));
         }
     }
 
@@ -735,10 +809,28 @@ impl<W: Write> ChangesetWriter<W> {
         match item {
             Item::Record(r) => self.record(r),
             Item::Delete(d) => {
-                let table = TABLES[d.table].name;
-                write!(self.out, "<delete table=\"{table}\" id=\"{}\"", attr(&d.id))?;
+                let table = &TABLES[d.table];
+                write!(
+                    self.out,
+                    "<delete table=\"{}\" id=\"{}\"",
+                    table.name,
+                    attr(&d.id)
+                )?;
                 self.times(d.base, d.updated)?;
-                self.out.write_all(b"/>\n")
+                if d.was.is_empty() {
+                    return self.out.write_all(b"/>\n");
+                }
+                self.out.write_all(b">")?;
+                for (index, was) in &d.was {
+                    let name = table.fields[*index].name;
+                    match was {
+                        Some(v) => {
+                            write!(self.out, "<field name=\"{name}\" was=\"{}\"/>", attr(v))?
+                        }
+                        None => write!(self.out, "<field name=\"{name}\" was-null=\"true\"/>")?,
+                    }
+                }
+                self.out.write_all(b"</delete>\n")
             }
             Item::Alias(a) => writeln!(
                 self.out,

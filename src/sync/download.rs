@@ -143,6 +143,7 @@ pub fn write(pool: &Pool, prepared: &Prepared, out: impl Write) -> Result<u64, S
                     id: t.id.clone(),
                     base: None,
                     updated: Some(t.last_updated),
+                    was: Vec::new(),
                 }))?;
             }
             sent += page.len() as u64;

@@ -433,14 +433,21 @@ pub fn judge_delete(table: TableId, d: &Delete, known: &Known) -> Result<Decisio
         if base == row.last_updated {
             return Ok(Decision::Delete);
         }
+        // The server's version now, field by field, beside the laptop's at its base where
+        // it sent that: the page marks what changed since.
         let fields = def
             .fields
             .iter()
+            .enumerate()
             .zip(&row.values)
-            .map(|(f, v)| ConflictField {
+            .map(|((i, f), v)| ConflictField {
                 field: f.name.to_owned(),
-                base_known: false,
-                base_value: None,
+                base_known: d.was.iter().any(|(j, _)| *j == i),
+                base_value: d
+                    .was
+                    .iter()
+                    .find(|(j, _)| *j == i)
+                    .and_then(|(_, w)| w.clone()),
                 server_value: v.clone(),
                 offline_value: None,
                 choice: None,

@@ -250,6 +250,8 @@ struct FieldView {
     name: String,
     base: String,
     base_known: bool,
+    /// The server's value now differs from the base (what changed since the laptop saw it).
+    changed: bool,
     server: String,
     offline: String,
     chosen: String,
@@ -373,6 +375,15 @@ fn conflict_page(
             "unknown".into()
         },
         base_known: f.base_known,
+        changed: f.base_known
+            && match (&now, def.and_then(|d| d.field_index(&f.field))) {
+                (resolve::Now::Live(r), Some(i)) => !crate::domain::value::same(
+                    def.map_or(crate::domain::FieldType::Text, |d| d.fields[i].ty),
+                    r.values[i].as_deref(),
+                    f.base_value.as_deref(),
+                ),
+                _ => false,
+            },
         server: now_text(&f.field),
         offline: if c.conflict_kind() == ConflictKind::Delete {
             "(deleted)".into()

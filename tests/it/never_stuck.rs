@@ -406,6 +406,11 @@ fn a_stale_delete_brings_the_row_back_with_its_children(b: Backend) {
         page.contains("office edit"),
         "the server's version is shown: {page}"
     );
+    assert_eq!(
+        page.matches("changed since</strong>").count(),
+        1,
+        "the one field the office changed since the laptop saw it is marked: {page}"
+    );
     laptop.sync();
     for (t, id) in [
         ("inspections", &inspection),

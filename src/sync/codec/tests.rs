@@ -49,6 +49,7 @@ fn round_trip_keeps_every_item() {
             id: ID.into(),
             base: Some(5),
             updated: Some(6),
+            was: vec![(3, Some("4.2 & <more>".into())), (2, None)],
         }),
         Item::Alias(Alias {
             table: table_by_name("assets").unwrap(),
@@ -303,6 +304,7 @@ mod properties {
                 id,
                 base,
                 updated,
+                was: Vec::new(),
             })
         });
         let alias = (id.clone(), id).prop_map(move |(id, canonical)| {

@@ -609,6 +609,7 @@ fn every_rule_of_protocol_4_is_a_row() {
                 &Delete {
                     table: t(tn),
                     id: id.into(),
+                    was: Vec::new(),
                     base,
                     updated: None,
                 },
@@ -652,6 +653,7 @@ fn a_stale_delete_shows_the_server_version_and_sends_the_row_again() {
         id: INSPECTION.into(),
         base: Some(150),
         updated: None,
+        was: vec![(4, Some("laptop saw this".into()))],
     };
     let Ok(Decision::Conflict(c)) = judge_delete(t("inspections"), &d, &k) else {
         panic!("a conflict");
@@ -659,6 +661,10 @@ fn a_stale_delete_shows_the_server_version_and_sends_the_row_again() {
     assert!(c.resend, "the device gets the row and its children back");
     let inspector = c.fields.iter().find(|f| f.field == "inspector").unwrap();
     assert_eq!(inspector.server_value.as_deref(), Some(" Jo Bloggs "));
+    assert!(!inspector.base_known, "no base sent for it");
+    let summary = c.fields.iter().find(|f| f.field == "summary").unwrap();
+    assert!(summary.base_known, "the base the laptop sent is kept");
+    assert_eq!(summary.base_value.as_deref(), Some("laptop saw this"));
 }
 
 #[test]
