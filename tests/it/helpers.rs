@@ -926,6 +926,78 @@ pub fn attr_after(page: &str, marker: &str, name: &str) -> Option<String> {
     attr(&page[tag_start..tag_end], name)
 }
 
+// ---------------------------------------------------------------------------------------
+// Edit forms, as a browser fills and posts them.
+
+/// What a field of a form page shows: a textarea's text, a select's chosen option, an
+/// input's value.
+pub fn shown_value(page: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\"");
+    let Some(at) = page.find(&marker) else {
+        return String::new();
+    };
+    let tag_start = page[..at].rfind('<').unwrap_or(at);
+    let unescape = |s: &str| {
+        s.replace("&#10;", "\n")
+            .replace("&#34;", "\"")
+            .replace("&quot;", "\"")
+            .replace("&#39;", "'")
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&amp;", "&")
+    };
+    if page[tag_start..].starts_with("<textarea") {
+        let body = &page[at + page[at..].find('>').unwrap() + 1..];
+        let body = &body[..body.find("</textarea>").unwrap()];
+        return unescape(body.strip_prefix('\n').unwrap_or(body));
+    }
+    if page[tag_start..].starts_with("<select") {
+        let body = &page[at..at + page[at..].find("</select>").unwrap()];
+        return attr_after(body, " selected", "value").unwrap_or_default();
+    }
+    attr_after(page, &marker, "value").unwrap_or_default()
+}
+
+/// The pairs a browser posts for an edit form left as it is: every field with its hidden
+/// `was.NAME` (textareas with CR LF, as browsers send them).
+pub fn form_as_sent(page: &str) -> Vec<(String, String)> {
+    let mut out = vec![
+        (
+            "csrf".to_owned(),
+            attr_after(page, "name=\"csrf\"", "value").unwrap(),
+        ),
+        ("version".to_owned(), form_version(page)),
+    ];
+    let mut at = 0;
+    while let Some(i) = page[at..].find("name=\"was.") {
+        let start = at + i + "name=\"was.".len();
+        let name = page[start..start + page[start..].find('"').unwrap()].to_owned();
+        let was = attr_after(page, &format!("name=\"was.{name}\""), "value").unwrap_or_default();
+        let value = shown_value(page, &name);
+        out.push((format!("was.{name}"), was.replace('\n', "\r\n")));
+        out.push((name, value.replace('\n', "\r\n")));
+        at = start;
+    }
+    out
+}
+
+pub fn post_form(br: &Browser, path: &str, pairs: &[(String, String)]) -> (u16, String) {
+    let pairs: Vec<(&str, &str)> = pairs
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let (status, page, _) = br.post(path, &pairs);
+    (status, page)
+}
+
+pub fn set_field(pairs: &mut [(String, String)], name: &str, value: &str) {
+    for (k, v) in pairs.iter_mut() {
+        if k == name {
+            *v = value.to_owned();
+        }
+    }
+}
+
 /// The `version` hidden field of a form page.
 pub fn form_version(page: &str) -> String {
     attr_after(page, "name=\"version\"", "value").unwrap()

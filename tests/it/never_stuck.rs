@@ -30,75 +30,6 @@ on_both!(
     one_sync_at_a_time_per_laptop,
 );
 
-/// What a field of a form page shows: a textarea's text, a select's chosen option, an
-/// input's value.
-fn shown_value(page: &str, name: &str) -> String {
-    let marker = format!("name=\"{name}\"");
-    let Some(at) = page.find(&marker) else {
-        return String::new();
-    };
-    let tag_start = page[..at].rfind('<').unwrap_or(at);
-    let unescape = |s: &str| {
-        s.replace("&#10;", "\n")
-            .replace("&#34;", "\"")
-            .replace("&quot;", "\"")
-            .replace("&#39;", "'")
-            .replace("&lt;", "<")
-            .replace("&gt;", ">")
-            .replace("&amp;", "&")
-    };
-    if page[tag_start..].starts_with("<textarea") {
-        let body = &page[at + page[at..].find('>').unwrap() + 1..];
-        let body = &body[..body.find("</textarea>").unwrap()];
-        return unescape(body.strip_prefix('\n').unwrap_or(body));
-    }
-    if page[tag_start..].starts_with("<select") {
-        let body = &page[at..at + page[at..].find("</select>").unwrap()];
-        return attr_after(body, " selected", "value").unwrap_or_default();
-    }
-    attr_after(page, &marker, "value").unwrap_or_default()
-}
-
-/// The pairs a browser posts for an edit form left as it is: every field with its hidden
-/// `was.NAME` (textareas with CR LF, as browsers send them).
-fn form_as_sent(page: &str) -> Vec<(String, String)> {
-    let mut out = vec![
-        (
-            "csrf".to_owned(),
-            attr_after(page, "name=\"csrf\"", "value").unwrap(),
-        ),
-        ("version".to_owned(), form_version(page)),
-    ];
-    let mut at = 0;
-    while let Some(i) = page[at..].find("name=\"was.") {
-        let start = at + i + "name=\"was.".len();
-        let name = page[start..start + page[start..].find('"').unwrap()].to_owned();
-        let was = attr_after(page, &format!("name=\"was.{name}\""), "value").unwrap_or_default();
-        let value = shown_value(page, &name);
-        out.push((format!("was.{name}"), was.replace('\n', "\r\n")));
-        out.push((name, value.replace('\n', "\r\n")));
-        at = start;
-    }
-    out
-}
-
-fn post_form(br: &Browser, path: &str, pairs: &[(String, String)]) -> (u16, String) {
-    let pairs: Vec<(&str, &str)> = pairs
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    let (status, page, _) = br.post(path, &pairs);
-    (status, page)
-}
-
-fn set(pairs: &mut [(String, String)], name: &str, value: &str) {
-    for (k, v) in pairs.iter_mut() {
-        if k == name {
-            *v = value.to_owned();
-        }
-    }
-}
-
 /// An asset whose description is "" and whose notes span lines with spaces around.
 fn seed_awkward_asset(app: &TestApp) -> String {
     let (_, asset) = app.seed_asset();
@@ -125,7 +56,7 @@ fn a_save_writes_only_the_fields_it_touched(b: Backend) {
         pairs.iter().any(|(k, _)| k == "was.notes"),
         "the form remembers what it showed"
     );
-    set(&mut pairs, "status", "broken");
+    set_field(&mut pairs, "status", "broken");
     let (status, _) = post_form(&br, &path, &pairs);
     assert_eq!(status, 303);
     let row = app.row("assets", &asset).unwrap();
@@ -143,7 +74,7 @@ fn a_save_writes_only_the_fields_it_touched(b: Backend) {
     // Clearing a field is a change: an empty nullable field is NULL.
     let (_, page) = br.get(&path);
     let mut pairs = form_as_sent(&page);
-    set(&mut pairs, "notes", "");
+    set_field(&mut pairs, "notes", "");
     assert_eq!(post_form(&br, &path, &pairs).0, 303);
     assert_eq!(app.row("assets", &asset).unwrap().fields["notes"], None);
 }
@@ -189,7 +120,7 @@ fn a_save_over_another_change_merges_fields_nobody_shares(b: Backend) {
     let (_, page) = br.get(&path);
     let mut pairs = form_as_sent(&page);
     app.online_edit("assets", &asset, "notes", Some("changed meanwhile"));
-    set(&mut pairs, "status", "broken");
+    set_field(&mut pairs, "status", "broken");
     let (status, _) = post_form(&br, &path, &pairs);
     assert_eq!(
         status, 303,
@@ -208,7 +139,7 @@ fn a_save_over_another_change_merges_fields_nobody_shares(b: Backend) {
     let mut pairs = form_as_sent(&page);
     app.online_edit("assets", &asset, "notes", Some("theirs"));
     app.online_edit("assets", &asset, "description", Some("their description"));
-    set(&mut pairs, "notes", "mine");
+    set_field(&mut pairs, "notes", "mine");
     let (status, page) = post_form(&br, &path, &pairs);
     assert_eq!(status, 409);
     assert_eq!(
@@ -565,7 +496,7 @@ fn characters_xml_cannot_carry_are_refused_where_they_enter(b: Backend) {
     let path = format!("/assets/{asset}/edit");
     let (_, page) = br.get(&path);
     let mut pairs = form_as_sent(&page);
-    set(&mut pairs, "notes", "nul\0inside");
+    set_field(&mut pairs, "notes", "nul\0inside");
     let (status, page) = post_form(&br, &path, &pairs);
     assert_eq!(status, 422);
     assert!(page.contains("U+0000"), "the message names the character");

@@ -435,6 +435,44 @@ fn deletes_and_creates_travel_both_ways(b: Backend) {
 }
 
 #[test]
+fn the_sync_command_says_when_a_sync_is_already_running() {
+    let app = TestApp::spawn(Backend::Sqlite).unwrap();
+    app.seed_asset();
+    let device = app.device("jo");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("laptop.db");
+    let run = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_offsync"))
+            .args(["sync", "--upstream", &app.base, "--token", &device.token])
+            .args(["--database-url", &format!("sqlite://{}", path.display())])
+            .env_remove("DATABASE_URL")
+            .output()
+            .unwrap()
+    };
+    assert!(run().status.success());
+    // Another sync of this laptop (its "Sync now", say) holds the lock.
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(format!("{}.sync-lock", path.display()))
+        .unwrap();
+    lock.lock().unwrap();
+    let busy = run();
+    assert!(!busy.status.success());
+    let err = String::from_utf8_lossy(&busy.stderr);
+    assert!(
+        err.contains("a sync is already running on this laptop"),
+        "{err}"
+    );
+    drop(lock);
+    assert!(
+        run().status.success(),
+        "the lock goes with the process holding it"
+    );
+}
+
+#[test]
 fn the_sync_command_prints_one_summary_line_and_fails_clearly() {
     let app = TestApp::spawn(Backend::Sqlite).unwrap();
     app.seed_asset();

@@ -195,3 +195,37 @@ fn sync_now_reports_a_failure_clearly() {
     let (status, _, _) = br.post("/sync", &[("csrf", "forged")]);
     assert_eq!(status, 403);
 }
+
+#[test]
+fn the_laptops_form_sends_only_what_was_touched_and_sync_now_takes_it_up() {
+    let (main, laptop, _, asset, _) = setup();
+    main.import(&doc(&[create(
+        "assets",
+        &asset,
+        &[
+            ("description", Some("")),
+            ("notes", Some("  first line\nsecond line  ")),
+        ],
+    )]));
+    let br = Browser::new(&laptop);
+    let (_, page) = br.get("/sites");
+    sync_now(&br, &page);
+    // The engineer changes the status only; the browser sends every field, CR LF and all.
+    let path = format!("/assets/{asset}/edit");
+    let (_, form) = br.get(&path);
+    let mut pairs = form_as_sent(&form);
+    set_field(&mut pairs, "status", "broken");
+    assert_eq!(post_form(&br, &path, &pairs).0, 303);
+    // Meanwhile the office rewrites the notes.
+    main.online_edit("assets", &asset, "notes", Some("office notes"));
+    let (_, page) = br.get("/sites");
+    let after = sync_now(&br, &page);
+    assert!(
+        after.contains("conflicts 0"),
+        "no conflict on untouched notes: {after}"
+    );
+    let row = main.row("assets", &asset).unwrap();
+    assert_eq!(row.fields["status"].as_deref(), Some("broken"));
+    assert_eq!(row.fields["notes"].as_deref(), Some("office notes"));
+    assert_eq!(row.fields["description"].as_deref(), Some(""));
+}
