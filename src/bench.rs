@@ -14,6 +14,7 @@ use diesel::connection::SimpleConnection;
 use crate::db::dialect::WriteLock;
 use crate::db::repo::rows;
 use crate::db::{self, Pool, write_txn};
+use crate::domain::rules::next_stamp;
 use crate::domain::{TABLES, table_by_name, time};
 use crate::offline::client::Upstream;
 use crate::sync::codec::{
@@ -393,7 +394,7 @@ fn stale_online(pool: &Pool, ids: &[String]) -> anyhow::Result<()> {
                 } else {
                     (unit, Some("kPa".to_owned()))
                 };
-                (id.clone(), vec![change], time::after(now))
+                (id.clone(), vec![change], next_stamp(now, 0))
             })
             .collect();
         rows::update_many(c, readings, &updates, "bench")?;
@@ -490,7 +491,7 @@ fn floor_upload(pool: &Pool, file: &std::path::Path) -> anyhow::Result<()> {
                     (
                         r.id,
                         r.fields.into_iter().map(|f| (f.index, f.value)).collect(),
-                        time::after(now),
+                        next_stamp(now, 0),
                     )
                 })
                 .collect();

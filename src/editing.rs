@@ -179,38 +179,23 @@ fn resolve_parent(
         .next())
 }
 
-/// The natural key must stay unique: a message for its field if another row has it.
-fn check_natural_key(
+/// The row may hold these values (its parent live, its natural key its own): else a
+/// message beside the field at fault.
+fn check_row(
     conn: &mut DbConn,
     table: TableId,
     id: &str,
     values: &Values,
 ) -> Result<(), EditError> {
-    let def = &TABLES[table];
-    let Some(k) = def.natural_key_index() else {
+    let Some(why) = integrity::check_row(conn, table, id, values)? else {
         return Ok(());
     };
-    let keys: Vec<String> = values[k].iter().cloned().collect();
-    if let Some(owner) = integrity::key_owners(conn, table, &keys)?
-        .into_values()
-        .next()
-        && owner.id != id
-    {
-        let mut errors = BTreeMap::new();
-        let key = keys.first().cloned().unwrap_or_default();
-        errors.insert(
-            def.fields[k].name.to_owned(),
-            Blocked::KeyTaken {
-                noun: def.noun,
-                field: def.fields[k].name,
-                key,
-                owner: owner.id,
-            }
-            .to_string(),
-        );
-        return Err(EditError::Invalid(errors));
-    }
-    Ok(())
+    let field = match &why {
+        Blocked::Parent { field, .. } | Blocked::KeyTaken { field, .. } => *field,
+    };
+    let mut errors = BTreeMap::new();
+    errors.insert(field.to_owned(), why.to_string());
+    Err(EditError::Invalid(errors))
 }
 
 /// Creates a row from form input; returns its id.
@@ -231,7 +216,7 @@ pub fn create(
     let id = uuid::Uuid::now_v7().to_string();
     write_txn(conn, WriteLock::Shared, |c, now| {
         let values = values_from_form(c, table, input)?;
-        check_natural_key(c, table, &id, &values)?;
+        check_row(c, table, &id, &values)?;
         match mode {
             Mode::Online => {
                 rows::insert(c, table, &[(id.clone(), values, next_stamp(now, 0))], actor)?;
@@ -308,7 +293,7 @@ pub fn update(
         for (i, v, _) in &changes {
             values[*i] = v.clone();
         }
-        check_natural_key(c, table, id, &values)?;
+        check_row(c, table, id, &values)?;
         let writes: Vec<(usize, Option<String>)> =
             changes.iter().map(|(i, v, _)| (*i, v.clone())).collect();
         match mode {

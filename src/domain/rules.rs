@@ -2,7 +2,7 @@
 //! against the server's (PROTOCOL §4.3) and what the next `last_updated` is. Pure
 //! functions; every write path calls them and none re-implements them.
 
-use super::{FieldType, Micros, time, value};
+use super::{Field, FieldType, Micros, Table, time, value};
 
 /// What to do with one field of an edit whose row may have changed since its base.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +36,15 @@ pub fn judge_field(
             _ => Verdict::Conflict,
         }
     }
+}
+
+/// The first field a whole row must have (NOT NULL) and does not.
+pub fn missing_required<'a>(table: &'a Table, values: &[Option<String>]) -> Option<&'a Field> {
+    table
+        .fields
+        .iter()
+        .zip(values)
+        .find_map(|(f, v)| (!f.nullable && v.is_none()).then_some(f))
 }
 
 /// The `last_updated` of a write at `now` to a row last stamped `previous` (0 for a new
@@ -172,6 +181,22 @@ mod tests {
                 "{rule}"
             );
         }
+    }
+
+    #[test]
+    fn a_whole_row_has_every_required_field() {
+        let readings = &crate::domain::TABLES[crate::domain::table_by_name("readings").unwrap()];
+        let v = |s: &str| Some(s.to_owned());
+        let full = [v("i"), v("pressure"), v("4.2"), None];
+        assert!(
+            missing_required(readings, &full).is_none(),
+            "a NULL unit is allowed"
+        );
+        let no_value = [v("i"), v("pressure"), None, v("bar")];
+        assert_eq!(
+            missing_required(readings, &no_value).map(|f| f.name),
+            Some("value")
+        );
     }
 
     #[test]

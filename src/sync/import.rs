@@ -12,7 +12,7 @@ use crate::db::dialect::WriteLock;
 use crate::db::integrity::{self, Presence};
 use crate::db::repo::rows;
 use crate::db::{DbConn, write_txn};
-use crate::domain::rules::next_stamp;
+use crate::domain::rules::{missing_required, next_stamp};
 use crate::domain::{Micros, TABLES, TableId, Values};
 
 /// Who changed rows, as recorded for an import.
@@ -168,12 +168,7 @@ fn import_batch(
                 done.updated += 1;
             }
             None => {
-                if let Some(f) = def
-                    .fields
-                    .iter()
-                    .zip(&values)
-                    .find_map(|(f, v)| (!f.nullable && v.is_none()).then_some(f))
-                {
+                if let Some(f) = missing_required(def, &values) {
                     return Err(SyncError::rejected(
                         ErrorCode::MissingField,
                         def.name,

@@ -10,7 +10,7 @@ use super::codec::{Delete, FieldChange, Record, Was};
 use crate::db::integrity::Presence;
 use crate::db::repo::conflicts::{ConflictField, ConflictKind};
 use crate::db::repo::rows::{Row, Tombstone};
-use crate::domain::rules::{Verdict, judge_field};
+use crate::domain::rules::{Verdict, judge_field, missing_required};
 use crate::domain::{Micros, TABLES, Table, TableId, Values, value};
 
 /// What the load phase found for one batch of one table, by canonical id.
@@ -166,10 +166,23 @@ fn judge_create(
     known: &mut Known,
     upload: &Upload,
 ) -> Result<Decision, Rejection> {
-    check_create(def, r)?;
+    if !def.offline_create {
+        return Err(reject(
+            ErrorCode::CreateNotAllowed,
+            None,
+            format!("offline clients may not create {}", def.name),
+        ));
+    }
     let mut values = vec![None; def.fields.len()];
     for f in &r.fields {
         values[f.index] = f.value.clone();
+    }
+    if let Some(f) = missing_required(def, &values) {
+        return Err(reject(
+            ErrorCode::MissingField,
+            Some(f.name),
+            format!("a new {} needs {}", def.noun, f.name),
+        ));
     }
     if let Some((fk, _)) = def.parent()
         && let Some(p) = &values[fk]
@@ -472,27 +485,6 @@ pub fn judge_delete(table: TableId, d: &Delete, known: &Known) -> Result<Decisio
         None,
         format!("a delete of {} {id} that never existed", def.noun),
     ))
-}
-
-fn check_create(def: &Table, r: &Record) -> Result<(), Rejection> {
-    if !def.offline_create {
-        return Err(reject(
-            ErrorCode::CreateNotAllowed,
-            None,
-            format!("offline clients may not create {}", def.name),
-        ));
-    }
-    for (i, f) in def.fields.iter().enumerate() {
-        let given = r.fields.iter().find(|c| c.index == i);
-        if !f.nullable && given.is_none_or(|c| c.value.is_none()) {
-            return Err(reject(
-                ErrorCode::MissingField,
-                Some(f.name),
-                format!("a new {} needs {}", def.noun, f.name),
-            ));
-        }
-    }
-    Ok(())
 }
 
 fn check_edit(def: &Table, r: &Record) -> Result<(), Rejection> {

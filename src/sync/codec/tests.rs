@@ -352,3 +352,31 @@ mod properties {
         }
     }
 }
+
+#[test]
+fn a_download_reader_leaves_out_fields_it_does_not_know() {
+    let doc = format!(
+        r#"<?xml version="1.0"?><changeset version="1">
+<record table="assets" id="{ID}" updated="2026-11-20T10:00:00Z"><field name="colour">red</field><field name="notes">n</field><field name="rating" null="true"/></record>
+</changeset>"#
+    );
+    let mut r = ChangesetReader::for_download(doc.as_bytes());
+    r.header().unwrap();
+    let Some(Item::Record(rec)) = r.next_item().unwrap() else {
+        panic!("a record");
+    };
+    let notes = TABLES[rec.table].field_index("notes").unwrap();
+    assert_eq!(rec.fields.len(), 1, "only the known field");
+    assert_eq!(rec.fields[0].index, notes);
+    assert!(r.next_item().unwrap().is_none());
+    // An upload reader still refuses it (PROTOCOL §4.2: unknown field, 422).
+    let mut strict = ChangesetReader::new(doc.as_bytes(), 1 << 20);
+    strict.header().unwrap();
+    assert!(matches!(
+        strict.next_item(),
+        Err(CodecError::Invalid {
+            code: crate::sync::code::ErrorCode::UnknownField,
+            ..
+        })
+    ));
+}
