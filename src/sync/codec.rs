@@ -535,29 +535,8 @@ impl<R: BufRead> ChangesetReader<R> {
     ) -> Result<Vec<(usize, Option<String>)>, CodecError> {
         let def = &TABLES[table];
         let mut out: Vec<(usize, Option<String>)> = Vec::new();
-        loop {
-            let (start, empty) = match self.event()? {
-                Event::Start(e) => (e.into_owned(), false),
-                Event::Empty(e) => (e.into_owned(), true),
-                Event::End(_) => return Ok(out),
-                Event::Text(t) if t.xml10_content().trim().is_empty() => continue,
-                Event::Comment(_) | Event::PI(_) => continue,
-                Event::Eof => return Err(truncated()),
-                Event::DocType(_) => return Err(CodecError::Doctype),
-                _ => {
-                    return Err(CodecError::Malformed(format!(
-                        "text directly inside the <delete> of {} {id}",
-                        def.name
-                    )));
-                }
-            };
-            if start.name().0 != "field" {
-                return Err(CodecError::Malformed(format!(
-                    "unexpected <{}> in the <delete> of {} {id}",
-                    start.name().0,
-                    def.name
-                )));
-            }
+        let within = format!("the <delete> of {} {id}", def.name);
+        while let Some((start, empty)) = self.next_field(&within)? {
             if !empty {
                 self.skip_to_end("field")?;
             }
@@ -591,6 +570,38 @@ impl<R: BufRead> ChangesetReader<R> {
             };
             out.push((index, was));
         }
+        Ok(out)
+    }
+
+    /// The next `<field>` inside the element being read (`within` names it for messages),
+    /// and whether it is empty; `None` at that element's end.
+    fn next_field(
+        &mut self,
+        within: &str,
+    ) -> Result<Option<(BytesStart<'static>, bool)>, CodecError> {
+        loop {
+            let (start, empty) = match self.event()? {
+                Event::Start(e) => (e.into_owned(), false),
+                Event::Empty(e) => (e.into_owned(), true),
+                Event::End(_) => return Ok(None),
+                Event::Text(t) if t.xml10_content().trim().is_empty() => continue,
+                Event::Comment(_) | Event::PI(_) => continue,
+                Event::Eof => return Err(truncated()),
+                Event::DocType(_) => return Err(CodecError::Doctype),
+                _ => {
+                    return Err(CodecError::Malformed(format!(
+                        "text directly inside {within}"
+                    )));
+                }
+            };
+            if start.name().0 != "field" {
+                return Err(CodecError::Malformed(format!(
+                    "unexpected <{}> in {within}",
+                    start.name().0
+                )));
+            }
+            return Ok(Some((start, empty)));
+        }
     }
 
     /// Skips an element's (ignored) content up to its end tag.
@@ -622,30 +633,8 @@ impl<R: BufRead> ChangesetReader<R> {
             field: field.map(str::to_owned),
             message,
         };
-        loop {
-            let (start, empty) = match self.event()? {
-                Event::Start(e) => (e.into_owned(), false),
-                Event::Empty(e) => (e.into_owned(), true),
-                Event::End(_) => return Ok(()),
-                Event::Text(t) if t.xml10_content().trim().is_empty() => continue,
-                Event::Comment(_) | Event::PI(_) => continue,
-                Event::Eof => return Err(truncated()),
-                Event::DocType(_) => return Err(CodecError::Doctype),
-                _ => {
-                    return Err(CodecError::Malformed(format!(
-                        "text directly inside the <record> of {} {}",
-                        table.name, record.id
-                    )));
-                }
-            };
-            if start.name().0 != "field" {
-                return Err(CodecError::Malformed(format!(
-                    "unexpected <{}> in the <record> of {} {}",
-                    start.name().0,
-                    table.name,
-                    record.id
-                )));
-            }
+        let within = format!("the <record> of {} {}", table.name, record.id);
+        while let Some((start, empty)) = self.next_field(&within)? {
             let attrs = attributes(&start)?;
             let get = |k: &str| attrs.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
             let name = get("name").unwrap_or_default().to_owned();
@@ -707,6 +696,7 @@ impl<R: BufRead> ChangesetReader<R> {
             };
             record.fields.push(FieldChange { index, value, was });
         }
+        Ok(())
     }
 
     /// The text content of a `<field>`, entities resolved, up to its end tag.
