@@ -12,7 +12,10 @@ use offsync::domain::{FieldType, TABLES, table_by_name};
 use crate::helpers::*;
 use crate::on_both;
 
-on_both!(the_migrated_schema_is_the_declaration);
+on_both!(
+    the_migrated_schema_is_the_declaration,
+    a_database_of_the_last_release_upgrades_with_its_conflicts,
+);
 
 #[derive(QueryableByName, Debug)]
 struct Column {
@@ -185,4 +188,66 @@ fn the_xsd_names_exactly_the_declared_tables_and_fields() {
         .flat_map(|t| t.fields.iter().map(|f| f.name.to_owned()))
         .collect();
     assert_eq!(enumeration("fieldName"), fields);
+}
+
+/// Migrations up to the last release's (0003), some data, then the rest: nothing is lost.
+fn a_database_of_the_last_release_upgrades_with_its_conflicts(b: Backend) {
+    use diesel::Connection;
+    use diesel::connection::SimpleConnection;
+    use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+    const SQLITE: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+    const POSTGRES: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+    let Some(db) = TestDb::new(b) else { return };
+    let data = "INSERT INTO users (id, name, password_hash, is_admin, is_conflict, created_at) \
+                VALUES ('u1', 'jo', 'x', FALSE, TRUE, 1); \
+                INSERT INTO devices (id, user_id, label, token_hash, created_at) \
+                VALUES ('d1', 'u1', 'laptop', 'h', 1); \
+                INSERT INTO conflicts (id, user_id, device_id, table_name, row_id, kind, status, \
+                created_at, updated_at) VALUES ('c1', 'u1', 'd1', 'assets', 'r1', 'delete', 'open', 1, 1); \
+                INSERT INTO conflict_fields (conflict_id, field, base_known, base_value, \
+                server_value, offline_value) VALUES ('c1', 'notes', TRUE, 'a', 'b', 'c');";
+    match b {
+        Backend::Sqlite => {
+            let path = db.url.trim_start_matches("sqlite://").to_owned();
+            let mut c = diesel::SqliteConnection::establish(&path).unwrap();
+            for _ in 0..3 {
+                c.run_next_migration(SQLITE).unwrap();
+            }
+            c.batch_execute(data).unwrap();
+        }
+        Backend::Postgres => {
+            let mut c = diesel::PgConnection::establish(&db.url).unwrap();
+            for _ in 0..3 {
+                c.run_next_migration(POSTGRES).unwrap();
+            }
+            c.batch_execute(data).unwrap();
+        }
+    }
+    // offsync opens it: the rest of the migrations run.
+    let pool = offsync::db::connect(&db.url, 1).expect("the upgraded database");
+    let mut conn = pool.get().unwrap();
+    let c = offsync::db::repo::conflicts::get(&mut conn, "c1")
+        .unwrap()
+        .expect("kept");
+    assert_eq!(
+        (c.conflict_kind(), c.is_open(), c.server_by),
+        (
+            offsync::db::repo::conflicts::ConflictKind::Delete,
+            true,
+            None
+        )
+    );
+    let fields = offsync::db::repo::conflicts::fields(&mut conn, "c1").unwrap();
+    assert_eq!(fields.len(), 1);
+    assert_eq!(
+        (
+            fields[0].base_value.as_deref(),
+            fields[0].offline_value.as_deref()
+        ),
+        (Some("a"), Some("c"))
+    );
+    // The new kind is admitted.
+    Sql::new("UPDATE conflicts SET kind = 'parent_deleted' WHERE id = 'c1'")
+        .execute(&mut conn)
+        .expect("parent_deleted is a kind now");
 }
