@@ -135,15 +135,20 @@ fn check_items(table: TableId, items: &[Item]) -> Result<Vec<String>, SyncError>
     Ok(ids)
 }
 
-/// Loads the rows and tombstones of a batch's ids, following the table's aliases.
-fn load_rows(
+/// The load phase of a batch (uploads and imports): the rows (locked) and tombstones of
+/// `ids`, following the table's aliases where `aliased` says it has any; and, for `named`
+/// (the records whose parent and natural key matter), where their parents stand and who
+/// owns their keys.
+pub(crate) fn load(
     conn: &mut DbConn,
-    ctx: &Ctx<'_>,
     table: TableId,
     ids: &[String],
+    named: &[&Record],
+    aliased: &[bool],
 ) -> Result<Known, SyncError> {
+    let def = &TABLES[table];
     let mut known = Known::default();
-    if ctx.aliased[table] {
+    if aliased[table] {
         known.aliases = aliases::canonical_ids(conn, table, ids)?;
     }
     let canonical: Vec<String> = ids
@@ -156,6 +161,27 @@ fn load_rows(
         .filter(|id| !known.rows.contains_key(id))
         .collect();
     known.tombstones = rows::tombstones(conn, table, &missing)?;
+    let values_of = |index: usize| -> Vec<String> {
+        named
+            .iter()
+            .filter_map(|r| r.fields.iter().find(|f| f.index == index))
+            .filter_map(|f| f.value.clone())
+            .collect()
+    };
+    if let Some((fk, parent)) = def.parent() {
+        let refs = values_of(fk);
+        if aliased[parent] {
+            known.parent_aliases = aliases::canonical_ids(conn, parent, &refs)?;
+        }
+        let refs: Vec<String> = refs
+            .iter()
+            .map(|p| judge::canonical(&known.parent_aliases, p).to_owned())
+            .collect();
+        known.parents = integrity::presence(conn, parent, &refs)?;
+    }
+    if let Some(k) = def.natural_key_index() {
+        known.key_owners = integrity::key_owners(conn, table, &values_of(k))?;
+    }
     Ok(known)
 }
 
@@ -166,7 +192,7 @@ fn judge_deletes(
     items: Vec<Item>,
 ) -> Result<(), SyncError> {
     let ids = check_items(table, &items)?;
-    let known = load_rows(conn, ctx, table, &ids)?;
+    let known = load(conn, table, &ids, &[], &ctx.aliased)?;
     let mut writes = Writes::default();
     for item in items {
         let Item::Delete(d) = item else { continue };
@@ -195,9 +221,7 @@ fn judge_records(
     table: TableId,
     items: Vec<Item>,
 ) -> Result<(), SyncError> {
-    let def = &TABLES[table];
     let ids = check_items(table, &items)?;
-    let mut known = load_rows(conn, ctx, table, &ids)?;
     let records: Vec<Record> = items
         .into_iter()
         .filter_map(|i| match i {
@@ -205,29 +229,9 @@ fn judge_records(
             _ => None,
         })
         .collect();
-    // What the batch's creates name: their parents and their natural keys.
-    let creates = || records.iter().filter(|r| r.base.is_none());
-    if let Some((fk, parent)) = def.parent() {
-        let refs: Vec<String> = creates()
-            .filter_map(|r| r.fields.iter().find(|f| f.index == fk))
-            .filter_map(|f| f.value.clone())
-            .collect();
-        if ctx.aliased[parent] {
-            known.parent_aliases = aliases::canonical_ids(conn, parent, &refs)?;
-        }
-        let refs: Vec<String> = refs
-            .iter()
-            .map(|p| judge::canonical(&known.parent_aliases, p).to_owned())
-            .collect();
-        known.parents = integrity::presence(conn, parent, &refs)?;
-    }
-    if let Some(k) = def.natural_key_index() {
-        let keys: Vec<String> = creates()
-            .filter_map(|r| r.fields.iter().find(|f| f.index == k))
-            .filter_map(|f| f.value.clone())
-            .collect();
-        known.key_owners = integrity::key_owners(conn, table, &keys)?;
-    }
+    // Only creates name a parent and a natural key (offline may edit neither).
+    let creates: Vec<&Record> = records.iter().filter(|r| r.base.is_none()).collect();
+    let mut known = load(conn, table, &ids, &creates, &ctx.aliased)?;
 
     let mut writes = Writes::default();
     for r in &records {
@@ -276,6 +280,20 @@ fn judge_records(
     write(conn, ctx, table, writes)
 }
 
+/// The rows part of a batch's write phase (uploads and imports): inserts and updates, many
+/// per statement.
+pub(crate) fn write_rows(
+    conn: &mut DbConn,
+    table: TableId,
+    inserts: &[(String, Values, Micros)],
+    updates: &[rows::RowUpdate],
+    actor: &str,
+) -> Result<(), SyncError> {
+    rows::insert(conn, table, inserts, actor)?;
+    rows::update_many(conn, table, updates, actor)?;
+    Ok(())
+}
+
 /// The write phase of one batch.
 fn write(
     conn: &mut DbConn,
@@ -283,9 +301,7 @@ fn write(
     table: TableId,
     writes: Writes,
 ) -> Result<(), SyncError> {
-    let actor = ctx.who.actor;
-    rows::insert(conn, table, &writes.inserts, actor)?;
-    rows::update_many(conn, table, &writes.updates, actor)?;
+    write_rows(conn, table, &writes.inserts, &writes.updates, ctx.who.actor)?;
     let mut resend = writes.resends;
     let mut drafts: Vec<(Conflict, Vec<ConflictField>)> = Vec::new();
     for (row_id, draft, offline_updated) in writes.conflicts {

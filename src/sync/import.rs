@@ -7,9 +7,10 @@ use std::io::Read;
 use super::SyncError;
 use super::code::ErrorCode;
 use super::codec::{ChangesetReader, Item, decompressing};
+use super::judge::Known;
 use super::spool::{Part, Spool};
 use crate::db::dialect::WriteLock;
-use crate::db::integrity::{self, Presence};
+use crate::db::integrity::Presence;
 use crate::db::repo::rows;
 use crate::db::{DbConn, write_txn};
 use crate::domain::rules::{missing_required, next_stamp};
@@ -67,27 +68,22 @@ fn import_batch(
 ) -> Result<(), SyncError> {
     let def = &TABLES[table];
     let ids: Vec<String> = items.iter().map(|i| i.id().to_owned()).collect();
-    let existing = rows::by_ids(conn, table, &ids, true)?;
-    let field_of = |item: &Item, index: usize| match item {
-        Item::Record(r) => r
-            .fields
-            .iter()
-            .find(|f| f.index == index)
-            .and_then(|f| f.value.clone()),
-        _ => None,
-    };
-    let keys: Vec<String> = match def.natural_key_index() {
-        Some(k) => items.iter().filter_map(|i| field_of(i, k)).collect(),
-        None => Vec::new(),
-    };
-    let mut owners = integrity::key_owners(conn, table, &keys)?;
-    let parents = match def.parent() {
-        Some((fk, pt)) => {
-            let refs: Vec<String> = items.iter().filter_map(|i| field_of(i, fk)).collect();
-            integrity::presence(conn, pt, &refs)?
-        }
-        None => Default::default(),
-    };
+    // The upload's load phase; an import may change any field, so every record's parent
+    // and key are looked up, and it has no aliases to follow.
+    let records: Vec<&crate::sync::codec::Record> = items
+        .iter()
+        .filter_map(|i| match i {
+            Item::Record(r) => Some(r),
+            _ => None,
+        })
+        .collect();
+    let no_aliases = vec![false; TABLES.len()];
+    let Known {
+        rows: existing,
+        key_owners: mut owners,
+        parents,
+        ..
+    } = super::apply::load(conn, table, &ids, &records, &no_aliases)?;
     let mut inserts: Vec<(String, Values, Micros)> = Vec::new();
     let mut updates = Vec::new();
     for item in items {
@@ -183,7 +179,5 @@ fn import_batch(
             }
         }
     }
-    rows::insert(conn, table, &inserts, ACTOR)?;
-    rows::update_many(conn, table, &updates, ACTOR)?;
-    Ok(())
+    super::apply::write_rows(conn, table, &inserts, &updates, ACTOR)
 }
