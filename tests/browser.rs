@@ -201,6 +201,80 @@ fn an_engineer_resolves_a_conflict_by_clicking() {
 }
 
 #[test]
+fn an_engineer_keeps_a_reading_made_under_an_inspection_the_office_deleted() {
+    if !browser_available() {
+        return;
+    }
+    let app = TestApp::spawn(Backend::Sqlite).expect("SQLite is always there");
+    let (_, asset) = app.seed_asset();
+    let (inspection, _) = app.seed_inspection(&asset);
+    let mut d = app.device("dana");
+    d.sync(&[]);
+    app.online_delete("inspections", &inspection);
+    let reading = uid();
+    let (r, _) = d.sync(&[create(
+        "readings",
+        &reading,
+        &[
+            ("inspection_id", Some(&inspection)),
+            ("kind", Some("vibration")),
+            ("value", Some("12.5")),
+            ("unit", Some("mm/s")),
+        ],
+    )]);
+    assert_eq!(r.map(|r| r.2), Some(1), "held in a conflict, not refused");
+    let driver = Driver::start();
+    let profile = tempfile::tempdir().unwrap();
+    let base = app.base.clone();
+    let screenshot =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots/conflict-held-create.png");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let outcome: WebDriverResult<()> = runtime.block_on(async {
+        let wd = chromium(&driver, profile.path()).await?;
+        let result = async {
+            wd.goto(format!("{base}/login")).await?;
+            wd.find(By::Id("username")).await?.send_keys("dana").await?;
+            wd.find(By::Id("password"))
+                .await?
+                .send_keys("password")
+                .await?;
+            wd.find(By::Css("button.primary")).await?.click().await?;
+            wd.goto(format!("{base}/conflicts")).await?;
+            wd.find(By::Css("table.list a[href^='/conflicts/']"))
+                .await?
+                .click()
+                .await?;
+            wd.find(By::Id("save")).await?;
+            let page = wd.find(By::Tag("main")).await?.text().await?;
+            assert!(page.contains("not on the server yet"), "{page}");
+            assert!(page.contains("12.5") && page.contains("mm/s"), "{page}");
+            std::fs::create_dir_all(screenshot.parent().unwrap()).ok();
+            std::fs::write(&screenshot, wd.screenshot_as_png().await?)
+                .expect("writing the screenshot");
+            wd.find(By::Css("input[name='choice.row'][value='offline']"))
+                .await?
+                .click()
+                .await?;
+            wd.find(By::Id("save")).await?.click().await?;
+            wd.find(By::Css("p.empty")).await?;
+            Ok(())
+        }
+        .await;
+        wd.quit().await?;
+        result
+    });
+    outcome.expect("the browser session");
+    assert!(
+        app.row("inspections", &inspection).is_some(),
+        "restored with it"
+    );
+    assert_eq!(
+        app.row("readings", &reading).unwrap().fields["value"].as_deref(),
+        Some("12.5")
+    );
+}
+
+#[test]
 fn an_inspection_made_offline_reaches_the_main_site_with_sync_now() {
     if !browser_available() {
         return;

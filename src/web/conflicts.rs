@@ -11,7 +11,7 @@ use askama::Template;
 
 use super::auth::{Layout, Viewer, check_csrf, viewer};
 use super::error::PageError;
-use super::present::{row_label, timestamp};
+use super::present::{field_label, row_label, timestamp};
 use super::{AppState, page_with_status, see_other};
 use crate::db::repo::accounts::{self, device_labels};
 use crate::db::repo::conflicts::{
@@ -63,18 +63,22 @@ fn record_names(conn: &mut DbConn, items: &[Conflict]) -> Result<RecordNames, Db
                 values.insert(id, v);
             }
         }
+        // A create held in its conflict is on the server nowhere: named by what it holds.
+        for c in items.iter().filter(|c| c.table_name == def.name) {
+            if !values.contains_key(&c.row_id) {
+                let mut v: Values = vec![None; def.fields.len()];
+                for f in conflicts::fields(conn, &c.id)? {
+                    if let Some(i) = def.field_index(&f.field) {
+                        v[i] = f.offline_value;
+                    }
+                }
+                values.insert(c.row_id.clone(), v);
+            }
+        }
         let parents: HashMap<String, String> = match def.parent() {
             Some((fk, pt)) => {
                 let pids: Vec<String> = values.values().filter_map(|v| v[fk].clone()).collect();
-                rows::by_ids(conn, pt, &pids, false)?
-                    .into_iter()
-                    .map(|(id, r)| {
-                        (
-                            id,
-                            format!("{} {}", TABLES[pt].noun, row_label(pt, &r.values)),
-                        )
-                    })
-                    .collect()
+                parent_names(conn, pt, &pids)?
             }
             None => HashMap::new(),
         };
@@ -88,6 +92,31 @@ fn record_names(conn: &mut DbConn, items: &[Conflict]) -> Result<RecordNames, Db
                 (def.name.to_owned(), id),
                 (format!("{} {}", def.noun, row_label(t, &v)), context),
             );
+        }
+    }
+    Ok(out)
+}
+
+/// Rows of `table` by id, named for a person ("inspection 2026-11-21 · Jo"), deleted ones
+/// too ("… (deleted)").
+fn parent_names(
+    conn: &mut DbConn,
+    table: usize,
+    ids: &[String],
+) -> Result<HashMap<String, String>, DbError> {
+    let noun = TABLES[table].noun;
+    let mut out: HashMap<String, String> = rows::by_ids(conn, table, ids, false)?
+        .into_iter()
+        .map(|(id, r)| (id, format!("{noun} {}", row_label(table, &r.values))))
+        .collect();
+    let gone: Vec<String> = ids
+        .iter()
+        .filter(|i| !out.contains_key(*i))
+        .cloned()
+        .collect();
+    for (id, t) in rows::tombstones(conn, table, &gone)? {
+        if let Some(v) = t.values {
+            out.insert(id, format!("{noun} {} (deleted)", row_label(table, &v)));
         }
     }
     Ok(out)
@@ -248,6 +277,8 @@ pub async fn list(
 /// One field side by side.
 struct FieldView {
     name: String,
+    /// The field as a person reads it ("Inspection", "Access notes").
+    label: String,
     base: String,
     base_known: bool,
     /// The server's value now differs from the base (what changed since the laptop saw it).
@@ -275,11 +306,13 @@ struct ConflictPage {
     row_choice: bool,
     /// What happened to the record since the conflict was recorded, when that matters.
     state_note: String,
+    /// Where the server's side stands, in one line ("Last changed by … at …").
+    server_line: String,
+    /// Whether any field has a base to show (a create has none).
+    show_base: bool,
     row_server: String,
     row_offline: String,
     base: String,
-    server_updated: String,
-    server_by: String,
     offline_updated: String,
     offline_corrected: String,
     client_id: String,
@@ -289,6 +322,11 @@ struct ConflictPage {
     message: Option<String>,
     resolved: bool,
     resolution: String,
+}
+
+/// The name of a table's field, for a field index of the declaration.
+fn d_field(def: Option<&'static crate::domain::Table>, index: usize) -> &'static str {
+    def.map_or("", |d| d.fields[index].name)
 }
 
 fn show(v: &Option<String>) -> String {
@@ -367,10 +405,35 @@ fn conflict_page(
         }
         _ => String::new(),
     };
+    // A parent is shown by name, not by id.
+    let parent_field = def
+        .and_then(|d| d.parent())
+        .map(|(fk, pt)| (d_field(def, fk), pt));
+    let parent_ids: Vec<String> = fields
+        .iter()
+        .filter(|f| parent_field.is_some_and(|(name, _)| f.field == name))
+        .flat_map(|f| {
+            [
+                f.offline_value.clone(),
+                f.server_value.clone(),
+                f.base_value.clone(),
+            ]
+        })
+        .flatten()
+        .collect();
+    let named_parents = match parent_field {
+        Some((_, pt)) => parent_names(conn, pt, &parent_ids)?,
+        None => HashMap::new(),
+    };
+    let shown = |v: &Option<String>| match v {
+        Some(id) if named_parents.contains_key(id) => named_parents[id].clone(),
+        other => show(other),
+    };
     let view = |f: &ConflictField| FieldView {
         name: f.field.clone(),
+        label: field_label(&f.field),
         base: if f.base_known {
-            show(&f.base_value)
+            shown(&f.base_value)
         } else {
             "unknown".into()
         },
@@ -384,11 +447,17 @@ fn conflict_page(
                 ),
                 _ => false,
             },
-        server: now_text(&f.field),
+        server: match (&now, parent_field) {
+            (resolve::Now::Live(r), Some((name, _))) if f.field == name => shown(
+                &def.and_then(|d| d.field_index(name))
+                    .and_then(|i| r.values[i].clone()),
+            ),
+            _ => now_text(&f.field),
+        },
         offline: if c.conflict_kind() == ConflictKind::Delete {
             "(deleted)".into()
         } else {
-            show(&f.offline_value)
+            shown(&f.offline_value)
         },
         chosen: f.choice.clone().unwrap_or_default(),
     };
@@ -407,11 +476,17 @@ fn conflict_page(
         owner,
         row_choice,
         state_note,
+        server_line: match (&now, server_by.as_deref(), c.server_updated) {
+            (resolve::Now::Absent, _, _) => "Not on the server".into(),
+            (_, Some(by), Some(at)) => format!("Last changed by {by} at {}", timestamp(at)),
+            (_, Some(by), None) => format!("Last changed by {by}"),
+            (_, None, Some(at)) => format!("Last changed at {}", timestamp(at)),
+            (_, None, None) => "Unknown".into(),
+        },
+        show_base: fields.iter().any(|f| f.base_known),
         row_server: row_server.into(),
         row_offline: row_offline.into(),
         base: c.base.map_or_else(|| "unknown".into(), timestamp),
-        server_updated: c.server_updated.map_or_else(|| "unknown".into(), timestamp),
-        server_by: server_by.unwrap_or_else(|| "unknown".into()),
         offline_updated: c
             .offline_updated
             .map_or_else(|| "unknown".into(), timestamp),
