@@ -533,3 +533,132 @@ fn restore_parents(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::table_by_name;
+
+    fn field(name: &str, offline: Option<&str>) -> ConflictField {
+        ConflictField {
+            field: name.into(),
+            base_known: false,
+            base_value: None,
+            server_value: None,
+            offline_value: offline.map(str::to_owned),
+            choice: None,
+            chosen_value: None,
+        }
+    }
+
+    /// Every kind of conflict, in every state its row can be in now, with either choice:
+    /// a plan, never a dead end.
+    #[test]
+    fn every_conflict_can_be_closed_whatever_its_row_became() {
+        let t = table_by_name("inspections").unwrap();
+        let values = vec![
+            Some("a".into()),
+            Some("2026-11-20T10:00:00.000000Z".into()),
+            None,
+            Some("pass".into()),
+            Some("server".into()),
+        ];
+        let live = Now::Live(Row {
+            id: "r".into(),
+            last_updated: 5,
+            values: values.clone(),
+            changed_by: None,
+        });
+        let deleted = Now::Deleted(Tombstone {
+            id: "r".into(),
+            last_updated: 6,
+            values: Some(values.clone()),
+            changed_by: None,
+        });
+        let fields = [field("summary", Some("offline"))];
+        let with = |c: Choice| Resolution {
+            fields: [("summary".to_owned(), c.clone())].into(),
+            row: Some(c),
+            version: None,
+        };
+        use ConflictKind::{Duplicate, EditDeleted, Fields, ParentDeleted};
+        use Plan::{Keep, LeaveOut, Restore, StayDeleted, Update};
+        let restored = |summary: &str| {
+            let mut v = values.clone();
+            v[4] = Some(summary.into());
+            Restore(v)
+        };
+        // (kind, now, choice, the plan)
+        let cases: Vec<(ConflictKind, &Now, Choice, Plan)> = vec![
+            (
+                Fields,
+                &live,
+                Choice::Offline,
+                Update(vec![(4, Some("offline".into()))]),
+            ),
+            (
+                Fields,
+                &live,
+                Choice::Server,
+                Update(vec![(4, Some("server".into()))]),
+            ),
+            (Fields, &deleted, Choice::Server, StayDeleted),
+            (Fields, &deleted, Choice::Offline, restored("offline")),
+            (EditDeleted, &deleted, Choice::Server, StayDeleted),
+            (EditDeleted, &deleted, Choice::Offline, restored("offline")),
+            (
+                EditDeleted,
+                &live,
+                Choice::Offline,
+                Update(vec![(4, Some("offline".into()))]),
+            ),
+            (ConflictKind::Delete, &live, Choice::Offline, Plan::Delete),
+            (ConflictKind::Delete, &live, Choice::Server, Keep),
+            (ConflictKind::Delete, &deleted, Choice::Offline, StayDeleted),
+            (
+                ConflictKind::Delete,
+                &deleted,
+                Choice::Server,
+                Restore(values.clone()),
+            ),
+            (Duplicate, &deleted, Choice::Server, StayDeleted),
+            (
+                ParentDeleted,
+                &Now::Absent,
+                Choice::Server,
+                LeaveOut(vec![None, None, None, None, Some("offline".into())]),
+            ),
+            (
+                ParentDeleted,
+                &Now::Absent,
+                Choice::Offline,
+                Restore(vec![None, None, None, None, Some("offline".into())]),
+            ),
+            (
+                ParentDeleted,
+                &live,
+                Choice::Offline,
+                Update(vec![(4, Some("offline".into()))]),
+            ),
+        ];
+        for (kind, now, choice, want) in cases {
+            let (got, summary) = plan(t, kind, now, &fields, &with(choice.clone()))
+                .unwrap_or_else(|e| panic!("{kind:?} / {now:?} / {choice:?}: {e}"));
+            assert_eq!(got, want, "{kind:?} / {choice:?}");
+            assert!(!summary.is_empty(), "what was chosen is recorded");
+        }
+    }
+
+    #[test]
+    fn a_choice_is_asked_for_not_guessed() {
+        let t = table_by_name("inspections").unwrap();
+        let got = plan(
+            t,
+            ConflictKind::ParentDeleted,
+            &Now::Absent,
+            &[],
+            &Resolution::default(),
+        );
+        assert!(matches!(got, Err(ResolveError::Invalid(_))));
+    }
+}
