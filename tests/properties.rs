@@ -405,8 +405,9 @@ mod fleet {
         ("readings", &["value", "unit"]),
     ];
 
-    /// An offline edit not yet confirmed by a completed sync: (table, id, field) → value.
-    type Edits = BTreeMap<(String, String, String), Option<String>>;
+    /// Offline edits not yet confirmed by a completed sync: (table, id, field) → the value
+    /// it started from at the laptop's last sync, and the value now.
+    type Edits = BTreeMap<(String, String, String), (Option<String>, Option<String>)>;
 
     struct World {
         app: TestApp,
@@ -493,7 +494,7 @@ mod fleet {
             let user = accounts::user_by_name(&mut conn, self.users[l])
                 .expect("a lookup")
                 .expect("the user");
-            for ((table, id, field), value) in edits {
+            for ((table, id, field), (_, value)) in edits {
                 let t = table_by_name(&table).expect("a table");
                 let i = TABLES[t].field_index(&field).expect("a field");
                 let on_server = rows::get(&mut conn, t, &id).expect("a row");
@@ -665,9 +666,14 @@ mod fleet {
                             if stored == before {
                                 return Ok(()); // nothing changed: nothing to land
                             }
-                            self.edits[l]
-                                .borrow_mut()
-                                .insert((table.to_owned(), id.clone(), field.to_owned()), stored);
+                            let key = (table.to_owned(), id.clone(), field.to_owned());
+                            let mut edits = self.edits[l].borrow_mut();
+                            let from = edits.get(&key).map_or(before, |(from, _)| from.clone());
+                            if stored == from {
+                                edits.remove(&key); // changed and changed back: no edit
+                            } else {
+                                edits.insert(key, (from, stored));
+                            }
                         }
                         Err(e) => prop_assert!(
                             matches!(e, offsync::editing::EditError::Invalid(_)),
@@ -794,6 +800,22 @@ mod fleet {
             prop_assert_eq!(laptop.pending(), 0, "laptop {} has nothing waiting", l);
         }
         Ok(())
+    }
+
+    /// Found by the property below: a laptop that changes a field and changes it back (so
+    /// sends nothing) while the office changes it must end with the office's value, not
+    /// keep its own as if the server had refused it.
+    #[test]
+    fn a_field_changed_and_changed_back_offline_takes_the_servers_value() {
+        let ops = vec![
+            Op::OfficeEdit(2, 1, 2),    // a reading's value → 7 on the server
+            Op::LaptopEdit(1, 2, 1, 4), // the same reading → 7 on the laptop
+            Op::LaptopEdit(1, 2, 1, 0), // and back to 4.2
+            Op::Sync(1),
+        ];
+        if let Err(e) = run(ops) {
+            panic!("{e}");
+        }
     }
 
     proptest! {

@@ -289,34 +289,70 @@ fn write_upload(
     let mut rows_written = 0u64;
     let mut conn = pool.get().map_err(DbError::from)?;
     for table in 0..TABLES.len() {
-        let mut after: Option<(String, i64)> = None;
-        let mut current: Vec<Change> = Vec::new();
-        loop {
-            let page = store::changes_page(&mut conn, table, upto, after.as_ref(), 1000)?;
-            let done = page.len() < 1000;
-            if let Some(last) = page.last() {
-                after = Some((last.row_id.clone(), last.seq));
+        let mut log = LogRows::new(table, upto);
+        while let Some(row) = log.next(&mut conn)? {
+            if !row
+                .first()
+                .is_some_and(|c| held.contains(&(table, c.row_id.clone())))
+            {
+                rows_written += write_row(&mut conn, &mut w, table, row)?;
             }
-            for change in page {
-                if held.contains(&(table, change.row_id.clone())) {
-                    continue;
-                }
-                if current.first().is_some_and(|c| c.row_id != change.row_id) {
-                    let row = std::mem::take(&mut current);
-                    rows_written += write_row(&mut conn, &mut w, table, row)?;
-                }
-                current.push(change);
-            }
-            if done {
-                break;
-            }
-        }
-        if !current.is_empty() {
-            rows_written += write_row(&mut conn, &mut w, table, current)?;
         }
     }
     finish_gzip(w.finish()?)?;
     Ok(rows_written)
+}
+
+/// The change log of one table up to a change number, one row's changes at a time, read a
+/// page at a time (memory holds a page, whatever the log's length).
+struct LogRows {
+    table: TableId,
+    upto: i64,
+    after: Option<(String, i64)>,
+    page: std::collections::VecDeque<Change>,
+    done: bool,
+}
+
+impl LogRows {
+    const PAGE: i64 = 1000;
+
+    fn new(table: TableId, upto: i64) -> LogRows {
+        LogRows {
+            table,
+            upto,
+            after: None,
+            page: Default::default(),
+            done: false,
+        }
+    }
+
+    /// The next row's changes, oldest first; `None` at the end.
+    fn next(&mut self, conn: &mut crate::db::DbConn) -> Result<Option<Vec<Change>>, DbError> {
+        let mut row: Vec<Change> = Vec::new();
+        loop {
+            if self.page.is_empty() && !self.done {
+                let page = store::changes_page(
+                    conn,
+                    self.table,
+                    self.upto,
+                    self.after.as_ref(),
+                    Self::PAGE,
+                )?;
+                self.done = page.len() < Self::PAGE as usize;
+                if let Some(last) = page.last() {
+                    self.after = Some((last.row_id.clone(), last.seq));
+                }
+                self.page.extend(page);
+            }
+            match self.page.front() {
+                Some(next) if row.first().is_none_or(|r| r.row_id == next.row_id) => {
+                    row.extend(self.page.pop_front());
+                }
+                Some(_) => return Ok(Some(row)),
+                None => return Ok((!row.is_empty()).then_some(row)),
+            }
+        }
+    }
 }
 
 /// One row's changes as one item; 0 when they cancel out.
@@ -348,9 +384,34 @@ fn write_row<W: Write>(
         }))?;
         return Ok(1);
     }
-    // Per field: the first `was` and the last value.
+    let fields = sent_fields(table, &changes);
+    if fields.is_empty() {
+        return Ok(0); // changed and changed back
+    }
+    w.item(&Item::Record(Record {
+        table,
+        id,
+        base: if created { None } else { first.base },
+        updated,
+        fields,
+    }))?;
+    Ok(1)
+}
+
+/// The fields an upload sends for one row's changes (a create's or an edit's; a delete
+/// sends none): per field the first `was` and the last value, only fields this laptop may
+/// write, and for an edit only those not changed back. The one place that says what was
+/// sent, for the upload and for judging the download that follows it.
+fn sent_fields(table: TableId, changes: &[Change]) -> Vec<FieldChange> {
+    let def = &TABLES[table];
+    let created = changes
+        .first()
+        .is_some_and(|c| c.kind == ChangeKind::Create);
+    if changes.iter().any(|c| c.kind == ChangeKind::Delete) {
+        return Vec::new();
+    }
     let mut merged: Vec<(usize, FieldLog)> = Vec::new();
-    for c in &changes {
+    for c in changes {
         for f in &c.fields {
             let Some(index) = def.field_index(&f.field) else {
                 continue;
@@ -363,7 +424,7 @@ fn write_row<W: Write>(
     }
     merged.sort_by_key(|(i, _)| *i);
     // Never a value this laptop may not write: the server would refuse the whole upload.
-    let fields: Vec<FieldChange> = merged
+    merged
         .into_iter()
         .filter(|(i, _)| created || def.fields[*i].offline_edit)
         .filter(|(i, f)| {
@@ -378,18 +439,7 @@ fn write_row<W: Write>(
                 Was::Known(f.was)
             },
         })
-        .collect();
-    if fields.is_empty() {
-        return Ok(0); // changed and changed back
-    }
-    w.item(&Item::Record(Record {
-        table,
-        id,
-        base: if created { None } else { first.base },
-        updated,
-        fields,
-    }))?;
-    Ok(1)
+        .collect()
 }
 
 /// A deleted row's values at its base, for the server to show what changed since: what
@@ -526,30 +576,27 @@ fn apply_records(
         match changes.remove(&id) {
             None => settled.push(id.clone()),
             Some(row_changes) => {
-                for change in &row_changes {
-                    for f in &change.fields {
-                        let Some(index) = def.field_index(&f.field) else {
-                            continue;
-                        };
-                        let server = values[index].as_deref();
-                        store::put_shadow(c, table, &id, &f.field, server)?;
-                        if still_to_upload(change.seq) {
-                            // Made during this sync, or held back: still to upload.
-                            keep.insert(f.field.clone());
-                        } else if !value::same(def.fields[index].ty, server, f.value.as_deref()) {
-                            // Uploaded, but the server kept another value: an edit in conflict,
-                            // or a row made twice (joined onto the server's) whose values differ.
-                            keep.insert(f.field.clone());
-                            store::mark_conflict(
-                                c,
-                                table,
-                                &id,
-                                &f.field,
-                                f.value.as_deref(),
-                                server,
-                                now,
-                            )?;
-                        }
+                let (waiting, sent): (Vec<Change>, Vec<Change>) = row_changes
+                    .into_iter()
+                    .partition(|ch| still_to_upload(ch.seq));
+                // Made during this sync, or held back: still to upload, kept as they are.
+                for f in waiting.iter().flat_map(|ch| &ch.fields) {
+                    if let Some(index) = def.field_index(&f.field) {
+                        store::put_shadow(c, table, &id, &f.field, values[index].as_deref())?;
+                        keep.insert(f.field.clone());
+                    }
+                }
+                // What the upload sent (not every logged step: a field changed and changed
+                // back was not sent, and the server's value simply stands).
+                for f in sent_fields(table, &sent) {
+                    let name = def.fields[f.index].name;
+                    let server = values[f.index].as_deref();
+                    store::put_shadow(c, table, &id, name, server)?;
+                    if !value::same(def.fields[f.index].ty, server, f.value.as_deref()) {
+                        // Sent, but the server kept another value: an edit in conflict, or a
+                        // row made twice (joined onto the server's) whose values differ.
+                        keep.insert(name.to_owned());
+                        store::mark_conflict(c, table, &id, name, f.value.as_deref(), server, now)?;
                     }
                 }
             }
@@ -659,40 +706,32 @@ fn mark_conflicts_from_shadow(
     now: Micros,
 ) -> Result<(), SyncFailure> {
     for (table, def) in TABLES.iter().enumerate() {
-        let mut after = None;
-        loop {
-            let page = store::changes_page(c, table, upto, after.as_ref(), 1000)?;
-            let done = page.len() < 1000;
-            if let Some(last) = page.last() {
-                after = Some((last.row_id.clone(), last.seq));
+        let mut log = LogRows::new(table, upto);
+        while let Some(row) = log.next(c)? {
+            let Some(first) = row.first() else { continue };
+            let id = first.row_id.clone();
+            if first.kind != ChangeKind::Edit || held.contains(&(table, id.clone())) {
+                continue;
             }
-            let uploaded = |ch: &&Change| !held.contains(&(table, ch.row_id.clone()));
-            for change in page
-                .iter()
-                .filter(|ch| ch.kind == ChangeKind::Edit)
-                .filter(uploaded)
-            {
-                for f in &change.fields {
-                    let Some(index) = def.field_index(&f.field) else {
-                        continue;
-                    };
-                    if let Some(server) = store::shadow(c, table, &change.row_id, &f.field)?
-                        && !value::same(def.fields[index].ty, server.as_deref(), f.value.as_deref())
-                    {
-                        store::mark_conflict(
-                            c,
-                            table,
-                            &change.row_id,
-                            &f.field,
-                            f.value.as_deref(),
-                            server.as_deref(),
-                            now,
-                        )?;
-                    }
+            for f in sent_fields(table, &row) {
+                let name = def.fields[f.index].name;
+                if let Some(server) = store::shadow(c, table, &id, name)?
+                    && !value::same(
+                        def.fields[f.index].ty,
+                        server.as_deref(),
+                        f.value.as_deref(),
+                    )
+                {
+                    store::mark_conflict(
+                        c,
+                        table,
+                        &id,
+                        name,
+                        f.value.as_deref(),
+                        server.as_deref(),
+                        now,
+                    )?;
                 }
-            }
-            if done {
-                break;
             }
         }
     }
