@@ -130,16 +130,7 @@ fn an_engineer_resolves_a_conflict_by_clicking() {
     let outcome: WebDriverResult<()> = runtime.block_on(async {
         let wd = chromium(&driver, profile.path()).await?;
         let result = async {
-            wd.goto(format!("{base}/login")).await?;
-            wd.find(By::Id("username"))
-                .await?
-                .send_keys("carol")
-                .await?;
-            wd.find(By::Id("password"))
-                .await?
-                .send_keys("password")
-                .await?;
-            wd.find(By::Css("button.primary")).await?.click().await?;
+            sign_in(&wd, &base, "carol").await?;
 
             let banner = wd.find(By::Css(".banner")).await?.text().await?;
             assert!(
@@ -232,13 +223,7 @@ fn an_engineer_keeps_a_reading_made_under_an_inspection_the_office_deleted() {
     let outcome: WebDriverResult<()> = runtime.block_on(async {
         let wd = chromium(&driver, profile.path()).await?;
         let result = async {
-            wd.goto(format!("{base}/login")).await?;
-            wd.find(By::Id("username")).await?.send_keys("dana").await?;
-            wd.find(By::Id("password"))
-                .await?
-                .send_keys("password")
-                .await?;
-            wd.find(By::Css("button.primary")).await?.click().await?;
+            sign_in(&wd, &base, "dana").await?;
             wd.goto(format!("{base}/conflicts")).await?;
             wd.find(By::Css("table.list a[href^='/conflicts/']"))
                 .await?
@@ -352,6 +337,17 @@ fn an_inspection_made_offline_reaches_the_main_site_with_sync_now() {
 
 /// Reloads until the page shows `text` (a background sync finishing), for up to 30 s. The
 /// page may be replaced while it is read (the button's redirect): that is "not yet".
+/// Signs in on the main site's form, as a person types it (the test users' password).
+async fn sign_in(wd: &WebDriver, base: &str, user: &str) -> WebDriverResult<()> {
+    wd.goto(format!("{base}/login")).await?;
+    wd.find(By::Id("username")).await?.send_keys(user).await?;
+    wd.find(By::Id("password"))
+        .await?
+        .send_keys("password")
+        .await?;
+    wd.find(By::Css("button.primary")).await?.click().await
+}
+
 async fn wait_for_text(wd: &WebDriver, text: &str) -> WebDriverResult<()> {
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut last = String::new();
