@@ -26,6 +26,7 @@ on_both!(
     a_delete_without_base_is_refused,
     the_rules_agree_on_every_path,
     a_refused_change_is_held_and_the_rest_syncs,
+    every_refusal_that_names_a_row_has_a_way_out,
     an_unreadable_change_log_entry_stops_the_sync_loudly,
     one_sync_at_a_time_per_laptop,
 );
@@ -663,6 +664,127 @@ fn the_rules_agree_on_every_path(b: Backend) {
             .is_empty(),
         "no difference marked between 4.2 and 4.20"
     );
+}
+
+/// Change-log entries an older laptop (or a damaged one) could hold, each refused by the
+/// server with its own 422: each is held, the rest syncs, and discarding it frees the laptop.
+fn every_refusal_that_names_a_row_has_a_way_out(b: Backend) {
+    let Some(app) = TestApp::spawn(b) else { return };
+    let (_, asset) = app.seed_asset();
+    let (inspection, reading) = app.seed_inspection(&asset);
+    let laptop = Laptop::new(&app, "jo");
+    laptop.sync();
+    let readings = table_by_name("readings").unwrap();
+    let sites = table_by_name("sites").unwrap();
+    let log = |table, id: &str, kind, base, fields: Vec<(&str, Option<&str>, Option<&str>)>| {
+        let fields: Vec<store::FieldLog> = fields
+            .into_iter()
+            .map(|(f, v, w)| store::FieldLog {
+                field: f.into(),
+                value: v.map(str::to_owned),
+                was: w.map(str::to_owned),
+            })
+            .collect();
+        store::log_change(
+            &mut laptop.pool.get().unwrap(),
+            table,
+            id,
+            kind,
+            base,
+            &fields,
+            1,
+        )
+        .unwrap();
+    };
+    let base = laptop.version("readings", &reading);
+    // (the code the server answers, how the entry is made)
+    /// Makes the entry; returns the row it names.
+    type Entry<'a> = Box<dyn Fn() -> String + 'a>;
+    let cases: Vec<(&str, Entry<'_>)> = vec![
+        (
+            "invalid-character",
+            Box::new(|| {
+                log(
+                    readings,
+                    &reading,
+                    store::ChangeKind::Edit,
+                    Some(base),
+                    vec![("unit", Some("b\u{1}r"), Some("bar"))],
+                );
+                reading.clone()
+            }),
+        ),
+        (
+            "missing-field",
+            Box::new(|| {
+                let id = uid();
+                log(
+                    readings,
+                    &id,
+                    store::ChangeKind::Create,
+                    None,
+                    vec![
+                        ("inspection_id", Some(&inspection), None),
+                        ("kind", Some("flow"), None),
+                    ],
+                );
+                id
+            }),
+        ),
+        (
+            "create-not-allowed",
+            Box::new(|| {
+                let id = uid();
+                log(
+                    sites,
+                    &id,
+                    store::ChangeKind::Create,
+                    None,
+                    vec![("code", Some("NEW"), None), ("name", Some("New"), None)],
+                );
+                id
+            }),
+        ),
+        (
+            "missing-parent",
+            Box::new(|| {
+                let id = uid();
+                let nowhere = uid();
+                log(
+                    readings,
+                    &id,
+                    store::ChangeKind::Create,
+                    None,
+                    vec![
+                        ("inspection_id", Some(&nowhere), None),
+                        ("kind", Some("flow"), None),
+                        ("value", Some("1"), None),
+                    ],
+                );
+                id
+            }),
+        ),
+    ];
+    for (code, make) in cases {
+        let row = make();
+        laptop.edit("assets", &asset, &[("notes", code)]);
+        let s = laptop.sync();
+        assert_eq!(s.held, 1, "{code}: held, not a failed sync");
+        let held = store::held(&mut laptop.pool.get().unwrap()).unwrap();
+        assert_eq!(
+            (held[0].code.as_str(), held[0].row_id.as_str()),
+            (code, row.as_str())
+        );
+        assert_eq!(
+            app.row("assets", &asset).unwrap().fields["notes"].as_deref(),
+            Some(code),
+            "{code}: the rest synced"
+        );
+        let t = table_by_name(&held[0].table_name).unwrap();
+        offsync::editing::discard(&mut laptop.pool.get().unwrap(), t, &row).unwrap();
+        assert_eq!(laptop.pending(), 0, "{code}: discarded");
+        assert_eq!(laptop.sync().held, 0, "{code}: the laptop is free again");
+    }
 }
 
 fn a_refused_change_is_held_and_the_rest_syncs(b: Backend) {
