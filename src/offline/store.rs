@@ -271,11 +271,7 @@ pub fn drop_upto(conn: &mut DbConn, upto: i64) -> Result<(), DbError> {
         .select((offline_held::table_name, offline_held::row_id))
         .load(conn)?;
     for def in TABLES {
-        let kept: Vec<&str> = held
-            .iter()
-            .filter(|(t, _)| t == def.name)
-            .map(|(_, id)| id.as_str())
-            .collect();
+        let kept = ids_in(&held, def.name);
         diesel::delete(
             offline_changes::table
                 .filter(offline_changes::table_name.eq(def.name))
@@ -284,27 +280,31 @@ pub fn drop_upto(conn: &mut DbConn, upto: i64) -> Result<(), DbError> {
         )
         .execute(conn)?;
     }
-    // A shadow is only needed while its row has a change waiting.
-    let shadowed: Vec<(String, String)> = offline_shadow::table
-        .select((offline_shadow::table_name, offline_shadow::row_id))
+    // A shadow is only needed while its row has a change waiting (what is left of the log:
+    // the changes made during the sync and the held ones, few).
+    let waiting: Vec<(String, String)> = offline_changes::table
+        .select((offline_changes::table_name, offline_changes::row_id))
         .distinct()
         .load(conn)?;
-    for (table_name, row_id) in shadowed {
-        let waiting: i64 = offline_changes::table
-            .filter(offline_changes::table_name.eq(&table_name))
-            .filter(offline_changes::row_id.eq(&row_id))
-            .count()
-            .get_result(conn)?;
-        if waiting == 0 {
-            diesel::delete(
-                offline_shadow::table
-                    .filter(offline_shadow::table_name.eq(&table_name))
-                    .filter(offline_shadow::row_id.eq(&row_id)),
-            )
-            .execute(conn)?;
-        }
+    for def in TABLES {
+        let kept = ids_in(&waiting, def.name);
+        diesel::delete(
+            offline_shadow::table
+                .filter(offline_shadow::table_name.eq(def.name))
+                .filter(offline_shadow::row_id.ne_all(kept)),
+        )
+        .execute(conn)?;
     }
     Ok(())
+}
+
+/// The row ids of one table among (table, row id) pairs.
+fn ids_in<'a>(pairs: &'a [(String, String)], table: &str) -> Vec<&'a str> {
+    pairs
+        .iter()
+        .filter(|(t, _)| t == table)
+        .map(|(_, id)| id.as_str())
+        .collect()
 }
 
 /// Renames a row everywhere in the log (the server joined it onto another id), including

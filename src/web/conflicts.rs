@@ -64,16 +64,20 @@ fn record_names(conn: &mut DbConn, items: &[Conflict]) -> Result<RecordNames, Db
             }
         }
         // A create held in its conflict is on the server nowhere: named by what it holds.
-        for c in items.iter().filter(|c| c.table_name == def.name) {
-            if !values.contains_key(&c.row_id) {
-                let mut v: Values = vec![None; def.fields.len()];
-                for f in conflicts::fields(conn, &c.id)? {
-                    if let Some(i) = def.field_index(&f.field) {
-                        v[i] = f.offline_value;
-                    }
+        let held: Vec<&Conflict> = items
+            .iter()
+            .filter(|c| c.table_name == def.name && !values.contains_key(&c.row_id))
+            .collect();
+        let ids: Vec<String> = held.iter().map(|c| c.id.clone()).collect();
+        let mut held_fields = conflicts::fields_of(conn, &ids)?;
+        for c in held {
+            let mut v: Values = vec![None; def.fields.len()];
+            for f in held_fields.remove(&c.id).unwrap_or_default() {
+                if let Some(i) = def.field_index(&f.field) {
+                    v[i] = f.offline_value;
                 }
-                values.insert(c.row_id.clone(), v);
             }
+            values.insert(c.row_id.clone(), v);
         }
         let parents: HashMap<String, String> = match def.parent() {
             Some((fk, pt)) => {
@@ -324,11 +328,6 @@ struct ConflictPage {
     resolution: String,
 }
 
-/// The name of a table's field, for a field index of the declaration.
-fn d_field(def: Option<&'static crate::domain::Table>, index: usize) -> &'static str {
-    def.map_or("", |d| d.fields[index].name)
-}
-
 fn show(v: &Option<String>) -> String {
     v.clone().unwrap_or_else(|| "(empty)".into())
 }
@@ -408,7 +407,7 @@ fn conflict_page(
     // A parent is shown by name, not by id.
     let parent_field = def
         .and_then(|d| d.parent())
-        .map(|(fk, pt)| (d_field(def, fk), pt));
+        .and_then(|(fk, pt)| def.map(|d| (d.fields[fk].name, pt)));
     let parent_ids: Vec<String> = fields
         .iter()
         .filter(|f| parent_field.is_some_and(|(name, _)| f.field == name))

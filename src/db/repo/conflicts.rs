@@ -302,6 +302,25 @@ pub fn count_open(conn: &mut DbConn, user_id: Option<&str>) -> Result<i64, DbErr
     )
 }
 
+/// The fields of many conflicts, by conflict id, a few queries for all.
+pub fn fields_of(
+    conn: &mut DbConn,
+    ids: &[String],
+) -> Result<HashMap<String, Vec<ConflictField>>, DbError> {
+    let mut out: HashMap<String, Vec<ConflictField>> = HashMap::new();
+    for chunk in ids.chunks(super::rows::BATCH) {
+        let found: Vec<(String, ConflictField)> = conflict_fields::table
+            .filter(conflict_fields::conflict_id.eq_any(chunk))
+            .order((conflict_fields::conflict_id, conflict_fields::field))
+            .select((conflict_fields::conflict_id, ConflictField::as_select()))
+            .load(conn)?;
+        for (id, field) in found {
+            out.entry(id).or_default().push(field);
+        }
+    }
+    Ok(out)
+}
+
 /// The names of the differing fields of many conflicts, by conflict id.
 pub fn field_names_of(
     conn: &mut DbConn,

@@ -17,9 +17,18 @@ pub fn add(
     ids: &[String],
     now: Micros,
 ) -> Result<(), DbError> {
+    if ids.is_empty() {
+        return Ok(()); // the usual batch: no stale delete in it
+    }
     let table_name = TABLES[table].name;
+    diesel::delete(
+        resends::table
+            .filter(resends::device_id.eq(device_id))
+            .filter(resends::table_name.eq(table_name))
+            .filter(resends::row_id.eq_any(ids)),
+    )
+    .execute(conn)?;
     for id in ids {
-        diesel::delete(resends::table.find((device_id, table_name, id))).execute(conn)?;
         diesel::insert_into(resends::table)
             .values((
                 resends::device_id.eq(device_id),
