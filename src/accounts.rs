@@ -6,7 +6,6 @@ use argon2::{Argon2, PasswordHasher, PasswordVerifier};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
-use crate::db::dialect::WriteLock;
 use crate::db::repo::accounts::{self, Device, User};
 use crate::db::repo::sign_in;
 use crate::db::{DbConn, DbError, write_txn};
@@ -75,7 +74,7 @@ pub fn add_user(
     }
     let hash = hash_password(password)?;
     let id = uuid::Uuid::new_v4().to_string();
-    write_txn(conn, WriteLock::Shared, |c, now| {
+    write_txn(conn, |c, now| {
         if accounts::user_by_name(c, name)?.is_some() {
             return Err(AccountError::UserExists(name.to_owned()));
         }
@@ -197,7 +196,7 @@ pub fn add_device(
     }
     let token = new_token();
     let id = uuid::Uuid::new_v4().to_string();
-    write_txn(conn, WriteLock::Shared, |c, now| {
+    write_txn(conn, |c, now| {
         let user = accounts::user_by_name(c, user_name.trim())?
             .ok_or_else(|| AccountError::NoSuchUser(user_name.to_owned()))?;
         accounts::insert_device(c, &id, &user.id, label, &token_hash(&token), now)?;

@@ -11,7 +11,7 @@ use anyhow::{Context, bail};
 use diesel::Connection;
 use diesel::connection::SimpleConnection;
 
-use crate::db::dialect::WriteLock;
+use crate::db::cursor::Window;
 use crate::db::repo::rows;
 use crate::db::{self, Pool, write_txn};
 use crate::domain::rules::next_stamp;
@@ -382,7 +382,7 @@ fn stale_online(pool: &Pool, ids: &[String]) -> anyhow::Result<()> {
     let readings = table_by_name("readings").unwrap_or_default();
     let mut conn = pool.get()?;
     let half = ids.len() / 2;
-    write_txn::<_, anyhow::Error>(&mut conn, WriteLock::Shared, |c, now| {
+    write_txn::<_, anyhow::Error>(&mut conn, |c, now| {
         let value = TABLES[readings].field_index("value").unwrap_or(2);
         let unit = TABLES[readings].field_index("unit").unwrap_or(3);
         let updates: Vec<rows::RowUpdate> = ids
@@ -435,7 +435,7 @@ fn floor_download(pool: &Pool, since: Option<i64>) -> anyhow::Result<()> {
     let mut out = crate::sync::codec::gzip_writer(std::io::sink());
     let mut conn = pool.get()?;
     out.write_all(b"<changeset version=\"1\">\n")?;
-    let mut pages = rows::ChangedPages::new(since, 1000);
+    let mut pages = rows::ChangedPages::new(Window::all_since(since), 1000);
     while let Some((t, page)) = pages.next(&mut conn)? {
         let def = &TABLES[t];
         for r in &page {
@@ -475,7 +475,7 @@ fn floor_upload(pool: &Pool, file: &std::path::Path) -> anyhow::Result<()> {
     let mut reader = ChangesetReader::new(decompressing(std::io::Cursor::new(raw))?, u64::MAX);
     reader.header()?;
     let mut conn = pool.get()?;
-    write_txn::<_, anyhow::Error>(&mut conn, WriteLock::Upload, |c, now| {
+    write_txn::<_, anyhow::Error>(&mut conn, |c, now| {
         let mut batch: Vec<Record> = Vec::with_capacity(rows::BATCH);
         let flush = |c: &mut crate::db::DbConn, batch: &mut Vec<Record>| -> anyhow::Result<()> {
             let Some(first) = batch.first() else {
@@ -707,7 +707,7 @@ pub fn pages(conflict_count: usize, requests: usize) -> anyhow::Result<()> {
                 (c, vec![f])
             })
             .collect();
-        write_txn::<_, anyhow::Error>(&mut conn, WriteLock::Shared, |c, _| {
+        write_txn::<_, anyhow::Error>(&mut conn, |c, _| {
             conflicts::insert_many(c, &items)?;
             crate::db::repo::accounts::set_conflict_flag(c, &user.id, true)?;
             Ok(())
@@ -789,7 +789,7 @@ pub fn gzip_levels(n: u64, runs: usize) -> anyhow::Result<()> {
     fill(&pool, n)?;
     let mut xml = ChangesetWriter::start(Vec::new(), None)?;
     let mut conn = pool.get()?;
-    let mut pages = rows::ChangedPages::new(None, 1000);
+    let mut pages = rows::ChangedPages::new(Window::all_since(None), 1000);
     while let Some((table, page)) = pages.next(&mut conn)? {
         for r in &page {
             xml.row(table, &r.id, r.last_updated, &r.values)?;

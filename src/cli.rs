@@ -3,6 +3,7 @@
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
@@ -135,6 +136,18 @@ struct ServeArgs {
     /// Database connections in the pool.
     #[arg(long, env = "OFFSYNC_POOL_SIZE", default_value_t = 16)]
     pool_size: u32,
+    /// How long a request waits for a pooled connection before it is answered 503 with
+    /// Retry-After, in milliseconds.
+    #[arg(long, env = "OFFSYNC_POOL_WAIT_MS", default_value_t = 5000)]
+    pool_wait_ms: u64,
+    /// Uploads applied at once by this instance (default: half the pool). Others wait
+    /// their turn without holding a connection.
+    #[arg(long, env = "OFFSYNC_UPLOADS_AT_ONCE")]
+    uploads_at_once: Option<usize>,
+    /// How long an upload waits for its turn before it is answered 503 with Retry-After,
+    /// in milliseconds.
+    #[arg(long, env = "OFFSYNC_UPLOAD_WAIT_MS", default_value_t = 20000)]
+    upload_wait_ms: u64,
     /// Load the demo data set first if the database is empty.
     #[arg(long)]
     demo: bool,
@@ -327,7 +340,15 @@ fn print_logins(logins: &[(String, String, bool)]) {
 }
 
 fn serve(url: &str, args: ServeArgs) -> anyhow::Result<()> {
-    let pool = open(url, args.pool_size)?;
+    crate::telemetry::init();
+    let pool = db::connect_with(
+        url,
+        db::PoolSettings {
+            max_size: args.pool_size,
+            wait: Duration::from_millis(args.pool_wait_ms),
+        },
+    )
+    .with_context(|| format!("opening {}", redact(url)))?;
     if args.demo {
         let mut conn = pool.get()?;
         match demo::load(&mut conn) {
@@ -362,6 +383,12 @@ fn serve(url: &str, args: ServeArgs) -> anyhow::Result<()> {
             ..Default::default()
         },
         trust_forwarded_for: args.trust_forwarded_for,
+        uploads: web::gate::UploadLimits {
+            at_once: args
+                .uploads_at_once
+                .unwrap_or_else(|| web::gate::UploadLimits::for_pool(args.pool_size).at_once),
+            wait: Duration::from_millis(args.upload_wait_ms),
+        },
     };
     eprintln!(
         "offsync is serving {} on http://{address}/ (sign in at http://{address}/login)",
@@ -399,6 +426,7 @@ fn offline(url: &str, args: OfflineArgs) -> anyhow::Result<()> {
         workers: 2,
         sign_in: Default::default(),
         trust_forwarded_for: false,
+        uploads: web::gate::UploadLimits::for_pool(4),
     };
     eprintln!(
         "offsync offline copy of {} on http://{address}/ (data in {})",

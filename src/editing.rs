@@ -8,7 +8,6 @@
 
 use std::collections::BTreeMap;
 
-use crate::db::dialect::WriteLock;
 use crate::db::integrity::{self, Blocked};
 use crate::db::repo::rows::{self, Row};
 use crate::db::{DbConn, DbError, write_txn};
@@ -214,7 +213,7 @@ pub fn create(
         )));
     }
     let id = uuid::Uuid::now_v7().to_string();
-    write_txn(conn, WriteLock::Shared, |c, now| {
+    write_txn(conn, |c, now| {
         let values = values_from_form(c, table, input)?;
         check_row(c, table, &id, &values)?;
         match mode {
@@ -254,7 +253,7 @@ pub fn update(
     actor: &str,
 ) -> Result<(), EditError> {
     let def = &TABLES[table];
-    write_txn(conn, WriteLock::Shared, |c, now| {
+    write_txn(conn, |c, now| {
         let row = rows::by_ids(c, table, &[id.to_owned()], true)?
             .remove(id)
             .ok_or(EditError::NotFound)?;
@@ -411,7 +410,7 @@ pub fn delete(
             def.name
         )));
     }
-    write_txn(conn, WriteLock::Shared, |c, now| {
+    write_txn(conn, |c, now| {
         let row = rows::by_ids(c, table, &[id.to_owned()], true)?
             .remove(id)
             .ok_or(EditError::NotFound)?;
@@ -452,7 +451,7 @@ pub fn delete(
 /// delete is undone.
 pub fn discard(conn: &mut DbConn, table: TableId, id: &str) -> Result<(), EditError> {
     let def = &TABLES[table];
-    write_txn(conn, WriteLock::Shared, |c, now| {
+    write_txn(conn, |c, now| {
         let changes = store::changes_of(c, table, &[id.to_owned()])?
             .remove(id)
             .unwrap_or_default();

@@ -7,6 +7,7 @@
 //! - `sync` (the server's engine: codec, apply, download, sessions, conflicts), `offline`
 //!   (the laptop's change log and sync), `editing` (online and offline edits from the
 //!   pages), `accounts` (users, passwords, device tokens);
+//! - `telemetry`: the metrics operators watch (used by every layer above `db`);
 //! - `db`: connections, migrations, and the repository functions;
 //! - `domain`: the synced tables declared once, values and times.
 
@@ -19,4 +20,5 @@ pub mod domain;
 pub mod editing;
 pub mod offline;
 pub mod sync;
+pub mod telemetry;
 pub mod web;

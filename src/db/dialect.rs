@@ -1,20 +1,6 @@
 //! The statements that differ between SQLite and PostgreSQL: how a write transaction
-//! takes its locks, where the clock comes from, and row locking.
-//!
-//! ## Why no change is missed
-//! A download sends rows with `last_updated >= since`, where `since` is the `started` of
-//! the device's last completed session. That is only safe if no transaction can commit a
-//! row stamped *before* a session's `started` after that session has read the data. So:
-//! - every write transaction takes the *write barrier* in shared mode before it reads the
-//!   clock for its stamps, and holds it until commit;
-//! - opening a session takes the barrier exclusively and reads the clock for `started`
-//!   inside it: it waits until every writer that could stamp an earlier time has committed
-//!   (so the session's download sees those rows), and every later writer stamps a later time.
-//!
-//! On PostgreSQL the barrier is a transaction-level advisory lock and the clock is the
-//! database server's, shared by every instance. On SQLite there is one writer at a time
-//! anyway: every write transaction starts by writing the `write_lock` row, which takes
-//! SQLite's write lock at once (so `busy_timeout` queues writers instead of failing them).
+//! begins, where the clock comes from, and row locking. Which changes a download sends is
+//! [`super::cursor`]'s: no write waits for a session to open, nor an open for a write.
 
 use diesel::QueryableByName;
 use diesel::sql_types::BigInt;
@@ -22,30 +8,17 @@ use diesel::sql_types::BigInt;
 use super::{DbConn, DbError, Sql};
 use crate::domain::{Micros, time};
 
-/// What a write transaction must exclude. (Advisory lock keys: 74110002 is the write
-/// barrier, 74110003 the upload lock.)
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WriteLock {
-    /// Ordinary writes (edits, resolutions): run beside each other.
-    Shared,
-    /// Applying an upload or an import: one at a time, so that batches of row locks
-    /// taken by two uploads can never deadlock.
-    Upload,
-    /// Opening a sync session: waits for every writer in flight.
-    Barrier,
-}
-
-/// Takes the locks for a write transaction; call it first inside the transaction.
-pub fn begin_write(conn: &mut DbConn, lock: WriteLock) -> Result<(), DbError> {
-    let statement = match (&conn, lock) {
-        (DbConn::Sqlite(_), _) => "UPDATE write_lock SET n = n + 1 WHERE id = 1",
-        (DbConn::Pg(_), WriteLock::Shared) => "SELECT pg_advisory_xact_lock_shared(74110002)",
-        (DbConn::Pg(_), WriteLock::Upload) => {
-            "SELECT pg_advisory_xact_lock(74110003), pg_advisory_xact_lock_shared(74110002)"
-        }
-        (DbConn::Pg(_), WriteLock::Barrier) => "SELECT pg_advisory_xact_lock(74110002)",
-    };
-    diesel::connection::SimpleConnection::batch_execute(conn, statement)?;
+/// Begins a write transaction's work; call it first inside the transaction. On SQLite it
+/// takes the write lock at once (so that `busy_timeout` queues writers instead of failing
+/// them midway) and advances the change counter ([`super::cursor`]). On PostgreSQL writers
+/// only ever wait for the rows they write.
+pub fn begin_write(conn: &mut DbConn) -> Result<(), DbError> {
+    if let DbConn::Sqlite(_) = conn {
+        diesel::connection::SimpleConnection::batch_execute(
+            conn,
+            "UPDATE write_lock SET n = n + 1 WHERE id = 1",
+        )?;
+    }
     Ok(())
 }
 
@@ -77,4 +50,32 @@ pub fn for_update(conn: &DbConn) -> &'static str {
         DbConn::Sqlite(_) => "",
         DbConn::Pg(_) => " FOR UPDATE",
     }
+}
+
+/// Serialises the creates of these natural keys of `table` with every other transaction's
+/// until commit: two devices creating the same key at once then judge it one after the other
+/// (the second finds the first's row) instead of one failing on the unique index. Keys are
+/// locked in sorted order, so that two batches cannot wait for each other. SQLite has one
+/// writer, so nothing to do there.
+pub fn lock_keys(conn: &mut DbConn, table: &str, keys: &[String]) -> Result<(), DbError> {
+    if let DbConn::Sqlite(_) = conn {
+        return Ok(());
+    }
+    let mut sorted: Vec<&String> = keys.iter().collect();
+    sorted.sort_unstable();
+    sorted.dedup();
+    // One row of calls, evaluated left to right; PostgreSQL allows 1664 columns.
+    for chunk in sorted.chunks(500) {
+        let mut sql = Sql::new("SELECT ");
+        for (i, key) in chunk.iter().enumerate() {
+            if i > 0 {
+                sql.push(", ");
+            }
+            sql.push("pg_advisory_xact_lock(hashtextextended(")
+                .param(format!("{table}:{key}"))
+                .push(", 74110004))");
+        }
+        sql.execute(conn)?;
+    }
+    Ok(())
 }

@@ -2,6 +2,7 @@
 //! and PostgreSQL. Everything above this module speaks one dialect-neutral SQL through
 //! [`Sql`]; the only backend-specific code lives in [`dialect`].
 
+pub mod cursor;
 pub mod dialect;
 pub mod integrity;
 pub mod repo;
@@ -48,40 +49,60 @@ pub enum DbError {
     Corrupt(String),
 }
 
-impl DbError {
-    /// A failure of the database itself (down, locked, read-only, out of disk or
-    /// connections), as opposed to a statement that is wrong: what to tell the client,
-    /// who is answered 503 and may try again once an operator has seen to it.
-    pub fn fault(&self) -> Option<&'static str> {
-        const DOWN: &str = "the database is unavailable; try again shortly";
-        const BUSY: &str = "the database is busy; try again shortly";
+/// What kind of failure of the database itself an error is (the `kind` label of the
+/// `offsync_database_faults_total` metric).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Down, unreachable, out of connections, or no connection free in time.
+    Unavailable,
+    /// Locked (SQLite), a deadlock or a serialisation failure: the work may be retried.
+    Busy,
+    ReadOnly,
+    DiskFull,
+}
+
+impl Fault {
+    pub fn as_str(self) -> &'static str {
         match self {
-            DbError::Pool(_) | DbError::Connect(_) => Some(DOWN),
+            Fault::Unavailable => "unavailable",
+            Fault::Busy => "busy",
+            Fault::ReadOnly => "read_only",
+            Fault::DiskFull => "disk_full",
+        }
+    }
+}
+
+impl DbError {
+    /// A failure of the database itself, as opposed to a statement that is wrong.
+    pub fn fault_kind(&self) -> Option<Fault> {
+        match self {
+            DbError::Pool(_) | DbError::Connect(_) => Some(Fault::Unavailable),
             DbError::Query(diesel::result::Error::DatabaseError(kind, info)) => {
                 let m = info.message().to_ascii_lowercase();
                 let any = |words: &[&str]| words.iter().any(|w| m.contains(w));
                 if matches!(kind, diesel::result::DatabaseErrorKind::ClosedConnection)
                     || any(&["terminating connection", "connection", "disk i/o error"])
                 {
-                    Some(DOWN)
-                } else if any(&[
+                    Some(Fault::Unavailable)
+                } else if matches!(
+                    kind,
+                    diesel::result::DatabaseErrorKind::SerializationFailure
+                ) || any(&[
                     "database is locked",
                     "deadlock detected",
                     "could not serialize",
+                    "lock timeout",
+                    "canceling statement due to lock timeout",
                 ]) {
-                    Some(BUSY)
+                    Some(Fault::Busy)
                 } else if any(&["readonly database", "read-only"]) {
-                    Some(
-                        "the database is read-only; no change can be saved until an operator fixes it",
-                    )
+                    Some(Fault::ReadOnly)
                 } else if any(&[
                     "database or disk is full",
                     "no space left",
                     "could not extend file",
                 ]) {
-                    Some(
-                        "the database's disk is full; no change can be saved until an operator frees space",
-                    )
+                    Some(Fault::DiskFull)
                 } else {
                     None
                 }
@@ -90,8 +111,46 @@ impl DbError {
         }
     }
 
+    /// What to tell the client of a fault, who is answered 503 and may try again (once an
+    /// operator has seen to it, for the last two).
+    pub fn fault(&self) -> Option<&'static str> {
+        Some(match self.fault_kind()? {
+            Fault::Unavailable => "the database is unavailable; try again shortly",
+            Fault::Busy => "the database is busy; try again shortly",
+            Fault::ReadOnly => {
+                "the database is read-only; no change can be saved until an operator fixes it"
+            }
+            Fault::DiskFull => {
+                "the database's disk is full; no change can be saved until an operator frees space"
+            }
+        })
+    }
+
     pub fn is_unavailable(&self) -> bool {
         self.fault().is_some()
+    }
+
+    /// The `Retry-After` of the 503 a fault is answered with, in seconds.
+    pub fn retry_after_seconds(&self) -> u64 {
+        match self.fault_kind() {
+            Some(Fault::Busy) => 2,
+            Some(Fault::Unavailable) => 5,
+            _ => 30,
+        }
+    }
+
+    /// Whether the same transaction run again may well succeed: it lost a race with
+    /// another one (a deadlock, a serialisation failure, a row or key that another
+    /// transaction wrote between this one's check and its write).
+    pub fn lost_a_race(&self) -> bool {
+        use diesel::result::DatabaseErrorKind as Kind;
+        match self {
+            DbError::Query(diesel::result::Error::DatabaseError(
+                Kind::UniqueViolation | Kind::ForeignKeyViolation | Kind::SerializationFailure,
+                _,
+            )) => true,
+            _ => self.fault_kind() == Some(Fault::Busy),
+        }
     }
 }
 
@@ -135,11 +194,8 @@ pub struct Manager {
     target: Target,
 }
 
-impl ManageConnection for Manager {
-    type Connection = DbConn;
-    type Error = DbError;
-
-    fn connect(&self) -> Result<DbConn, DbError> {
+impl Manager {
+    fn open(&self) -> Result<DbConn, DbError> {
         match &self.target {
             Target::Sqlite(path) => {
                 let mut c = diesel::SqliteConnection::establish(path)
@@ -156,8 +212,28 @@ impl ManageConnection for Manager {
             }
             Target::Postgres(url) => diesel::PgConnection::establish(url)
                 .map(DbConn::Pg)
-                .map_err(|e| DbError::Connect(e.to_string())),
+                .map_err(|e| DbError::Connect(one_line(&e.to_string()))),
         }
+    }
+}
+
+/// libpq's message on one line ("connection to server at ... failed: FATAL: password
+/// authentication failed for user ..." spans several).
+fn one_line(message: &str) -> String {
+    message
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl ManageConnection for Manager {
+    type Connection = DbConn;
+    type Error = DbError;
+
+    fn connect(&self) -> Result<DbConn, DbError> {
+        self.open()
     }
 
     fn is_valid(&self, conn: &mut DbConn) -> Result<(), DbError> {
@@ -169,9 +245,59 @@ impl ManageConnection for Manager {
     }
 }
 
+/// The pool's size and how long a request waits for a connection before it is answered
+/// 503 with `Retry-After`.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolSettings {
+    pub max_size: u32,
+    pub wait: Duration,
+}
+
+impl PoolSettings {
+    pub fn sized(max_size: u32) -> Self {
+        PoolSettings {
+            max_size,
+            wait: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Reports the pool's waits and timeouts as metrics.
+#[derive(Debug)]
+struct PoolEvents;
+
+impl r2d2::HandleEvent for PoolEvents {
+    fn handle_checkout(&self, event: r2d2::event::CheckoutEvent) {
+        crate::telemetry::pool_waited(event.duration());
+    }
+
+    fn handle_timeout(&self, _event: r2d2::event::TimeoutEvent) {
+        crate::telemetry::pool_timed_out();
+    }
+}
+
+/// Logs a failed connection as one line.
+#[derive(Debug)]
+struct PoolErrors;
+
+impl r2d2::HandleError<DbError> for PoolErrors {
+    fn handle_error(&self, error: DbError) {
+        tracing::warn!(%error, "a database connection failed");
+    }
+}
+
 /// Opens a pool on `url` and brings the schema up to date.
 pub fn connect(url: &str, max_size: u32) -> Result<Pool, DbError> {
-    let target = Target::parse(url)?;
+    connect_with(url, PoolSettings::sized(max_size))
+}
+
+/// Opens a pool with these settings. A first connection is made at once, so that a wrong
+/// URL, host, password or `sslmode` is one clear error now rather than retries later.
+pub fn connect_with(url: &str, settings: PoolSettings) -> Result<Pool, DbError> {
+    let target = match Target::parse(url)? {
+        Target::Postgres(url) => Target::Postgres(postgres_url(&url, socket_dir())),
+        sqlite => sqlite,
+    };
     if let Target::Sqlite(path) = &target {
         // WAL: readers never block the writer. Set before the pool opens its connections.
         let opened = diesel::SqliteConnection::establish(path)
@@ -187,16 +313,65 @@ pub fn connect(url: &str, max_size: u32) -> Result<Pool, DbError> {
             return Err(unwritable(path).unwrap_or(e));
         }
     }
-    let pool = r2d2::Pool::builder()
-        .max_size(max_size)
-        // A request waits this long for a connection, then is answered 503.
-        .connection_timeout(Duration::from_secs(5))
-        .test_on_check_out(matches!(target, Target::Postgres(_)))
-        .build(Manager { target })
-        .map_err(|e| DbError::Connect(e.to_string()))?;
-    let mut conn = pool.get()?;
-    migrate(&mut conn)?;
-    Ok(pool)
+    let manager = Manager { target };
+    let mut first = manager.open()?;
+    migrate(&mut first)?;
+    drop(first);
+    let postgres = matches!(manager.target, Target::Postgres(_));
+    r2d2::Pool::builder()
+        .max_size(settings.max_size)
+        .min_idle(Some(0))
+        .connection_timeout(settings.wait)
+        .test_on_check_out(postgres)
+        .event_handler(Box::new(PoolEvents))
+        .error_handler(Box::new(PoolErrors))
+        .build(manager)
+        .map_err(|e| DbError::Connect(e.to_string()))
+}
+
+/// Where this machine's PostgreSQL has its Unix socket: Debian and Ubuntu put it in
+/// /var/run/postgresql, a libpq built from source looks in /tmp only.
+fn socket_dir() -> Option<&'static str> {
+    ["/var/run/postgresql", "/run/postgresql", "/tmp"]
+        .into_iter()
+        .find(|dir| {
+            std::fs::read_dir(dir).is_ok_and(|mut entries| {
+                entries.any(|e| {
+                    e.is_ok_and(|e| e.file_name().to_string_lossy().starts_with(".s.PGSQL."))
+                })
+            })
+        })
+}
+
+/// The URL to give libpq: one that names no host (`postgres:///offsync`, a Unix socket)
+/// gets the directory of this machine's socket, unless it or `PGHOST` names one; and a
+/// connect timeout, unless it names one, so that an unreachable host fails in seconds.
+fn postgres_url(url: &str, socket_dir: Option<&str>) -> String {
+    let rest = url
+        .strip_prefix("postgres://")
+        .or_else(|| url.strip_prefix("postgresql://"))
+        .unwrap_or(url);
+    let authority = &rest[..rest.find(['/', '?']).unwrap_or(rest.len())];
+    let host = authority.rsplit('@').next().unwrap_or("");
+    let host = host.split(':').next().unwrap_or("");
+    let query = url.split_once('?').map_or("", |(_, q)| q);
+    let has = |key: &str| query.split('&').any(|kv| kv.split('=').next() == Some(key));
+    let mut extra = Vec::new();
+    if host.is_empty()
+        && !has("host")
+        && std::env::var_os("PGHOST").is_none()
+        && let Some(dir) = socket_dir
+    {
+        extra.push(format!("host={dir}"));
+    }
+    if !has("connect_timeout") && std::env::var_os("PGCONNECT_TIMEOUT").is_none() {
+        extra.push("connect_timeout=10".to_owned());
+    }
+    if extra.is_empty() {
+        return url.to_owned();
+    }
+    let joiner = if url.contains('?') { "&" } else { "?" };
+    format!("{url}{joiner}{}", extra.join("&"))
 }
 
 /// Why a SQLite file cannot be opened for writing, when that is the reason: SQLite's own
@@ -241,19 +416,48 @@ fn migrate(conn: &mut DbConn) -> Result<(), DbError> {
     result.map_err(|e| DbError::Migration(e.to_string()))
 }
 
-/// Runs `f` in one write transaction holding `lock`, with the transaction's clock
-/// reading (see [`dialect`] for why both matter). Rolls back when `f` fails.
+/// Runs `f` in one write transaction, with the transaction's clock reading for its
+/// stamps. Rolls back when `f` fails.
 pub fn write_txn<T, E>(
     conn: &mut DbConn,
-    lock: dialect::WriteLock,
     f: impl FnOnce(&mut DbConn, crate::domain::Micros) -> Result<T, E>,
 ) -> Result<T, E>
 where
     E: From<DbError> + From<diesel::result::Error>,
 {
     conn.transaction(|c| {
-        dialect::begin_write(c, lock)?;
+        dialect::begin_write(c)?;
         let now = dialect::clock(c)?;
         f(c, now)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::postgres_url;
+
+    #[test]
+    fn a_url_without_a_host_gets_the_socket_directory() {
+        let url = |u| postgres_url(u, Some("/var/run/postgresql"));
+        assert_eq!(
+            url("postgres:///offsync"),
+            "postgres:///offsync?host=/var/run/postgresql&connect_timeout=10"
+        );
+        assert_eq!(
+            url("postgresql://me@/offsync?sslmode=disable"),
+            "postgresql://me@/offsync?sslmode=disable&host=/var/run/postgresql&connect_timeout=10"
+        );
+        assert_eq!(
+            url("postgres://me:pw@db.example:5432/offsync?connect_timeout=3"),
+            "postgres://me:pw@db.example:5432/offsync?connect_timeout=3"
+        );
+        assert_eq!(
+            url("postgres:///offsync?host=/srv/pg&connect_timeout=2"),
+            "postgres:///offsync?host=/srv/pg&connect_timeout=2"
+        );
+        assert_eq!(
+            postgres_url("postgres:///offsync", None),
+            "postgres:///offsync?connect_timeout=10"
+        );
+    }
 }

@@ -43,6 +43,9 @@ diesel::table! {
         conflicts -> Nullable<BigInt>,
         downloaded -> Nullable<BigInt>,
         failure -> Nullable<Text>,
+        cursor -> Nullable<Text>,
+        cursor_from -> Nullable<Text>,
+        client_version -> Nullable<Text>,
     }
 }
 
@@ -111,6 +114,7 @@ diesel::table! {
         last_updated -> BigInt,
         row_data -> Nullable<Text>,
         changed_by -> Nullable<Text>,
+        change_id -> BigInt,
     }
 }
 

@@ -49,6 +49,29 @@ pub struct Upstream {
     /// Attempts per step, and the first pause between them (doubled each time).
     pub attempts: u32,
     pub backoff: Duration,
+    /// How long in all the client waits when the server answers "busy, come back in N
+    /// seconds" (503 or 429 with `Retry-After`) before it gives up.
+    pub max_wait: Duration,
+}
+
+/// The longest single wait a `Retry-After` is obeyed for.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+
+/// A transient answer's `Retry-After`, in seconds (the HTTP-date form is not used by
+/// offsync and is treated as absent).
+fn retry_after(r: &Response) -> Option<Duration> {
+    if !is_transient(r.status()) {
+        return None;
+    }
+    let seconds: u64 = r
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(Duration::from_secs(seconds))
 }
 
 /// A session as the server opened it.
@@ -96,6 +119,7 @@ impl Upstream {
             http,
             attempts: 4,
             backoff: Duration::from_millis(500),
+            max_wait: Duration::from_secs(15 * 60),
         })
     }
 
@@ -106,21 +130,34 @@ impl Upstream {
         send: impl Fn() -> Result<Response, String>,
     ) -> Result<Response, ClientError> {
         let mut pause = self.backoff;
-        let mut last = String::new();
-        for attempt in 1..=self.attempts.max(1) {
+        let mut last;
+        let mut waited = Duration::ZERO;
+        let mut attempt = 1;
+        loop {
             match send() {
                 Ok(r) if r.status().is_success() => return Ok(r),
+                // A busy server says when to come back: being told to wait is not a failed
+                // attempt, up to a bound on the whole wait.
+                Ok(r) if retry_after(&r).is_some() && waited < self.max_wait => {
+                    let wait = retry_after(&r).unwrap_or_default().min(MAX_RETRY_AFTER);
+                    tracing::info!(what, status = %r.status(), seconds = wait.as_secs(), "the server asked to wait");
+                    waited += wait;
+                    std::thread::sleep(wait);
+                    continue;
+                }
                 Ok(r) if is_transient(r.status()) => {
                     last = format!("the server answered {}", r.status())
                 }
                 Ok(r) => return Err(refused(what, r)),
                 Err(e) => last = e.to_string(),
             }
-            if attempt < self.attempts {
-                tracing::warn!(what, attempt, reason = %last, "retrying");
-                std::thread::sleep(pause);
-                pause *= 2;
+            if attempt >= self.attempts.max(1) {
+                break;
             }
+            tracing::warn!(what, attempt, reason = %last, "retrying");
+            std::thread::sleep(pause);
+            pause *= 2;
+            attempt += 1;
         }
         Err(ClientError::Unreachable {
             what,

@@ -20,7 +20,6 @@ use std::path::PathBuf;
 
 use super::client::{ClientError, UploadResult, Upstream};
 use super::store::{self, Change, ChangeKind, FieldLog};
-use crate::db::dialect::WriteLock;
 use crate::db::repo::rows;
 use crate::db::{DbError, Pool, write_txn};
 use crate::domain::{Micros, TABLES, TableId, time, value};
@@ -244,7 +243,7 @@ fn sync_once(
         conflicts: result.conflicts,
         held: held.len() as u64,
     };
-    write_txn::<_, SyncFailure>(&mut conn, WriteLock::Shared, |c, _| {
+    write_txn::<_, SyncFailure>(&mut conn, |c, _| {
         store::drop_upto(c, upto)?;
         store::set_state(c, "last_sync", &session.started)?;
         store::set_state(c, "last_summary", &summary.to_string())?;
@@ -476,7 +475,7 @@ fn apply_download(
 ) -> Result<u64, SyncFailure> {
     let mut reader = ChangesetReader::for_download(decompressing(body)?);
     let mut conn = pool.get().map_err(DbError::from)?;
-    write_txn::<_, SyncFailure>(&mut conn, WriteLock::Shared, |c, now| {
+    write_txn::<_, SyncFailure>(&mut conn, |c, now| {
         reader.header()?;
         let mut applied = 0u64;
         // Rows are applied a batch at a time; anything else first flushes the batch.

@@ -69,7 +69,7 @@ struct Writes {
 /// Applies every spooled item; call inside a write transaction stamped `now`.
 pub fn apply_upload(
     conn: &mut DbConn,
-    spool: Spool,
+    spool: &mut Spool,
     who: &Uploader<'_>,
     now: Micros,
 ) -> Result<Counts, SyncError> {

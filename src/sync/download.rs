@@ -1,15 +1,16 @@
 //! Downloads (PROTOCOL.md §3): every row changed since the session's `since`, written as a
 //! gzip stream page by page, so memory stays flat whatever the size. Each page is one short
 //! query on a pooled connection: a slow client never holds a connection or a snapshot.
-//! Rows changed during the download are stamped after the session's `started` and so are
-//! in the next session's download too (see `db::dialect` for why none can be missed).
+//! Which rows it sends is the session's cursor window (`db::cursor`): the writes committed
+//! by the time the session opened and not by the time the device's last completed session
+//! did. Rows written during the download are outside the window, and so in the next one.
 
 use std::io::Write;
 
 use super::SyncError;
 use super::codec::{Alias, ChangesetWriter, Delete, Item, finish_gzip, gzip_writer};
-use super::session::{ensure_open, find};
-use crate::db::dialect::WriteLock;
+use super::session::{self, ensure_open, find};
+use crate::db::cursor::Window;
 use crate::db::repo::accounts::Device;
 use crate::db::repo::sessions::{self, Session};
 use crate::db::repo::{aliases, resends, rows};
@@ -23,6 +24,7 @@ pub const PAGE: usize = 1000;
 /// sends again (a delete of this device's that the server did not take).
 pub struct Prepared {
     pub session: Session,
+    window: Window,
     aliases: Vec<(TableId, String, String)>,
     resends: Vec<(TableId, String)>,
 }
@@ -33,13 +35,15 @@ pub fn prepare(
     device: &Device,
     session_id: &str,
 ) -> Result<Prepared, SyncError> {
-    write_txn(conn, WriteLock::Shared, |c, _now| {
+    write_txn(conn, |c, _now| {
         let session = find(c, device, session_id, true)?;
         ensure_open(&session)?;
+        let window = session::window(&session)?;
         let aliases = aliases::take_pending(c, &device.id, session_id)?;
         let resends = resends::take_pending(c, &device.id, session_id)?;
         Ok(Prepared {
             session,
+            window,
             aliases,
             resends,
         })
@@ -51,8 +55,8 @@ type Page = Result<(TableId, Vec<rows::Row>), SyncError>;
 /// Sends every changed row, page by page, until done or until the writer stops
 /// listening. The connection is returned before each page is handed over, so a slow
 /// client holds none.
-fn read_pages(pool: &Pool, since: Option<i64>, tx: &std::sync::mpsc::SyncSender<Page>) {
-    let mut pages = rows::ChangedPages::new(since, PAGE);
+fn read_pages(pool: &Pool, window: Window, tx: &std::sync::mpsc::SyncSender<Page>) {
+    let mut pages = rows::ChangedPages::new(window, PAGE);
     loop {
         let page = pool
             .get()
@@ -116,7 +120,8 @@ pub fn write(pool: &Pool, prepared: &Prepared, out: impl Write) -> Result<u64, S
     // gzip work then use two cores instead of taking turns on one.
     std::thread::scope(|scope| -> Result<(), SyncError> {
         let (tx, pages) = std::sync::mpsc::sync_channel(1);
-        scope.spawn(move || read_pages(pool, since, &tx));
+        let window = prepared.window.clone();
+        scope.spawn(move || read_pages(pool, window, &tx));
         for page in pages {
             let (table, page) = page?;
             for row in &page {
@@ -130,14 +135,14 @@ pub fn write(pool: &Pool, prepared: &Prepared, out: impl Write) -> Result<u64, S
         sent += write_subtree(pool, &mut w, *table, std::slice::from_ref(id))?;
     }
     // A first (full) download has nothing to delete on the device.
-    if let Some(since) = since {
+    if since.is_some() {
         let mut after = None;
         loop {
             let page = {
                 let mut conn = pool.get().map_err(DbError::from)?;
-                rows::tombstones_since(&mut conn, since, after.as_ref(), PAGE)?
+                rows::tombstones_in(&mut conn, &prepared.window, after.as_ref(), PAGE)?
             };
-            for (table, t) in &page {
+            for (_, table, t) in &page {
                 w.item(&Item::Delete(Delete {
                     table: *table,
                     id: t.id.clone(),
@@ -148,8 +153,8 @@ pub fn write(pool: &Pool, prepared: &Prepared, out: impl Write) -> Result<u64, S
             }
             sent += page.len() as u64;
             match page.last() {
-                Some((table, t)) if page.len() == PAGE => {
-                    after = Some((t.last_updated, TABLES[*table].name.to_owned(), t.id.clone()))
+                Some((change_id, table, t)) if page.len() == PAGE => {
+                    after = Some((*change_id, TABLES[*table].name.to_owned(), t.id.clone()))
                 }
                 _ => break,
             }

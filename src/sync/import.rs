@@ -9,7 +9,6 @@ use super::code::ErrorCode;
 use super::codec::{ChangesetReader, Item, decompressing};
 use super::judge::Known;
 use super::spool::{Part, Spool};
-use crate::db::dialect::WriteLock;
 use crate::db::integrity::Presence;
 use crate::db::repo::rows;
 use crate::db::{DbConn, write_txn};
@@ -32,11 +31,11 @@ pub fn import(
     input: impl Read + 'static,
     max_decompressed_bytes: u64,
 ) -> Result<Imported, SyncError> {
-    let spool = Spool::fill(ChangesetReader::new(
+    let mut spool = Spool::fill(ChangesetReader::new(
         decompressing(input)?,
         max_decompressed_bytes,
     ))?;
-    write_txn(conn, WriteLock::Upload, |c, now| {
+    write_txn(conn, |c, now| {
         let mut done = Imported::default();
         // Deletes are written last, children first, as in an upload.
         let mut deletes: Vec<Vec<String>> = vec![Vec::new(); TABLES.len()];

@@ -8,7 +8,6 @@
 
 use std::collections::HashMap;
 
-use crate::db::dialect::WriteLock;
 use crate::db::integrity::{self, Blocked, Presence};
 use crate::db::repo::accounts::{self, User};
 use crate::db::repo::conflicts::{self, Conflict, ConflictField, ConflictKind};
@@ -286,7 +285,7 @@ pub fn resolve(
     id: &str,
     res: &Resolution,
 ) -> Result<Outcome, ResolveError> {
-    write_txn(conn, WriteLock::Shared, |c, now| {
+    write_txn(conn, |c, now| {
         let conflict = visible(c, viewer, id)?;
         if !conflict.is_open() {
             return Err(ResolveError::AlreadyResolved);

@@ -7,9 +7,9 @@ use super::apply::{Uploader, apply_upload};
 use super::code::ErrorCode;
 use super::codec::{ChangesetReader, decompressing};
 use super::spool::Spool;
-use crate::db::dialect::WriteLock;
+use crate::db::cursor::{self, Seen, Window};
 use crate::db::repo::accounts::{self, Device};
-use crate::db::repo::sessions::{self, Counts, Session, SessionStatus};
+use crate::db::repo::sessions::{self, Counts, NewSession, Session, SessionStatus};
 use crate::db::repo::{aliases, conflicts, resends};
 use crate::db::{DbConn, Pool, write_txn};
 use crate::domain::{Micros, time};
@@ -33,21 +33,71 @@ impl Default for Limits {
 }
 
 /// Opens a session for the device, abandoning its open one. `device_clock` is the
-/// laptop's clock reading, kept as an offset for showing its change times.
+/// laptop's clock reading, kept as an offset for showing its change times; `version` the
+/// offsync version it named. The session keeps the snapshot it opened in, and the one of
+/// the device's last completed session: its download is what lies between
+/// ([`crate::db::cursor`]). Nothing here waits for a write in flight.
 pub fn open(
     conn: &mut DbConn,
     device: &Device,
     device_clock: Option<Micros>,
+    version: Option<&str>,
 ) -> Result<Session, SyncError> {
-    write_txn(conn, WriteLock::Barrier, |c, now| {
-        sessions::abandon_open(c, &device.id, now)?;
-        let since = last_completed(c, device)?.map(|s| s.started);
+    write_txn(conn, |c, now| {
+        let cursor = cursor::current(c)?.to_string();
+        accounts::lock_device(c, &device.id)?;
+        if sessions::abandon_open(c, &device.id, now)? > 0 {
+            crate::telemetry::sync_ended("abandoned");
+        }
+        let last = last_completed(c, device)?;
         let id = uuid::Uuid::new_v4().to_string();
-        let offset = device_clock.map(|d| d - now);
-        sessions::insert(c, &id, &device.id, since, now, offset)?;
+        sessions::insert(
+            c,
+            &NewSession {
+                id: &id,
+                device_id: &device.id,
+                since: last.as_ref().map(|s| s.started),
+                started: now,
+                status: SessionStatus::Open.as_str(),
+                clock_offset: device_clock.map(|d| d - now),
+                cursor: &cursor,
+                cursor_from: last.as_ref().and_then(|s| s.cursor.as_deref()),
+                client_version: version,
+            },
+        )?;
         sessions::get(c, &id, false)?
             .ok_or_else(|| SyncError::NotFound("the new session vanished".into()))
     })
+}
+
+/// Which writes the session's download sends.
+pub fn window(s: &Session) -> Result<Window, SyncError> {
+    let corrupt = |what: &str| {
+        SyncError::Db(crate::db::DbError::Corrupt(format!(
+            "session {} has an unreadable {what}",
+            s.id
+        )))
+    };
+    let to = match &s.cursor {
+        Some(text) => Seen::parse(text).ok_or_else(|| corrupt("cursor"))?,
+        None => {
+            return Err(SyncError::State {
+                code: ErrorCode::SessionAbandoned,
+                message: format!(
+                    "session {} was opened before this server's upgrade; open a new one",
+                    s.id
+                ),
+            });
+        }
+    };
+    let from = match (&s.cursor_from, s.since) {
+        (Some(text), _) => {
+            cursor::From::After(Seen::parse(text).ok_or_else(|| corrupt("cursor_from"))?)
+        }
+        (None, Some(since)) => cursor::From::Stamp(since),
+        (None, None) => cursor::From::Everything,
+    };
+    Ok(Window { from, to })
 }
 
 fn last_completed(conn: &mut DbConn, device: &Device) -> Result<Option<Session>, SyncError> {
@@ -130,8 +180,14 @@ fn upload_decision(s: &Session, sha256: &str) -> Result<Option<String>, SyncErro
     }
 }
 
+/// How many times an upload is applied at most when it keeps losing races with other
+/// transactions (a deadlock, a key created meanwhile) before the client is told to retry.
+const ATTEMPTS: u32 = 5;
+
 /// Applies an uploaded changeset (gzip or plain) to the session, all or nothing.
-/// `sha256` is the hex digest of the file as received, for recognising a repeat.
+/// `sha256` is the hex digest of the file as received, for recognising a repeat. No
+/// connection is held while the file is read and checked; an attempt that loses a race
+/// with another transaction is rolled back and run again (an upload is idempotent).
 pub fn upload(
     pool: &Pool,
     device: &Device,
@@ -140,24 +196,50 @@ pub fn upload(
     sha256: &str,
     limits: Limits,
 ) -> Result<String, SyncError> {
-    let mut conn = pool.get().map_err(crate::db::DbError::from)?;
-    let s = find(&mut conn, device, session_id, false)?;
-    if let Some(previous) = upload_decision(&s, sha256)? {
-        return Ok(previous);
+    {
+        let mut conn = pool.get().map_err(crate::db::DbError::from)?;
+        let s = find(&mut conn, device, session_id, false)?;
+        if let Some(previous) = upload_decision(&s, sha256)? {
+            return Ok(previous);
+        }
     }
+    let started = std::time::Instant::now();
     let outcome = decompressing(file)
         .map_err(SyncError::from)
         .and_then(|input| Spool::fill(ChangesetReader::new(input, limits.max_decompressed_bytes)))
-        .and_then(|spool| apply_in_transaction(&mut conn, device, session_id, sha256, spool));
+        .and_then(|mut spool| {
+            let mut attempt = 1;
+            loop {
+                let mut conn = pool.get().map_err(crate::db::DbError::from)?;
+                match apply_in_transaction(&mut conn, device, session_id, sha256, &mut spool) {
+                    Err(SyncError::Db(e)) if e.lost_a_race() && attempt < ATTEMPTS => {
+                        drop(conn);
+                        tracing::info!(session = session_id, attempt, error = %e, "upload lost a race; applying it again");
+                        crate::telemetry::upload_retried();
+                        // Apart, so that the two that collided do not collide again.
+                        let pause = rand::random_range(10..100) * u64::from(attempt);
+                        std::thread::sleep(std::time::Duration::from_millis(pause));
+                        attempt += 1;
+                    }
+                    other => return other.map(|r| (r, spool.items)),
+                }
+            }
+        });
     match outcome {
+        Ok((result, items)) => {
+            crate::telemetry::upload_applied(items, started.elapsed());
+            Ok(result)
+        }
         Err(e) if e.is_client_error() => {
             let reason = e.to_string();
-            write_txn(&mut conn, WriteLock::Shared, |c, now| {
+            let mut conn = pool.get().map_err(crate::db::DbError::from)?;
+            write_txn(&mut conn, |c, now| {
                 sessions::fail(c, session_id, &reason, now)
             })?;
+            crate::telemetry::sync_ended("failed");
             Err(e)
         }
-        other => other,
+        Err(e) => Err(e),
     }
 }
 
@@ -166,10 +248,10 @@ fn apply_in_transaction(
     device: &Device,
     session_id: &str,
     sha256: &str,
-    spool: Spool,
+    spool: &mut Spool,
 ) -> Result<String, SyncError> {
     tracing::info!(session = session_id, device = %device.id, "applying upload");
-    write_txn(conn, WriteLock::Upload, |c, now| {
+    write_txn(conn, |c, now| {
         // Checked again under the lock: a second upload may have raced this one here.
         let s = find(c, device, session_id, true)?;
         if let Some(previous) = upload_decision(&s, sha256)? {
@@ -188,7 +270,19 @@ fn apply_in_transaction(
         let counts = apply_upload(c, spool, &who, now)?;
         let flag = accounts::user_by_id(c, &device.user_id)?.is_some_and(|u| u.is_conflict);
         let result = result_xml(session_id, counts, flag);
-        sessions::record_upload(c, session_id, sha256, &result, counts)?;
+        // The session's download covers this transaction too: the device gets its rows
+        // back as the upload left them, stamped, in this sync.
+        let covers = match s.cursor.as_deref().and_then(Seen::parse) {
+            Some(seen) => Some(
+                Seen {
+                    upload: Some(cursor::current_change_id(c)?),
+                    ..seen
+                }
+                .to_string(),
+            ),
+            None => None,
+        };
+        sessions::record_upload(c, session_id, sha256, &result, counts, covers.as_deref())?;
         tracing::info!(
             session = session_id,
             device = %device.id,
@@ -203,13 +297,14 @@ fn apply_in_transaction(
 
 /// Completes an open session: the device's next `since` is this session's `started`.
 pub fn complete(conn: &mut DbConn, device: &Device, id: &str) -> Result<Session, SyncError> {
-    write_txn(conn, WriteLock::Shared, |c, now| {
+    write_txn(conn, |c, now| {
         let s = find(c, device, id, true)?;
         ensure_open(&s)?;
         sessions::complete(c, id, now)?;
         accounts::set_last_session(c, &device.id, id)?;
         aliases::acknowledge(c, id)?;
         resends::acknowledge(c, id)?;
+        crate::telemetry::sync_ended("completed");
         // The one line an operator reads per sync.
         if let Some(sum) = sessions::summary(c, id)? {
             tracing::info!(

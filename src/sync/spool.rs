@@ -12,7 +12,7 @@ use crate::domain::TABLES;
 
 pub struct Spool {
     /// Each table's deletes, then each table's records (and aliases), in declaration order.
-    files: Vec<BufWriter<File>>,
+    files: Vec<File>,
     pub items: u64,
 }
 
@@ -42,17 +42,21 @@ impl Spool {
             out.write_all(b"\n")?;
             items += 1;
         }
+        let files = files
+            .into_iter()
+            .map(|w| w.into_inner().map_err(|e| e.into_error()))
+            .collect::<Result<_, _>>()?;
         Ok(Spool { files, items })
     }
 
     /// The items in batches: every table's deletes, then every table's records, each
-    /// table by table in declaration order (parents first).
-    pub fn batches(self, size: usize) -> Result<Batches, SyncError> {
+    /// table by table in declaration order (parents first). From the start each time (an
+    /// upload applied again after it lost a race reads the same items).
+    pub fn batches(&mut self, size: usize) -> Result<Batches<'_>, SyncError> {
         let mut readers = Vec::with_capacity(self.files.len());
-        for w in self.files {
-            let mut f = w.into_inner().map_err(|e| e.into_error())?;
+        for f in &mut self.files {
             f.seek(SeekFrom::Start(0))?;
-            readers.push(BufReader::with_capacity(64 << 10, f));
+            readers.push(BufReader::with_capacity(64 << 10, &*f));
         }
         Ok(Batches {
             readers,
@@ -63,14 +67,14 @@ impl Spool {
     }
 }
 
-pub struct Batches {
-    readers: Vec<BufReader<File>>,
+pub struct Batches<'a> {
+    readers: Vec<BufReader<&'a File>>,
     table: usize,
     size: usize,
     line: String,
 }
 
-impl Batches {
+impl Batches<'_> {
     /// The next batch of one table's items, with its part and table; `None` at the end.
     pub fn next_batch(&mut self) -> Result<Option<(Part, usize, Vec<Item>)>, SyncError> {
         while self.table < self.readers.len() {

@@ -64,8 +64,22 @@ pub struct ClockParam {
 
 /// `POST /api/sync/sessions`: opens a session. The device's clock may come as a query
 /// parameter or a form field named `clock`.
+/// The offsync version a client names in its `User-Agent` (`offsync/0.1.0`), for the
+/// fleet page; other clients name none.
+fn client_version(req: &HttpRequest) -> Option<String> {
+    let agent = req.headers().get(actix_web::http::header::USER_AGENT)?;
+    let version = agent.to_str().ok()?.strip_prefix("offsync/")?;
+    let version: String = version
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '+'))
+        .take(40)
+        .collect();
+    (!version.is_empty()).then_some(version)
+}
+
 pub async fn open_session(
     state: Data<AppState>,
+    req: HttpRequest,
     token: BearerToken,
     query: web::Query<ClockParam>,
     body: Bytes,
@@ -83,9 +97,10 @@ pub async fn open_session(
         None => None,
     };
     let pool = state.pool.clone();
+    let version = client_version(&req);
     let s = super::block(move || {
         let mut conn = pool.get().map_err(crate::db::DbError::from)?;
-        session::open(&mut conn, &device, clock)
+        session::open(&mut conn, &device, clock, version.as_deref())
     })
     .await??;
     Ok(xml(StatusCode::CREATED, session::session_xml(&s, false)))
@@ -162,11 +177,21 @@ pub async fn upload(
             "the upload has no file part named \"changes\"",
         ));
     };
+    let Some(turn) = state.uploads.turn().await else {
+        let at_once = state.uploads.limits().at_once;
+        return Err(ApiError::busy(
+            format!("{at_once} uploads are being applied on this server; try again shortly"),
+            state.uploads.retry_after(),
+        ));
+    };
     let pool = state.pool.clone();
     let limits = state.limits;
-    let result =
-        super::block(move || session::upload(&pool, &device, &session_id, file, &sha256, limits))
-            .await??;
+    let result = super::block(move || {
+        let result = session::upload(&pool, &device, &session_id, file, &sha256, limits);
+        drop(turn);
+        result
+    })
+    .await??;
     Ok(xml(StatusCode::OK, result))
 }
 

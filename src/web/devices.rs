@@ -12,7 +12,6 @@ use super::error::PageError;
 use super::present::timestamp;
 use super::{AppState, page_with_status, see_other};
 use crate::accounts::{self, AccountError};
-use crate::db::dialect::WriteLock;
 use crate::db::repo::accounts::{self as repo, Device, DeviceSummary};
 use crate::db::repo::sessions::{self, SessionSummary};
 use crate::db::{DbConn, DbError, write_txn};
@@ -252,9 +251,7 @@ pub async fn rename(
     super::block(move || {
         let mut conn = pool.get().map_err(DbError::from)?;
         let device = visible(&mut conn, &v, &id)?;
-        write_txn(&mut conn, WriteLock::Shared, |c, _| {
-            repo::rename_device(c, &device.id, &label)
-        })?;
+        write_txn(&mut conn, |c, _| repo::rename_device(c, &device.id, &label))?;
         Ok::<_, PageError>(())
     })
     .await??;
@@ -281,9 +278,7 @@ pub async fn revoke(
     super::block(move || {
         let mut conn = pool.get().map_err(DbError::from)?;
         let device = visible(&mut conn, &v, &id)?;
-        write_txn(&mut conn, WriteLock::Shared, |c, now| {
-            repo::revoke_device(c, &device.id, now)
-        })?;
+        write_txn(&mut conn, |c, now| repo::revoke_device(c, &device.id, now))?;
         tracing::info!(device = %device.id, by = %v.user.name, "device revoked");
         Ok::<_, PageError>(())
     })

@@ -21,6 +21,8 @@ pub struct ApiError {
     pub id: Option<String>,
     pub field: Option<String>,
     pub message: String,
+    /// For a 503: when to try again, in seconds (the `Retry-After` header).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -32,6 +34,19 @@ impl ApiError {
             id: None,
             field: None,
             message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    /// 503: the server is busy or its database unavailable; come back in `seconds`.
+    pub fn busy(message: impl Into<String>, seconds: u64) -> Self {
+        ApiError {
+            retry_after: Some(seconds),
+            ..ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::Unavailable,
+                message,
+            )
         }
     }
 
@@ -83,9 +98,11 @@ impl ResponseError for ApiError {
             }
         }
         body.push_str(&format!(">{}</error>", escape(self.message.as_str())));
-        HttpResponse::build(self.status)
-            .content_type(ContentType::xml())
-            .body(body)
+        let mut response = HttpResponse::build(self.status);
+        if let Some(seconds) = self.retry_after {
+            response.insert_header((actix_web::http::header::RETRY_AFTER, seconds.to_string()));
+        }
+        response.content_type(ContentType::xml()).body(body)
     }
 }
 
@@ -93,11 +110,8 @@ impl From<DbError> for ApiError {
     fn from(e: DbError) -> Self {
         if let Some(fault) = e.fault() {
             tracing::warn!(error = %e, "database fault");
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                ErrorCode::Unavailable,
-                fault,
-            )
+            crate::telemetry::database_fault(&e);
+            ApiError::busy(fault, e.retry_after_seconds())
         } else {
             ApiError::internal(e)
         }
@@ -131,6 +145,7 @@ impl From<SyncError> for ApiError {
                 id,
                 field,
                 message,
+                retry_after: None,
             },
             SyncError::Db(db) => db.into(),
             SyncError::Io(io) => ApiError::internal(io),
@@ -227,6 +242,7 @@ impl From<DbError> for PageError {
     fn from(e: DbError) -> Self {
         if let Some(fault) = e.fault() {
             tracing::warn!(error = %e, "database fault");
+            crate::telemetry::database_fault(&e);
             let mut message = fault.to_owned();
             message[..1].make_ascii_uppercase();
             PageError::new(StatusCode::SERVICE_UNAVAILABLE, format!("{message}."))

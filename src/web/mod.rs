@@ -6,6 +6,8 @@ pub mod auth;
 pub mod conflicts;
 pub mod devices;
 pub mod error;
+pub mod fleet;
+pub mod gate;
 pub mod offline;
 pub mod present;
 pub mod records;
@@ -38,6 +40,7 @@ pub struct AppState {
     pub offline: Option<offline::OfflineApp>,
     pub sign_in: SignInLimits,
     pub trust_forwarded_for: bool,
+    pub uploads: std::sync::Arc<gate::UploadGate>,
 }
 
 /// Settings of the web layer.
@@ -54,6 +57,7 @@ pub struct WebSettings {
     /// Take the client's address from `X-Forwarded-For` / `Forwarded` (only behind a proxy
     /// that sets them; otherwise a client could pick its own address).
     pub trust_forwarded_for: bool,
+    pub uploads: gate::UploadLimits,
 }
 
 /// A 303 to `to`: where the browser goes after a form post, or from a bare address.
@@ -142,7 +146,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .route("/healthz", web::get().to(healthz))
     .configure(conflicts::configure)
     .configure(records::configure)
-    .configure(devices::configure);
+    .configure(devices::configure)
+    .configure(fleet::configure);
 }
 
 /// The offline copy's routes: the same pages, no sign-in, no device API.
@@ -249,6 +254,7 @@ pub fn serve(
         offline,
         sign_in: settings.sign_in,
         trust_forwarded_for: settings.trust_forwarded_for,
+        uploads: gate::UploadGate::new(settings.uploads),
     });
     let key = settings.session_key.clone();
     let secure = settings.secure_cookies;

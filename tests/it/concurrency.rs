@@ -5,7 +5,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use offsync::db::dialect::WriteLock;
 use offsync::db::repo::rows;
 use offsync::db::write_txn;
 use offsync::domain::table_by_name;
@@ -36,7 +35,7 @@ fn writers_committing_out_of_order_never_slip_past_a_download(b: Backend) {
                     // Each transaction takes its stamp, then holds it uncommitted for a
                     // while, so that later stamps commit before earlier ones.
                     let hold = Duration::from_millis((w * 13 + i * 7) % 40);
-                    write_txn::<_, offsync::db::DbError>(&mut conn, WriteLock::Shared, |c, now| {
+                    write_txn::<_, offsync::db::DbError>(&mut conn, |c, now| {
                         let values = vec![
                             Some(site.clone()),
                             Some(format!("W{w}-{id}")),

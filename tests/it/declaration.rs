@@ -98,11 +98,12 @@ fn the_migrated_schema_is_the_declaration(b: Backend) {
             def.name
         );
         assert!(col("last_updated").ty.contains("bigint") && col("last_updated").not_null);
+        assert!(col("change_id").ty.contains("bigint") && col("change_id").not_null);
         let known: BTreeSet<&str> = def
             .fields
             .iter()
             .map(|f| f.name)
-            .chain(["id", "last_updated", "changed_by"])
+            .chain(["id", "last_updated", "changed_by", "change_id"])
             .collect();
         for c in &cols {
             assert!(

@@ -178,6 +178,7 @@ impl TestApp {
         offline: Option<offsync::web::offline::OfflineApp>,
         sign_in: offsync::accounts::SignInLimits,
     ) -> TestApp {
+        offsync::telemetry::init();
         let listener = TcpListener::bind("127.0.0.1:0").expect("a free port");
         let base = format!("http://{}", listener.local_addr().expect("an address"));
         let settings = WebSettings {
@@ -187,6 +188,7 @@ impl TestApp {
             workers: 2,
             sign_in,
             trust_forwarded_for: false,
+            uploads: offsync::web::gate::UploadLimits::for_pool(8),
         };
         let (tx, rx) = mpsc::channel();
         let server_pool = pool.clone();

@@ -195,6 +195,15 @@ pub fn list_devices(
     Ok(query.load(conn)?)
 }
 
+/// Locks the device's row until the transaction ends (an update that changes nothing),
+/// so that two session opens of one device take turns. Other devices do not wait.
+pub fn lock_device(conn: &mut DbConn, id: &str) -> Result<(), DbError> {
+    diesel::update(devices::table.find(id))
+        .set(devices::label.eq(devices::label))
+        .execute(conn)?;
+    Ok(())
+}
+
 pub fn rename_device(conn: &mut DbConn, id: &str, label: &str) -> Result<(), DbError> {
     diesel::update(devices::table.find(id))
         .set(devices::label.eq(label))

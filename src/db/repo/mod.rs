@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod aliases;
 pub mod conflicts;
+pub mod fleet;
 pub mod resends;
 pub mod rows;
 pub mod sessions;

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Nullable, Text};
 
+use crate::db::cursor::{Window, change_id_sql};
 use crate::db::schema::tombstones;
 use crate::db::{DbConn, DbError, Sql, dialect};
 use crate::domain::rules::next_stamp;
@@ -30,6 +31,8 @@ struct RawRow {
     last_updated: i64,
     #[diesel(sql_type = Nullable<Text>)]
     changed_by: Option<String>,
+    #[diesel(sql_type = BigInt)]
+    change_id: i64,
     #[diesel(sql_type = Nullable<Text>)]
     f0: Option<String>,
     #[diesel(sql_type = Nullable<Text>)]
@@ -64,7 +67,7 @@ impl RawRow {
 pub const BATCH: usize = 500;
 
 fn select_columns(table: &Table) -> String {
-    let mut cols = String::from("SELECT id, last_updated, changed_by");
+    let mut cols = String::from("SELECT id, last_updated, changed_by, change_id");
     for i in 0..MAX_FIELDS {
         match table.fields.get(i) {
             Some(f) => cols.push_str(&format!(", {} AS f{i}", f.name)),
@@ -150,15 +153,17 @@ pub fn insert(
     let per_statement = (BATCH * 4 / (columns.len() + 3)).max(1);
     for chunk in rows.chunks(per_statement) {
         let mut sql = Sql::new(format!(
-            "INSERT INTO {} (id, {}, last_updated, changed_by) VALUES ",
+            "INSERT INTO {} (id, {}, last_updated, changed_by, change_id) VALUES ",
             def.name,
             columns.join(", ")
         ));
+        let change_id = change_id_sql(conn);
         for (i, (id, values, stamp)) in chunk.iter().enumerate() {
             sql.push(if i == 0 { "(" } else { ", (" });
             sql.param(id).push(", ");
             sql.params(values.iter().cloned()).push(", ");
-            sql.param(*stamp).push(", ").param(actor).push(")");
+            sql.param(*stamp).push(", ").param(actor).push(", ");
+            sql.push(change_id).push(")");
         }
         sql.execute(conn)?;
     }
@@ -184,6 +189,7 @@ pub fn update(
     }
     sql.push("last_updated = ").param(stamp);
     sql.push(", changed_by = ").param(actor);
+    sql.push(", change_id = ").push(change_id_sql(conn));
     sql.push(" WHERE id = ").param(id);
     sql.execute(conn)?;
     Ok(())
@@ -259,6 +265,7 @@ pub fn touch_tombstone(
         .set((
             tombstones::last_updated.eq(stamp),
             tombstones::changed_by.eq(actor),
+            tombstones::change_id.eq(diesel::dsl::sql::<BigInt>(change_id_sql(conn))),
         ))
         .execute(conn)?;
     Ok(())
@@ -303,6 +310,7 @@ pub fn put_tombstone(
             tombstones::last_updated.eq(stamp),
             tombstones::row_data.eq(data),
             tombstones::changed_by.eq(actor),
+            tombstones::change_id.eq(diesel::dsl::sql::<BigInt>(change_id_sql(conn))),
         ))
         .execute(conn)?;
     Ok(())
@@ -346,113 +354,136 @@ pub fn delete_cascade(
     Ok(deleted)
 }
 
-/// A page of rows changed at or after `since`, in (last_updated, id) order after `after`.
-pub fn changed_since(
+/// A page of the rows written in `window`, in (change_id, id) order after `after`, with
+/// their change ids.
+fn changed_in(
     conn: &mut DbConn,
     table: TableId,
-    since: Option<Micros>,
-    after: Option<&(Micros, String)>,
+    window: &Window,
+    after: Option<&(i64, String)>,
     limit: usize,
-) -> Result<Vec<Row>, DbError> {
+) -> Result<Vec<(i64, Row)>, DbError> {
     let def = &TABLES[table];
     let mut sql = Sql::new(select_columns(def));
-    match after {
-        // Only the row value (it implies `since`): then both databases seek the
-        // (last_updated, id) index to the page's start instead of scanning from `since`
-        // for every page, which made large downloads quadratic.
-        Some((stamp, id)) => {
-            sql.push(" WHERE (last_updated, id) > (")
-                .param(*stamp)
-                .push(", ")
-                .param(id)
-                .push(")");
-        }
-        None => {
-            sql.push(" WHERE last_updated >= ")
-                .param(since.unwrap_or(i64::MIN));
-        }
+    sql.push(" WHERE ");
+    window.push_condition(&mut sql);
+    if let Some((change_id, id)) = after {
+        // A row value: both databases seek the (change_id, id) index to the page's start
+        // instead of scanning the window from its start for every page.
+        sql.push(" AND (change_id, id) > (")
+            .param(*change_id)
+            .push(", ")
+            .param(id)
+            .push(")");
     }
-    sql.push(" ORDER BY last_updated, id LIMIT ")
+    sql.push(" ORDER BY change_id, id LIMIT ")
         .param(limit as i64);
-    load(conn, def, &sql)
+    Ok(sql
+        .load::<RawRow>(conn)?
+        .into_iter()
+        .map(|r| (r.change_id, r.into_row(def)))
+        .collect())
 }
 
-/// A walk over every row changed since `since` (all rows for `None`), table by table
-/// (parents first), one keyset page of `limit` rows at a time. Each step takes the
-/// connection to query on, so a caller may hold one throughout or take one per page.
+/// Where a walk over changed rows stands: the table (in declaration order, parents first)
+/// and the last row sent of it. Small and plain, so that a download can be resumed from it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Position {
+    pub table: TableId,
+    pub after: Option<(i64, String)>,
+}
+
+/// A walk over every row written in a window, table by table (parents first), one keyset
+/// page of `limit` rows at a time. Each step takes the connection to query on, so a caller
+/// may hold one throughout or take one per page.
 pub struct ChangedPages {
-    since: Option<Micros>,
+    window: Window,
     limit: usize,
-    table: TableId,
-    after: Option<(Micros, String)>,
+    pub position: Position,
 }
 
 impl ChangedPages {
-    pub fn new(since: Option<Micros>, limit: usize) -> Self {
+    pub fn new(window: Window, limit: usize) -> Self {
+        Self::from_position(window, limit, Position::default())
+    }
+
+    /// Goes on from where an earlier walk over the same window stood.
+    pub fn from_position(window: Window, limit: usize, position: Position) -> Self {
         ChangedPages {
-            since,
+            window,
             limit,
-            table: 0,
-            after: None,
+            position,
         }
     }
 
     /// The next non-empty page and its table; `None` when every table is done.
     pub fn next(&mut self, conn: &mut DbConn) -> Result<Option<(TableId, Vec<Row>)>, DbError> {
-        while self.table < TABLES.len() {
-            let table = self.table;
-            let page = changed_since(conn, table, self.since, self.after.as_ref(), self.limit)?;
+        while self.position.table < TABLES.len() {
+            let table = self.position.table;
+            let page = changed_in(
+                conn,
+                table,
+                &self.window,
+                self.position.after.as_ref(),
+                self.limit,
+            )?;
             match page.last() {
-                Some(last) if page.len() == self.limit => {
-                    self.after = Some((last.last_updated, last.id.clone()))
+                Some((change_id, row)) if page.len() == self.limit => {
+                    self.position.after = Some((*change_id, row.id.clone()))
                 }
                 _ => {
-                    self.table += 1;
-                    self.after = None;
+                    self.position.table += 1;
+                    self.position.after = None;
                 }
             }
             if !page.is_empty() {
-                return Ok(Some((table, page)));
+                return Ok(Some((table, page.into_iter().map(|(_, r)| r).collect())));
             }
         }
         Ok(None)
     }
 }
 
-/// A page of tombstones stamped at or after `since`, in (last_updated, table, id) order.
-/// Keyset paging with a row-value comparison, which the index serves directly and
-/// diesel's query builder cannot write: the one query of the fixed tables in [`Sql`].
-pub fn tombstones_since(
+/// A tombstone with the id of the transaction that wrote it.
+#[derive(QueryableByName)]
+struct RawChangedTombstone {
+    #[diesel(embed)]
+    tombstone: RawTombstone,
+    #[diesel(sql_type = BigInt)]
+    change_id: i64,
+}
+
+/// A page of the tombstones written in `window`, in (change_id, table, id) order after
+/// `after`. Keyset paging with a row-value comparison, which the index serves directly
+/// and diesel's query builder cannot write: the one query of the fixed tables in [`Sql`].
+pub fn tombstones_in(
     conn: &mut DbConn,
-    since: Micros,
-    after: Option<&(Micros, String, String)>,
+    window: &Window,
+    after: Option<&(i64, String, String)>,
     limit: usize,
-) -> Result<Vec<(TableId, Tombstone)>, DbError> {
+) -> Result<Vec<(i64, TableId, Tombstone)>, DbError> {
     let mut sql = Sql::new(
-        "SELECT table_name, id, last_updated, row_data, changed_by FROM tombstones WHERE ",
+        "SELECT table_name, id, last_updated, row_data, changed_by, change_id \
+         FROM tombstones WHERE ",
     );
-    match after {
-        Some((stamp, table, id)) => {
-            sql.push("(last_updated, table_name, id) > (")
-                .param(*stamp)
-                .push(", ")
-                .param(table)
-                .push(", ")
-                .param(id)
-                .push(")");
-        }
-        None => {
-            sql.push("last_updated >= ").param(since);
-        }
+    window.push_condition(&mut sql);
+    if let Some((change_id, table, id)) = after {
+        sql.push(" AND (change_id, table_name, id) > (")
+            .param(*change_id)
+            .push(", ")
+            .param(table)
+            .push(", ")
+            .param(id)
+            .push(")");
     }
-    sql.push(" ORDER BY last_updated, table_name, id LIMIT ")
+    sql.push(" ORDER BY change_id, table_name, id LIMIT ")
         .param(limit as i64);
     Ok(sql
-        .load::<RawTombstone>(conn)?
+        .load::<RawChangedTombstone>(conn)?
         .into_iter()
         .filter_map(|t| {
-            let table = crate::domain::table_by_name(&t.table_name)?;
-            Some((table, t.into_tombstone()))
+            let table = crate::domain::table_by_name(&t.tombstone.table_name)?;
+            Some((t.change_id, table, t.tombstone.into_tombstone()))
         })
         .collect())
 }
@@ -514,6 +545,8 @@ pub fn update_many(
                 fields.len() + 2
             ))
             .param(actor)
+            .push(", change_id = ")
+            .push(change_id_sql(conn))
             .push(" FROM (VALUES ");
             for (n, (id, values, stamp)) in chunk.iter().enumerate() {
                 sql.push(if n == 0 { "(" } else { ", (" }).param(id);

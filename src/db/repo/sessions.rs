@@ -56,6 +56,26 @@ pub struct Session {
     pub upload_sha256: Option<String>,
     pub upload_result: Option<String>,
     pub failure: Option<String>,
+    /// The snapshot the session was opened in ([`crate::db::cursor`]); none for a session
+    /// opened before the cursor existed.
+    pub cursor: Option<String>,
+    /// The snapshot of the device's last completed session when this one was opened.
+    pub cursor_from: Option<String>,
+}
+
+/// A session being opened.
+#[derive(Debug, Insertable)]
+#[diesel(table_name = sync_sessions)]
+pub struct NewSession<'a> {
+    pub id: &'a str,
+    pub device_id: &'a str,
+    pub since: Option<Micros>,
+    pub started: Micros,
+    pub status: &'a str,
+    pub clock_offset: Option<i64>,
+    pub cursor: &'a str,
+    pub cursor_from: Option<&'a str>,
+    pub client_version: Option<&'a str>,
 }
 
 /// A session; `lock`: for update, so that a concurrent step on it waits. The lock is taken
@@ -74,23 +94,9 @@ pub fn get(conn: &mut DbConn, id: &str, lock: bool) -> Result<Option<Session>, D
         .optional()?)
 }
 
-pub fn insert(
-    conn: &mut DbConn,
-    id: &str,
-    device_id: &str,
-    since: Option<Micros>,
-    started: Micros,
-    clock_offset: Option<i64>,
-) -> Result<(), DbError> {
+pub fn insert(conn: &mut DbConn, new: &NewSession<'_>) -> Result<(), DbError> {
     diesel::insert_into(sync_sessions::table)
-        .values((
-            sync_sessions::id.eq(id),
-            sync_sessions::device_id.eq(device_id),
-            sync_sessions::since.eq(since),
-            sync_sessions::started.eq(started),
-            sync_sessions::status.eq(SessionStatus::Open.as_str()),
-            sync_sessions::clock_offset.eq(clock_offset),
-        ))
+        .values(new)
         .execute(conn)?;
     Ok(())
 }
@@ -139,9 +145,11 @@ pub fn record_upload(
     sha256: &str,
     result: &str,
     counts: Counts,
+    cursor: Option<&str>,
 ) -> Result<(), DbError> {
     diesel::update(sync_sessions::table.find(id))
         .set((
+            sync_sessions::cursor.eq(cursor),
             sync_sessions::upload_sha256.eq(sha256),
             sync_sessions::upload_result.eq(result),
             sync_sessions::applied.eq(counts.applied),

@@ -1,0 +1,18 @@
+ALTER TABLE sync_sessions DROP COLUMN client_version;
+ALTER TABLE sync_sessions DROP COLUMN cursor_from;
+ALTER TABLE sync_sessions DROP COLUMN cursor;
+CREATE INDEX sites_changed ON sites (last_updated, id);
+CREATE INDEX assets_changed ON assets (last_updated, id);
+CREATE INDEX inspections_changed ON inspections (last_updated, id);
+CREATE INDEX readings_changed ON readings (last_updated, id);
+CREATE INDEX tombstones_changed ON tombstones (last_updated, table_name, id);
+DROP INDEX tombstones_cursor;
+DROP INDEX readings_cursor;
+DROP INDEX inspections_cursor;
+DROP INDEX assets_cursor;
+DROP INDEX sites_cursor;
+ALTER TABLE tombstones DROP COLUMN change_id;
+ALTER TABLE readings DROP COLUMN change_id;
+ALTER TABLE inspections DROP COLUMN change_id;
+ALTER TABLE assets DROP COLUMN change_id;
+ALTER TABLE sites DROP COLUMN change_id;
