@@ -27,7 +27,7 @@ use offsync::db::{self, Sql};
 use serve::Serve;
 
 struct Pair {
-    _db: TestDb,
+    db: TestDb,
     /// The test's own connections.
     pool: db::Pool,
     _key: tempfile::TempDir,
@@ -46,7 +46,7 @@ fn pair() -> Option<Pair> {
     let a = Serve::start(&db.url, &key_file);
     let b = Serve::start(&db.url, &key_file);
     Some(Pair {
-        _db: db,
+        db,
         pool,
         _key: key,
         a,
@@ -365,4 +365,314 @@ fn logs_can_be_one_json_object_per_line_with_the_request_id() {
     assert_eq!(v["span"]["id"], "json-line-7", "{line}");
     assert_eq!(v["fields"]["status"], 200, "{line}");
     assert_eq!(v["fields"]["path"], "/healthz", "{line}");
+}
+
+/// Writers commit out of order on both instances (uploads of new rows through A and B,
+/// and transactions of the test's own that take their stamps and then stay open for a
+/// while) while a watching device syncs in a loop, alternately through A and B: every row
+/// written is in one of its downloads.
+#[test]
+fn commits_out_of_order_across_instances_miss_no_row() {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Duration;
+
+    let Some(p) = pair() else { return };
+    let site = uid();
+    offsync::sync::import::import(
+        &mut p.conn(),
+        std::io::Cursor::new(
+            doc(&[create(
+                "sites",
+                &site,
+                &[("code", Some("OOO")), ("name", Some("Out of order"))],
+            )])
+            .into_bytes(),
+        ),
+        u64::MAX,
+    )
+    .expect("import");
+    let written = Arc::new(Mutex::new(Vec::new()));
+    let assets = offsync::domain::table_by_name("assets").expect("assets");
+    let mut writers = Vec::new();
+    for w in 0..2u64 {
+        let pool = p.pool.clone();
+        let (site, written) = (site.clone(), written.clone());
+        writers.push(std::thread::spawn(move || {
+            for i in 0..10u64 {
+                let id = uid();
+                let mut conn = pool.get().expect("a connection");
+                let hold = Duration::from_millis((w * 17 + i * 11) % 60);
+                offsync::db::write_txn::<_, offsync::db::DbError>(&mut conn, |c, now| {
+                    let values = vec![
+                        Some(site.clone()),
+                        Some(format!("H{w}-{id}")),
+                        None,
+                        Some("ok".into()),
+                        None,
+                    ];
+                    offsync::db::repo::rows::insert(
+                        c,
+                        assets,
+                        &[(id.clone(), values, offsync::domain::time::after(now))],
+                        "held writer",
+                    )?;
+                    std::thread::sleep(hold);
+                    Ok(())
+                })
+                .expect("a held write");
+                written.lock().expect("the list").push(id);
+            }
+        }));
+    }
+    for (n, server) in [&p.a, &p.b].into_iter().enumerate() {
+        let mut d = p.device(&format!("uploader{n}"), server);
+        let (site, written) = (site.clone(), written.clone());
+        writers.push(std::thread::spawn(move || {
+            d.sync(&[]);
+            for round in 0..6 {
+                let ids: Vec<String> = (0..5).map(|_| uid()).collect();
+                let items: Vec<String> = ids
+                    .iter()
+                    .map(|id| {
+                        create(
+                            "assets",
+                            id,
+                            &[
+                                ("site_id", Some(site.as_str())),
+                                ("tag", Some(&format!("U{n}-{round}-{id}"))),
+                                ("status", Some("ok")),
+                            ],
+                        )
+                    })
+                    .collect();
+                d.sync(&items).0.expect("an upload result");
+                written.lock().expect("the list").extend(ids);
+            }
+        }));
+    }
+    let mut watcher = p.device("watcher", &p.a);
+    let bases = [p.a.base.clone(), p.b.base.clone()];
+    let mut seen = std::collections::HashSet::new();
+    let done = AtomicBool::new(false);
+    let mut round = 0;
+    loop {
+        watcher.base = bases[round % 2].clone();
+        round += 1;
+        let (_, dl) = watcher.sync(&[]);
+        seen.extend(dl.items.iter().map(|i| i.id().to_owned()));
+        if done.load(Ordering::Relaxed) {
+            break;
+        }
+        if writers.iter().all(|w| w.is_finished()) {
+            // One more sync after the last commit.
+            done.store(true, Ordering::Relaxed);
+        }
+    }
+    for w in writers {
+        w.join().expect("a writer");
+    }
+    let written = written.lock().expect("the list");
+    assert_eq!(written.len(), 2 * 10 + 2 * 6 * 5);
+    assert!(round > 3, "the watcher synced while the writers wrote ({round})");
+    let missed: Vec<&String> = written.iter().filter(|id| !seen.contains(*id)).collect();
+    assert!(missed.is_empty(), "rows no download carried: {missed:?}");
+}
+
+/// An upload that deadlocks with another transaction is rolled back by PostgreSQL and
+/// applied again whole: the test holds the lock of a row the upload's second batch needs,
+/// waits until the upload waits for it, then asks for a row its first batch holds.
+#[test]
+fn an_upload_caught_in_a_deadlock_is_applied_again() {
+    use diesel::Connection;
+    use diesel::connection::SimpleConnection;
+    use std::time::{Duration, Instant};
+
+    let Some(mut p) = pair() else { return };
+    // More assets than one batch (500), so that the upload locks them in two turns.
+    let site = uid();
+    let assets: Vec<String> = (0..600).map(|_| uid()).collect();
+    let mut items = vec![create(
+        "sites",
+        &site,
+        &[("code", Some("DEAD")), ("name", Some("Deadlock"))],
+    )];
+    items.extend(assets.iter().enumerate().map(|(i, id)| {
+        create(
+            "assets",
+            id,
+            &[
+                ("site_id", Some(site.as_str())),
+                ("tag", Some(&format!("D-{i}"))),
+                ("status", Some("ok")),
+                ("notes", Some("start")),
+            ],
+        )
+    }));
+    offsync::sync::import::import(
+        &mut p.conn(),
+        std::io::Cursor::new(doc(&items).into_bytes()),
+        u64::MAX,
+    )
+    .expect("import");
+    let mut d = p.device("alice", &p.a);
+    d.sync(&[]);
+    let edits: Vec<String> = assets
+        .iter()
+        .map(|id| edit("assets", id, &d.base("assets", id), &[("notes", Some("after"))]))
+        .collect();
+    let (first, second) = (assets[0].clone(), assets[550].clone());
+
+    let mut holder = diesel::PgConnection::establish(&p.db.url).expect("the test's connection");
+    // This side waits long before it looks for a deadlock: the upload finds it first.
+    holder
+        .batch_execute("SET deadlock_timeout = '30s'; BEGIN")
+        .expect("a transaction");
+    holder
+        .batch_execute(&format!(
+            "SELECT id FROM assets WHERE id = '{second}' FOR UPDATE"
+        ))
+        .expect("the second batch's row");
+    let s = d.open();
+    let uploader = {
+        let d = d.with_token(&d.token);
+        let sid = s.id.clone();
+        std::thread::spawn(move || d.upload(&sid, &edits))
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        #[derive(QueryableByName)]
+        struct Waiting {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let waiting = Sql::new(
+            "SELECT COUNT(*) AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' \
+             AND query LIKE '%FOR UPDATE%'",
+        )
+        .first::<Waiting>(&mut p.conn())
+        .expect("pg_stat_activity")
+        .map_or(0, |w| w.n);
+        if waiting > 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the upload never waited for the row");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The cycle: the upload holds `first` and waits for `second`; this asks for `first`.
+    holder
+        .batch_execute(&format!(
+            "SELECT id FROM assets WHERE id = '{first}' FOR UPDATE"
+        ))
+        .expect("the row the upload held, once PostgreSQL broke the deadlock");
+    std::thread::sleep(Duration::from_millis(200));
+    holder.batch_execute("COMMIT").expect("commit");
+
+    let (applied, unchanged, conflicts, _) = uploader.join().expect("the upload");
+    assert_eq!((applied, unchanged, conflicts), (600, 0, 0));
+    d.download(&s.id);
+    d.complete(&s.id);
+    p.a.wait_for("upload lost a race");
+    assert!(
+        p.a.log().iter().any(|l| l.contains("deadlock detected")),
+        "the retry was for the deadlock"
+    );
+    let metrics = client()
+        .get(format!("{}/metrics", p.a.base))
+        .send()
+        .and_then(|r| r.text())
+        .expect("the metrics");
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("offsync_upload_retries_total") && !l.ends_with(" 0")),
+        "{metrics}"
+    );
+    let table = offsync::domain::table_by_name("assets").expect("assets");
+    let notes = offsync::domain::TABLES[table]
+        .field_index("notes")
+        .expect("notes");
+    for id in [&first, &second] {
+        let row = offsync::db::repo::rows::get(&mut p.conn(), table, id)
+            .expect("a lookup")
+            .expect("the asset");
+        assert_eq!(row.values[notes].as_deref(), Some("after"));
+    }
+}
+
+#[derive(QueryableByName)]
+struct Flag {
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    yes: bool,
+}
+
+fn flag(pool: &db::Pool, sql: &str) -> bool {
+    Sql::new(sql)
+        .first::<Flag>(&mut pool.get().expect("a connection"))
+        .expect("the query")
+        .is_some_and(|f| f.yes)
+}
+
+/// The default build speaks TLS (Debian's cluster has `ssl = on`), and a URL without a
+/// host reaches the distribution's Unix socket, under either scheme name.
+#[test]
+fn postgres_over_tls_and_through_the_unix_socket() {
+    let Some(test_db) = TestDb::new(Backend::Postgres) else {
+        return;
+    };
+    let tls = db::connect(&format!("{}?sslmode=require", test_db.url), 1)
+        .expect("a TLS connection (sslmode=require)");
+    assert!(flag(
+        &tls,
+        "SELECT ssl AS yes FROM pg_stat_ssl WHERE pid = pg_backend_pid()"
+    ));
+    let (rest, name) = test_db.url.rsplit_once('/').expect("a database name");
+    if !(rest.ends_with("@127.0.0.1:5432") || rest.contains("@localhost")) {
+        missing("a PostgreSQL on this machine (for its Unix socket)");
+        return;
+    }
+    for scheme in ["postgres", "postgresql"] {
+        // Peer authentication: the role of the user running the tests (root in CI).
+        let socket = db::connect(&format!("{scheme}:///{name}"), 1)
+            .unwrap_or_else(|e| panic!("{scheme}:///{name} through the socket: {e}"));
+        assert!(flag(&socket, "SELECT inet_server_addr() IS NULL AS yes"));
+    }
+}
+
+/// A wrong setting stops `offsync serve` at once with one line naming the problem, not
+/// with retries.
+#[test]
+fn a_wrong_postgres_setting_is_one_clear_line_at_once() {
+    use std::time::{Duration, Instant};
+    let Some(test_db) = TestDb::new(Backend::Postgres) else {
+        return;
+    };
+    let wrong_password = test_db.url.replacen("root:root@", "root:wrong@", 1);
+    let unknown_host = test_db
+        .url
+        .replacen("127.0.0.1", "no-such-host.invalid", 1);
+    for (url, expected) in [
+        (
+            format!("{}?sslmode=sometimes", test_db.url),
+            "invalid sslmode value",
+        ),
+        (wrong_password, "password authentication failed"),
+        (unknown_host, "no-such-host.invalid"),
+    ] {
+        let started = Instant::now();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_offsync"))
+            .args(["serve", "--bind", "127.0.0.1:0", "--database-url", &url])
+            .env("OFFSYNC_LOG", "info")
+            .output()
+            .expect("offsync runs");
+        let took = started.elapsed();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{url}: {stderr}");
+        let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert_eq!(lines.len(), 1, "one line for {url}: {stderr}");
+        assert!(lines[0].starts_with("offsync: error:"), "{stderr}");
+        assert!(lines[0].contains(expected), "{expected} in {stderr}");
+        assert!(!lines[0].contains(":wrong@"), "no password in the message: {stderr}");
+        assert!(took < Duration::from_secs(15), "{url} took {took:?}");
+    }
 }

@@ -217,15 +217,17 @@ impl Manager {
     }
 }
 
-/// libpq's message on one line ("connection to server at ... failed: FATAL: password
-/// authentication failed for user ..." spans several).
+/// libpq's message on one line: it spans several, and repeats itself when it tried with
+/// TLS and then without (`sslmode=prefer`, the default).
 fn one_line(message: &str) -> String {
-    message
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect::<Vec<_>>()
-        .join("; ")
+    let mut parts: Vec<String> = Vec::new();
+    for line in message.lines() {
+        let line = line.split_whitespace().collect::<Vec<_>>().join(" ");
+        if !line.is_empty() && !parts.contains(&line) {
+            parts.push(line);
+        }
+    }
+    parts.join("; ")
 }
 
 impl ManageConnection for Manager {
