@@ -61,6 +61,11 @@ pub fn upload_retried() {
     counter!("offsync_upload_retries_total").increment(1);
 }
 
+/// An upload that found no turn in time (answered 503 with `Retry-After`).
+pub fn upload_turned_away() {
+    counter!("offsync_uploads_turned_away_total").increment(1);
+}
+
 /// A download written to its end.
 pub fn download_sent(rows: u64, took: Duration) {
     histogram!("offsync_download_rows").record(rows as f64);

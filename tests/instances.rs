@@ -474,7 +474,10 @@ fn commits_out_of_order_across_instances_miss_no_row() {
     }
     let written = written.lock().expect("the list");
     assert_eq!(written.len(), 2 * 10 + 2 * 6 * 5);
-    assert!(round > 3, "the watcher synced while the writers wrote ({round})");
+    assert!(
+        round > 3,
+        "the watcher synced while the writers wrote ({round})"
+    );
     let missed: Vec<&String> = written.iter().filter(|id| !seen.contains(*id)).collect();
     assert!(missed.is_empty(), "rows no download carried: {missed:?}");
 }
@@ -519,7 +522,14 @@ fn an_upload_caught_in_a_deadlock_is_applied_again() {
     d.sync(&[]);
     let edits: Vec<String> = assets
         .iter()
-        .map(|id| edit("assets", id, &d.base("assets", id), &[("notes", Some("after"))]))
+        .map(|id| {
+            edit(
+                "assets",
+                id,
+                &d.base("assets", id),
+                &[("notes", Some("after"))],
+            )
+        })
         .collect();
     let (first, second) = (assets[0].clone(), assets[550].clone());
 
@@ -556,7 +566,10 @@ fn an_upload_caught_in_a_deadlock_is_applied_again() {
         if waiting > 0 {
             break;
         }
-        assert!(Instant::now() < deadline, "the upload never waited for the row");
+        assert!(
+            Instant::now() < deadline,
+            "the upload never waited for the row"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     // The cycle: the upload holds `first` and waits for `second`; this asks for `first`.
@@ -648,9 +661,7 @@ fn a_wrong_postgres_setting_is_one_clear_line_at_once() {
         return;
     };
     let wrong_password = test_db.url.replacen("root:root@", "root:wrong@", 1);
-    let unknown_host = test_db
-        .url
-        .replacen("127.0.0.1", "no-such-host.invalid", 1);
+    let unknown_host = test_db.url.replacen("127.0.0.1", "no-such-host.invalid", 1);
     for (url, expected) in [
         (
             format!("{}?sslmode=sometimes", test_db.url),
@@ -672,7 +683,10 @@ fn a_wrong_postgres_setting_is_one_clear_line_at_once() {
         assert_eq!(lines.len(), 1, "one line for {url}: {stderr}");
         assert!(lines[0].starts_with("offsync: error:"), "{stderr}");
         assert!(lines[0].contains(expected), "{expected} in {stderr}");
-        assert!(!lines[0].contains(":wrong@"), "no password in the message: {stderr}");
+        assert!(
+            !lines[0].contains(":wrong@"),
+            "no password in the message: {stderr}"
+        );
         assert!(took < Duration::from_secs(15), "{url} took {took:?}");
     }
 }

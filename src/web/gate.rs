@@ -75,16 +75,20 @@ impl UploadGate {
                 _permit: permit,
                 gate: self.clone(),
             }),
-            _ => None,
+            _ => {
+                crate::telemetry::upload_turned_away();
+                None
+            }
         };
         self.report(0);
         turn
     }
 
-    /// Seconds to tell a client who found no turn: more the longer the queue.
+    /// Seconds to tell a client who found no turn: more the longer the queue, so that a
+    /// crowd spreads out.
     pub fn retry_after(&self) -> u64 {
         let queue = self.waiting.load(Ordering::Relaxed) as u64;
-        (5 + queue / self.limits.at_once.max(1) as u64).min(60)
+        (1 + queue / self.limits.at_once.max(1) as u64).min(60)
     }
 
     pub fn limits(&self) -> UploadLimits {

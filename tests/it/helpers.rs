@@ -93,6 +93,21 @@ impl Drop for TestDb {
     }
 }
 
+/// The settings a test may turn.
+pub struct Knobs {
+    pub sign_in: offsync::accounts::SignInLimits,
+    pub uploads: offsync::web::gate::UploadLimits,
+}
+
+impl Default for Knobs {
+    fn default() -> Self {
+        Knobs {
+            sign_in: Default::default(),
+            uploads: offsync::web::gate::UploadLimits::for_pool(8),
+        }
+    }
+}
+
 /// A running offsync server on a free loopback port.
 pub struct TestApp {
     pub base: String,
@@ -127,7 +142,27 @@ impl TestApp {
             TestDb::new(backend)?,
             Limits::default(),
             None,
-            sign_in,
+            Knobs {
+                sign_in,
+                ..Default::default()
+            },
+        ))
+    }
+
+    /// A server that applies this many uploads at once, each waiting this long for its turn.
+    #[allow(dead_code, reason = "for the integration tests only")]
+    pub fn spawn_with_uploads(
+        backend: Backend,
+        uploads: offsync::web::gate::UploadLimits,
+    ) -> Option<TestApp> {
+        Some(Self::start(
+            TestDb::new(backend)?,
+            Limits::default(),
+            None,
+            Knobs {
+                uploads,
+                ..Default::default()
+            },
         ))
     }
 
@@ -165,10 +200,10 @@ impl TestApp {
         db: TestDb,
         limits: Limits,
         offline: Option<offsync::web::offline::OfflineApp>,
-        sign_in: offsync::accounts::SignInLimits,
+        knobs: Knobs,
     ) -> TestApp {
         let pool = db::connect(&db.url, 8).expect("connecting to the test database");
-        Self::serve(Some(db), pool, limits, offline, sign_in)
+        Self::serve(Some(db), pool, limits, offline, knobs)
     }
 
     fn serve(
@@ -176,7 +211,7 @@ impl TestApp {
         pool: Pool,
         limits: Limits,
         offline: Option<offsync::web::offline::OfflineApp>,
-        sign_in: offsync::accounts::SignInLimits,
+        knobs: Knobs,
     ) -> TestApp {
         offsync::telemetry::init();
         let listener = TcpListener::bind("127.0.0.1:0").expect("a free port");
@@ -186,9 +221,9 @@ impl TestApp {
             session_key: actix_web::cookie::Key::generate(),
             secure_cookies: false,
             workers: 2,
-            sign_in,
+            sign_in: knobs.sign_in,
             trust_forwarded_for: false,
-            uploads: offsync::web::gate::UploadLimits::for_pool(8),
+            uploads: knobs.uploads,
         };
         let (tx, rx) = mpsc::channel();
         let server_pool = pool.clone();
