@@ -105,6 +105,7 @@ fn write_subtree<W: Write>(
 
 /// Writes the gzip-compressed changeset to `out`; returns the number of rows sent.
 pub fn write(pool: &Pool, prepared: &Prepared, out: impl Write) -> Result<u64, SyncError> {
+    let started = std::time::Instant::now();
     let gz = gzip_writer(out);
     let since = prepared.session.since;
     let mut w = ChangesetWriter::start(gz, since)?;
@@ -163,5 +164,6 @@ pub fn write(pool: &Pool, prepared: &Prepared, out: impl Write) -> Result<u64, S
     finish_gzip(w.finish()?)?;
     let mut conn = pool.get().map_err(DbError::from)?;
     sessions::record_download(&mut conn, &prepared.session.id, sent as i64)?;
+    crate::telemetry::download_sent(sent, started.elapsed());
     Ok(sent)
 }
