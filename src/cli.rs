@@ -456,6 +456,16 @@ impl Progress for Bar {
     fn downloaded(&self, rows: u64) {
         self.0.set_position(rows);
     }
+
+    fn expect(&self, rows: u64) {
+        self.0.set_length(rows);
+        self.0.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} {msg} {pos}/{len} rows, {per_sec}, {eta} left [{elapsed}]",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+    }
 }
 
 fn sync_once(url: &str, args: UpstreamArgs) -> anyhow::Result<()> {

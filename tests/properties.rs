@@ -171,7 +171,7 @@ impl World {
         }
         let prepared = download::prepare(&mut conn, &self.device, &s.id).expect("download");
         let mut bytes = Vec::new();
-        download::write(&self.pool, &prepared, &mut bytes).expect("download");
+        download::write(&self.pool, &prepared, &Default::default(), &mut bytes).expect("download");
         session::complete(&mut conn, &self.device, &s.id).expect("complete");
         let got = parse(&bytes);
         if let Some(r) = got.record("assets", &self.asset) {

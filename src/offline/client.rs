@@ -231,6 +231,30 @@ impl Upstream {
         })
     }
 
+    /// A resumable download (docs/protocol.md §8), from its start or after a checkpoint.
+    pub fn download_part(
+        &self,
+        session: &str,
+        after: Option<&str>,
+    ) -> Result<impl Read + use<>, ClientError> {
+        let mut url = format!(
+            "{}/api/sync/sessions/{session}/changes?resumable=1",
+            self.base
+        );
+        if let Some(token) = after {
+            // Tokens are letters, digits, dots and dashes (docs/protocol.md §8).
+            url.push_str("&after=");
+            url.push_str(token);
+        }
+        self.with_retries("downloading", || {
+            self.http
+                .get(&url)
+                .bearer_auth(&self.token)
+                .send()
+                .map_err(|e| e.to_string())
+        })
+    }
+
     pub fn complete(&self, session: &str) -> Result<(), ClientError> {
         let url = format!("{}/api/sync/sessions/{session}/complete", self.base);
         self.with_retries("completing", || {

@@ -144,8 +144,10 @@ pub enum Step {
 /// Told about the sync's progress.
 pub trait Progress {
     fn step(&self, _step: Step, _detail: &str) {}
-    /// Rows applied from the download so far.
+    /// Rows received or applied from the download so far.
     fn downloaded(&self, _rows: u64) {}
+    /// How many rows the download holds, once the server has said.
+    fn expect(&self, _rows: u64) {}
 }
 
 /// No progress reporting.
@@ -231,8 +233,10 @@ fn sync_once(
     }
 
     progress.step(Step::Downloading, "changes from the server");
-    let body = upstream.download(&session.id)?;
-    let downloaded = apply_download(pool, body, upto, &held, progress)?;
+    let received = fetch_download(upstream, &session.id, progress)?;
+    progress.step(Step::Downloading, "applying");
+    let mut items = received.items()?;
+    let downloaded = apply_download(pool, &mut items, upto, &held, progress)?;
 
     progress.step(Step::Completing, "");
     upstream.complete(&session.id)?;
@@ -263,7 +267,103 @@ pub fn apply_changeset(
         let mut conn = pool.get().map_err(DbError::from)?;
         (store::max_seq(&mut conn)?, held_rows(&mut conn)?)
     };
-    apply_download(pool, body, upto, &held, &Quiet)
+    let mut reader = ChangesetReader::for_download(decompressing(body)?);
+    reader.header()?;
+    let mut items = || reader.next_item().map_err(SyncFailure::from);
+    apply_download(pool, &mut items, upto, &held, &Quiet)
+}
+
+/// A download received whole, kept in a temporary file (one item per line) until it is
+/// applied in one local transaction.
+struct Received {
+    file: std::fs::File,
+}
+
+impl Received {
+    fn items(self) -> Result<impl FnMut() -> Result<Option<Item>, SyncFailure>, SyncFailure> {
+        use std::io::{BufRead, Seek};
+        let mut file = self.file;
+        file.seek(std::io::SeekFrom::Start(0))?;
+        let mut lines = std::io::BufReader::with_capacity(64 << 10, file);
+        let mut line = String::new();
+        Ok(move || {
+            line.clear();
+            if lines.read_line(&mut line)? == 0 {
+                return Ok(None);
+            }
+            serde_json::from_str(&line)
+                .map(Some)
+                .map_err(|e| SyncFailure::Io(std::io::Error::other(e)))
+        })
+    }
+}
+
+/// Receives the session's download as a resumable one (docs/protocol.md §8): when the
+/// line drops, what came before the last checkpoint is kept and the download goes on
+/// after it, from whichever instance answers; what came after it is dropped and comes
+/// again. Gives up after `upstream.attempts` breaks in a row that brought nothing new.
+fn fetch_download(
+    upstream: &Upstream,
+    session: &str,
+    progress: &dyn Progress,
+) -> Result<Received, SyncFailure> {
+    use std::io::{Seek, Write};
+    let mut file = tempfile::tempfile()?;
+    // What is whole: the bytes of the file, the items in them, the checkpoint after them.
+    let mut kept: (u64, u64, Option<String>) = (0, 0, None);
+    let mut fruitless = 0;
+    let mut pause = upstream.backoff;
+    loop {
+        let before = kept.1;
+        let outcome = (|| -> Result<(), SyncFailure> {
+            let body = upstream.download_part(session, kept.2.as_deref())?;
+            let mut reader = ChangesetReader::for_download(decompressing(body)?);
+            if let Some(rows) = reader.header()?.rows {
+                progress.expect(kept.1 + rows);
+            }
+            let mut out = std::io::BufWriter::with_capacity(64 << 10, &mut file);
+            let mut items = kept.1;
+            let mut seen = kept.2.clone();
+            loop {
+                let item = reader.next_item()?;
+                if let Some((token, _)) = reader.checkpoint()
+                    && seen.as_deref() != Some(token.as_str())
+                {
+                    out.flush()?;
+                    let at = out.get_mut().stream_position()?;
+                    kept = (at, items, Some(token.clone()));
+                    seen = Some(token.clone());
+                }
+                let Some(item) = item else { break };
+                serde_json::to_writer(&mut out, &item).map_err(std::io::Error::other)?;
+                out.write_all(b"\n")?;
+                items += 1;
+                if items.is_multiple_of(1000) {
+                    progress.downloaded(items);
+                }
+            }
+            out.flush()?;
+            progress.downloaded(items);
+            Ok(())
+        })();
+        match outcome {
+            Ok(()) => return Ok(Received { file }),
+            // The server refused (409: the session was replaced, say): no retry helps.
+            Err(e @ SyncFailure::Client(_)) => return Err(e),
+            Err(e) => {
+                fruitless = if kept.1 > before { 1 } else { fruitless + 1 };
+                if fruitless >= upstream.attempts.max(1) {
+                    return Err(e);
+                }
+                tracing::warn!(error = %e, rows = kept.1, "the download broke off; resuming after its last checkpoint");
+                // Whatever came after the checkpoint comes again.
+                file.set_len(kept.0)?;
+                file.seek(std::io::SeekFrom::Start(kept.0))?;
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(std::time::Duration::from_secs(30));
+            }
+        }
+    }
 }
 
 /// The rows whose changes are held back, by table and id.
@@ -468,19 +568,17 @@ fn values_at_base(
 /// Applies the download in one local transaction; returns the number of rows applied.
 fn apply_download(
     pool: &Pool,
-    body: impl std::io::Read + 'static,
+    next_item: &mut dyn FnMut() -> Result<Option<Item>, SyncFailure>,
     upto: i64,
     held: &HashSet<(TableId, String)>,
     progress: &dyn Progress,
 ) -> Result<u64, SyncFailure> {
-    let mut reader = ChangesetReader::for_download(decompressing(body)?);
     let mut conn = pool.get().map_err(DbError::from)?;
     write_txn::<_, SyncFailure>(&mut conn, |c, now| {
-        reader.header()?;
         let mut applied = 0u64;
         // Rows are applied a batch at a time; anything else first flushes the batch.
         let mut batch: Vec<Record> = Vec::with_capacity(rows::BATCH);
-        while let Some(item) = reader.next_item()? {
+        while let Some(item) = next_item()? {
             match item {
                 Item::Record(r) => {
                     if batch.len() == rows::BATCH

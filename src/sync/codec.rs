@@ -256,6 +256,8 @@ pub fn finish_gzip<W: io::Write>(gz: io::BufWriter<flate2::write::GzEncoder<W>>)
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Header {
     pub since: Option<Micros>,
+    /// In a resumable download (docs/protocol.md §8): how many items this part holds.
+    pub rows: Option<u64>,
 }
 
 /// Reads a changeset item by item.
@@ -266,6 +268,10 @@ pub struct ChangesetReader<R: BufRead> {
     header: Option<Header>,
     done: bool,
     skip_unknown_fields: bool,
+    /// The last `<checkpoint after="..."/>` of a resumable download, and how many items
+    /// came before it.
+    checkpoint: Option<(String, u64)>,
+    items: u64,
 }
 
 impl<R: BufRead> ChangesetReader<R> {
@@ -287,7 +293,15 @@ impl<R: BufRead> ChangesetReader<R> {
             header: None,
             done: false,
             skip_unknown_fields: false,
+            checkpoint: None,
+            items: 0,
         }
+    }
+
+    /// The last checkpoint read (docs/protocol.md §8): the token to resume after, and how
+    /// many items came before it. Only downloads have them.
+    pub fn checkpoint(&self) -> Option<&(String, u64)> {
+        self.checkpoint.as_ref()
     }
 
     /// A reader for downloads: a field this build does not know is left out rather than
@@ -350,9 +364,11 @@ impl<R: BufRead> ChangesetReader<R> {
     fn root(&mut self, e: &BytesStart<'static>, empty: bool) -> Result<Header, CodecError> {
         let mut version = None;
         let mut since = None;
+        let mut rows = None;
         for (k, v) in attributes(e)? {
             match k.as_str() {
                 "version" => version = Some(v),
+                "rows" => rows = v.parse().ok(),
                 "since" => {
                     since = Some(time::parse(&v).ok_or_else(|| {
                         CodecError::Malformed(format!(
@@ -373,7 +389,7 @@ impl<R: BufRead> ChangesetReader<R> {
             }
         }
         self.done = empty;
-        let header = Header { since };
+        let header = Header { since, rows };
         self.header = Some(header.clone());
         Ok(header)
     }
@@ -384,6 +400,7 @@ impl<R: BufRead> ChangesetReader<R> {
         if self.done {
             return self.expect_end_of_document().map(|()| None);
         }
+        let download = self.skip_unknown_fields;
         loop {
             match self.event()? {
                 Event::Text(t) if t.xml10_content().trim().is_empty() => {}
@@ -393,12 +410,25 @@ impl<R: BufRead> ChangesetReader<R> {
                     self.done = true;
                     return self.expect_end_of_document().map(|()| None);
                 }
+                Event::Empty(e) if download && e.name().0 == "checkpoint" => {
+                    let e = e.into_owned();
+                    let after = attributes(&e)?
+                        .into_iter()
+                        .find(|(k, _)| k == "after")
+                        .map(|(_, v)| v)
+                        .ok_or_else(|| {
+                            CodecError::Malformed("a <checkpoint> without after".into())
+                        })?;
+                    self.checkpoint = Some((after, self.items));
+                }
                 Event::Start(e) => {
                     let e = e.into_owned();
+                    self.items += 1;
                     return self.item(&e, false).map(Some);
                 }
                 Event::Empty(e) => {
                     let e = e.into_owned();
+                    self.items += 1;
                     return self.item(&e, true).map(Some);
                 }
                 Event::Eof => return Err(truncated()),
@@ -786,13 +816,27 @@ pub struct ChangesetWriter<W: Write> {
 }
 
 impl<W: Write> ChangesetWriter<W> {
-    pub fn start(mut out: W, since: Option<Micros>) -> io::Result<Self> {
+    pub fn start(out: W, since: Option<Micros>) -> io::Result<Self> {
+        Self::start_part(out, since, None)
+    }
+
+    /// The start of a changeset; `rows`: the part of a resumable download it is, by the
+    /// number of items it holds (docs/protocol.md §8).
+    pub fn start_part(mut out: W, since: Option<Micros>, rows: Option<u64>) -> io::Result<Self> {
         out.write_all(b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<changeset version=\"1\"")?;
         if let Some(s) = since {
             write!(out, " since=\"{}\"", time::format(s))?;
         }
+        if let Some(n) = rows {
+            write!(out, " rows=\"{n}\"")?;
+        }
         out.write_all(b">\n")?;
         Ok(Self { out })
+    }
+
+    /// A point a resumable download may be resumed after (docs/protocol.md §8).
+    pub fn checkpoint(&mut self, after: &str) -> io::Result<()> {
+        write!(self.out, "<checkpoint after=\"{}\"/>\n", attr(after))
     }
 
     pub fn item(&mut self, item: &Item) -> io::Result<()> {

@@ -225,13 +225,43 @@ impl Write for ChannelWriter {
 
 /// `GET /api/sync/sessions/{id}/changes`: the gzip changeset of everything changed since
 /// the session's `since`, streamed as it is read.
+#[derive(serde::Deserialize)]
+pub struct DownloadParams {
+    /// Ask for a resumable download (docs/protocol.md §8): checkpoints and an item count.
+    resumable: Option<String>,
+    /// Resume after this checkpoint.
+    after: Option<String>,
+}
+
 pub async fn download_changes(
     state: Data<AppState>,
     token: BearerToken,
     path: Path<String>,
+    query: web::Query<DownloadParams>,
 ) -> Result<HttpResponse, ApiError> {
     let device = authenticate(&state, token).await?;
     let session_id = path.into_inner();
+    let query = query.into_inner();
+    let after = match query.after.as_deref() {
+        Some(token) => Some(download::Resume::parse(token).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::Malformed,
+                format!(
+                    "after={token:?} is not a checkpoint of a download; resume after the \
+                     after of the last <checkpoint> received, or start again without after"
+                ),
+            )
+        })?),
+        None => None,
+    };
+    let part = download::Part {
+        resumable: after.is_some()
+            || query
+                .resumable
+                .is_some_and(|v| matches!(v.as_str(), "1" | "true" | "yes")),
+        after,
+    };
     let pool = state.pool.clone();
     let prepared = super::block(move || {
         let mut conn = pool.get().map_err(crate::db::DbError::from)?;
@@ -248,7 +278,7 @@ pub async fn download_changes(
             tx,
             buf: Vec::with_capacity(CHUNK),
         };
-        let outcome = download::write(&pool, &prepared, &mut out).and_then(|n| {
+        let outcome = download::write(&pool, &prepared, &part, &mut out).and_then(|n| {
             out.flush()?;
             Ok(n)
         });

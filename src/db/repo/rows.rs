@@ -385,6 +385,46 @@ fn changed_in(
         .collect())
 }
 
+/// How many rows of `table` were written in `window` after `after` (for a download's
+/// progress).
+pub fn count_in(
+    conn: &mut DbConn,
+    table: TableId,
+    window: &Window,
+    after: Option<&(i64, String)>,
+) -> Result<i64, DbError> {
+    let mut sql = Sql::new(format!("SELECT COUNT(*) AS n FROM {} WHERE ", TABLES[table].name));
+    window.push_condition(&mut sql);
+    if let Some((change_id, id)) = after {
+        sql.push(" AND (change_id, id) > (")
+            .param(*change_id)
+            .push(", ")
+            .param(id)
+            .push(")");
+    }
+    super::accounts::count(conn, sql)
+}
+
+/// How many tombstones were written in `window` after `after`.
+pub fn count_tombstones_in(
+    conn: &mut DbConn,
+    window: &Window,
+    after: Option<&(i64, String, String)>,
+) -> Result<i64, DbError> {
+    let mut sql = Sql::new("SELECT COUNT(*) AS n FROM tombstones WHERE ");
+    window.push_condition(&mut sql);
+    if let Some((change_id, table, id)) = after {
+        sql.push(" AND (change_id, table_name, id) > (")
+            .param(*change_id)
+            .push(", ")
+            .param(table)
+            .push(", ")
+            .param(id)
+            .push(")");
+    }
+    super::accounts::count(conn, sql)
+}
+
 /// Where a walk over changed rows stands: the table (in declaration order, parents first)
 /// and the last row sent of it. Small and plain, so that a download can be resumed from it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

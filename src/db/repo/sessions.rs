@@ -167,6 +167,17 @@ pub fn record_download(conn: &mut DbConn, id: &str, rows: i64) -> Result<(), DbE
     Ok(())
 }
 
+/// Adds the items of a resumed part to the session's download count.
+pub fn add_download(conn: &mut DbConn, id: &str, rows: i64) -> Result<(), DbError> {
+    let before: Option<i64> = sync_sessions::table
+        .find(id)
+        .select(sync_sessions::downloaded)
+        .first(conn)
+        .optional()?
+        .flatten();
+    record_download(conn, id, before.unwrap_or(0) + rows)
+}
+
 pub fn complete(conn: &mut DbConn, id: &str, now: Micros) -> Result<(), DbError> {
     diesel::update(sync_sessions::table.find(id))
         .set((
