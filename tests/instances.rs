@@ -690,3 +690,117 @@ fn a_wrong_postgres_setting_is_one_clear_line_at_once() {
         assert!(took < Duration::from_secs(15), "{url} took {took:?}");
     }
 }
+
+/// The readable part of a gzip stream, cut or whole.
+fn ungzip(bytes: &[u8]) -> String {
+    use std::io::Read;
+    let mut out = Vec::new();
+    let mut decoder = flate2::read::GzDecoder::new(bytes);
+    let mut buf = [0u8; 8192];
+    while let Ok(n) = decoder.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The ids of the records in a piece of a changeset.
+fn record_ids(xml: &str) -> Vec<String> {
+    xml.split("<record ")
+        .skip(1)
+        .filter_map(|r| attr(r, "id"))
+        .collect()
+}
+
+/// A download cut part way on one instance goes on from its last checkpoint on the other:
+/// together the two parts are every row once.
+#[test]
+fn a_download_cut_on_one_instance_is_resumed_on_the_other() {
+    use std::io::Read;
+    let Some(p) = pair() else { return };
+    let site = uid();
+    let mut items = vec![create(
+        "sites",
+        &site,
+        &[("code", Some("CUT")), ("name", Some("Cut"))],
+    )];
+    let assets: Vec<String> = (0..3500).map(|_| uid()).collect();
+    items.extend(assets.iter().enumerate().map(|(i, id)| {
+        create(
+            "assets",
+            id,
+            &[
+                ("site_id", Some(site.as_str())),
+                ("tag", Some(&format!("C-{i}"))),
+                ("status", Some("ok")),
+            ],
+        )
+    }));
+    offsync::sync::import::import(
+        &mut p.conn(),
+        std::io::Cursor::new(doc(&items).into_bytes()),
+        u64::MAX,
+    )
+    .expect("import");
+    let d = p.device("alice", &p.a);
+    let s = d.open();
+    let url = |base: &str| format!("{base}/api/sync/sessions/{}/changes?resumable=1", s.id);
+    let mut cut = Vec::new();
+    d.http
+        .get(url(&p.a.base))
+        .bearer_auth(&d.token)
+        .send()
+        .expect("the download starts")
+        .take(60 << 10)
+        .read_to_end(&mut cut)
+        .expect("the first bytes");
+    let first = ungzip(&cut);
+    let (before, token) = {
+        let at = first
+            .rfind("<checkpoint after=\"")
+            .expect("a checkpoint in the first part");
+        let token = attr(&first[at..], "after").expect("its token");
+        (&first[..at], token)
+    };
+    assert!(token.starts_with("r."), "{token}");
+    let rest = d
+        .http
+        .get(format!("{}&after={token}", url(&p.b.base)))
+        .bearer_auth(&d.token)
+        .send()
+        .expect("the rest, from B");
+    assert_eq!(rest.status().as_u16(), 200);
+    let rest = ungzip(&rest.bytes().expect("the rest"));
+    assert!(
+        rest.trim_end().ends_with("</changeset>"),
+        "the rest is whole"
+    );
+    let mut ids = record_ids(before);
+    let sent_before = ids.len();
+    assert!(
+        sent_before > 0 && sent_before < assets.len(),
+        "{sent_before}"
+    );
+    ids.extend(record_ids(&rest));
+    let remaining = attr(&rest, "rows").and_then(|n| n.parse::<usize>().ok());
+    assert_eq!(
+        remaining,
+        Some(assets.len() + 1 - sent_before),
+        "the count of the rest"
+    );
+    let unique: std::collections::HashSet<&String> = ids.iter().collect();
+    assert_eq!(unique.len(), ids.len(), "no row twice");
+    assert_eq!(ids.len(), assets.len() + 1, "every row");
+    // A token from nowhere is refused, and names the problem.
+    let bad = d
+        .http
+        .get(format!("{}&after=r.1.5.x", url(&p.b.base)))
+        .bearer_auth(&d.token)
+        .send()
+        .expect("an answer");
+    assert_eq!(bad.status().as_u16(), 400);
+    assert!(bad.text().expect("a body").contains("is not a checkpoint"));
+    d.complete(&s.id);
+}

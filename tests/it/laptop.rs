@@ -144,6 +144,7 @@ impl Laptop {
 pub struct Proxy {
     pub base: String,
     cut: Arc<Mutex<Option<(String, usize)>>>,
+    requests: Arc<Mutex<Vec<String>>>,
 }
 
 impl Proxy {
@@ -153,6 +154,8 @@ impl Proxy {
         let target = upstream.trim_start_matches("http://").to_owned();
         let cut: Arc<Mutex<Option<(String, usize)>>> = Arc::new(Mutex::new(None));
         let rule = cut.clone();
+        let requests: Arc<Mutex<Vec<String>>> = Arc::default();
+        let log = requests.clone();
         std::thread::spawn(move || {
             for client in listener.incoming().flatten() {
                 let Ok(server) = TcpStream::connect(&target) else {
@@ -163,6 +166,7 @@ impl Proxy {
                 let (mut c_in, mut s_out) =
                     (client.try_clone().unwrap(), server.try_clone().unwrap());
                 let seen = current.clone();
+                let log = log.clone();
                 std::thread::spawn(move || {
                     let mut buf = [0u8; 16384];
                     while let Ok(n) = c_in.read(&mut buf) {
@@ -173,6 +177,7 @@ impl Proxy {
                         if let Some(line) = head.lines().next().filter(|l| l.contains(" HTTP/1.1"))
                         {
                             *seen.lock().unwrap() = line.to_owned();
+                            log.lock().unwrap().push(line.to_owned());
                         }
                         if s_out.write_all(&buf[..n]).is_err() {
                             break;
@@ -214,7 +219,17 @@ impl Proxy {
                 });
             }
         });
-        Proxy { base, cut }
+        Proxy {
+            base,
+            cut,
+            requests,
+        }
+    }
+
+    /// The first line of every request that went through, in order.
+    #[allow(dead_code, reason = "used by some of the tests that share the proxy")]
+    pub fn requests(&self) -> Vec<String> {
+        self.requests.lock().unwrap().clone()
     }
 
     /// Cuts answers to requests whose first line contains `pattern` after `bytes` bytes.

@@ -15,6 +15,7 @@ mod offline;
 mod offline_pages;
 mod pages;
 mod rejections;
+mod resume;
 mod sessions;
 mod site;
 mod uploads;

@@ -393,7 +393,10 @@ pub fn count_in(
     window: &Window,
     after: Option<&(i64, String)>,
 ) -> Result<i64, DbError> {
-    let mut sql = Sql::new(format!("SELECT COUNT(*) AS n FROM {} WHERE ", TABLES[table].name));
+    let mut sql = Sql::new(format!(
+        "SELECT COUNT(*) AS n FROM {} WHERE ",
+        TABLES[table].name
+    ));
     window.push_condition(&mut sql);
     if let Some((change_id, id)) = after {
         sql.push(" AND (change_id, id) > (")

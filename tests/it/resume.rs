@@ -1,0 +1,113 @@
+//! A first download cut at 80% goes on from its last checkpoint instead of starting again
+//! (docs/protocol.md §8), and what the laptop applies is the whole download.
+
+use crate::helpers::*;
+use crate::laptop::{Laptop, Proxy};
+use crate::on_both;
+
+on_both!(a_first_download_cut_at_80_percent_resumes_where_it_stopped);
+
+const ASSETS: usize = 4000;
+
+/// A site with `ASSETS` assets, imported as online data.
+fn many_assets(app: &TestApp) {
+    let site = uid();
+    let mut items = vec![create(
+        "sites",
+        &site,
+        &[("code", Some("BIG")), ("name", Some("Big site"))],
+    )];
+    items.extend((0..ASSETS).map(|i| {
+        create(
+            "assets",
+            &uid(),
+            &[
+                ("site_id", Some(site.as_str())),
+                ("tag", Some(&format!("B-{i:05}"))),
+                ("status", Some("ok")),
+                (
+                    "notes",
+                    Some("a note long enough to give the download some bulk"),
+                ),
+            ],
+        )
+    }));
+    app.import(&doc(&items));
+}
+
+fn a_first_download_cut_at_80_percent_resumes_where_it_stopped(b: Backend) {
+    let Some(app) = TestApp::spawn(b) else { return };
+    many_assets(&app);
+    // How long the whole download is, as another device gets it.
+    let mut probe = app.device("probe");
+    let s = probe.open();
+    let whole = probe
+        .http
+        .get(format!(
+            "{}/api/sync/sessions/{}/changes?resumable=1",
+            app.base, s.id
+        ))
+        .bearer_auth(&probe.token)
+        .send()
+        .and_then(|r| r.bytes())
+        .expect("the whole download");
+    let text = String::from_utf8_lossy(&ungzip(&whole)).into_owned();
+    assert!(
+        text.contains(&format!("rows=\"{}\"", ASSETS + 1)),
+        "the count up front"
+    );
+    assert!(text.matches("<checkpoint after=").count() >= ASSETS / 1000);
+    probe.download(&s.id);
+
+    // The laptop's line drops every fresh download at 80%; resumed ones get through.
+    let proxy = Proxy::start(&app.base);
+    proxy.cut("changes?resumable=1 HTTP", whole.len() * 8 / 10);
+    let laptop = Laptop::via(&app, "alice", &proxy.base);
+    let summary = laptop.sync();
+    assert_eq!(summary.downloaded, ASSETS as u64 + 1, "{summary}");
+    let mut conn = laptop.pool.get().expect("the laptop's database");
+    let on_laptop = offsync::db::repo::accounts::count(
+        &mut conn,
+        offsync::db::Sql::new("SELECT COUNT(*) AS n FROM assets"),
+    )
+    .expect("a count");
+    assert_eq!(on_laptop, ASSETS as i64);
+    // One fresh download (cut), then the rest after its last checkpoint: not everything
+    // again.
+    let downloads: Vec<String> = proxy
+        .requests()
+        .into_iter()
+        .filter(|r| r.contains("/changes"))
+        .collect();
+    assert_eq!(
+        downloads
+            .iter()
+            .filter(|r| r.contains("changes?resumable=1 HTTP"))
+            .count(),
+        1,
+        "{downloads:?}"
+    );
+    let resumed = downloads
+        .iter()
+        .find(|r| r.contains("&after=r."))
+        .unwrap_or_else(|| panic!("a resumed download: {downloads:?}"));
+    assert!(
+        !resumed.contains("after=r.0 "),
+        "after some rows: {resumed}"
+    );
+}
+
+/// The readable part of a gzip stream, cut or whole.
+pub fn ungzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    let mut decoder = flate2::read::GzDecoder::new(bytes);
+    let mut buf = [0u8; 8192];
+    while let Ok(n) = decoder.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
+    out
+}
