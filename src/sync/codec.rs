@@ -836,7 +836,7 @@ impl<W: Write> ChangesetWriter<W> {
 
     /// A point a resumable download may be resumed after (docs/protocol.md §8).
     pub fn checkpoint(&mut self, after: &str) -> io::Result<()> {
-        write!(self.out, "<checkpoint after=\"{}\"/>\n", attr(after))
+        writeln!(self.out, "<checkpoint after=\"{}\"/>", attr(after))
     }
 
     pub fn item(&mut self, item: &Item) -> io::Result<()> {
