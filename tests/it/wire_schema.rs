@@ -88,6 +88,31 @@ fn downloads_validate_against_the_schema() {
     }
     std::fs::write(&path, xml).unwrap();
     validate(&path);
+    // A resumable download (docs/protocol.md §8) has checkpoints and its count.
+    let resumable = d
+        .http
+        .get(format!(
+            "{}/api/sync/sessions/{}/changes?resumable=1",
+            app.base, s.id
+        ))
+        .bearer_auth(&d.token)
+        .send()
+        .and_then(|r| r.bytes())
+        .expect("a resumable download");
+    let xml = {
+        use std::io::Read;
+        let mut out = String::new();
+        flate2::read::GzDecoder::new(&resumable[..])
+            .read_to_string(&mut out)
+            .unwrap();
+        out
+    };
+    for element in ["<checkpoint after=\"", " rows=\""] {
+        assert!(xml.contains(element), "the sample lacks {element}: {xml}");
+    }
+    let path = dir.path().join("resumable.xml");
+    std::fs::write(&path, xml).unwrap();
+    validate(&path);
 }
 
 #[test]
