@@ -47,41 +47,6 @@ enum Command {
     Offline(OfflineArgs),
     /// Sync the laptop's database with the main server once (open, upload, download, complete).
     Sync(UpstreamArgs),
-    /// Measure syncs end to end against a real server, beside their floors (docs/performance.md).
-    Bench(BenchArgs),
-}
-
-#[derive(Debug, Args)]
-struct BenchArgs {
-    /// Row counts to measure, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "10000,100000")]
-    rows: Vec<u64>,
-    /// Runs of each; medians are reported.
-    #[arg(long, default_value_t = 3)]
-    runs: usize,
-    /// Also measure on this PostgreSQL server (a URL of any database on it; the bench
-    /// creates and drops its own).
-    #[arg(long)]
-    postgres: Option<String>,
-    /// Measure only this database ("sqlite" or "postgres").
-    #[arg(long)]
-    only: Option<String>,
-    /// Instead: this many devices syncing at once (1 to 200, loopback only).
-    #[arg(long)]
-    load: Option<usize>,
-    /// With --load: edits each device uploads.
-    #[arg(long, default_value_t = 1000)]
-    edits: usize,
-    /// With --load: pin each server instance to this many CPUs of its own (taskset), so
-    /// that instances stand for separate machines.
-    #[arg(long)]
-    cpus_per_instance: Option<usize>,
-    /// Instead: time the conflict pages with this many open conflicts (SQLite).
-    #[arg(long)]
-    pages: Option<usize>,
-    /// Instead: time each gzip level on a first download of this many rows.
-    #[arg(long)]
-    gzip: Option<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -237,23 +202,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     });
     let url = url.as_str();
     match cli.command {
-        Command::Bench(args) => match (args.gzip, args.pages, args.load) {
-            (Some(rows), _, _) => crate::bench::gzip_levels(rows, args.runs),
-            (None, Some(conflicts), _) => crate::bench::pages(conflicts, 200),
-            (None, None, Some(devices)) => crate::bench::load(crate::bench::LoadArgs {
-                devices,
-                edits: args.edits,
-                rows: args.rows.first().copied().unwrap_or(50_000),
-                postgres: args.postgres,
-                cpus_per_instance: args.cpus_per_instance.filter(|&n| n > 0),
-            }),
-            (None, None, None) => crate::bench::run(crate::bench::BenchArgs {
-                rows: args.rows,
-                runs: args.runs,
-                postgres: args.postgres,
-                only: args.only,
-            }),
-        },
         Command::Offline(args) => offline(url, args),
         Command::Sync(args) => sync_once(url, args),
         Command::Serve(args) => serve(url, args),

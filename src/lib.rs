@@ -1,7 +1,8 @@
 //! offsync: a sync server for field inspection data, and the offline copy of it.
 //!
 //! Layers, each depending only on those below it:
-//! - `cli`, `bench`, `demo`: the command line and what only it uses;
+//! - `cli`, `demo`: the command line and what only it uses (the bench is a program of its
+//!   own, `src/bin/offsync-bench`);
 //! - `web`: actix-web handlers and askama pages; the only layer that knows HTTP on the
 //!   server side (`offline::client` is the laptop's HTTP client);
 //! - `sync` (the server's engine: codec, apply, download, sessions, conflicts), `offline`
@@ -12,7 +13,6 @@
 //! - `domain`: the synced tables declared once, values and times.
 
 pub mod accounts;
-pub mod bench;
 pub mod cli;
 pub mod db;
 pub mod demo;

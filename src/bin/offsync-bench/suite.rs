@@ -1,8 +1,9 @@
-//! `offsync bench`: end-to-end sync timings over HTTP against a real `offsync serve`
-//! process, each beside a "floor" (the least work that does the same job, done in this
-//! process) and the server's peak memory. See docs/performance.md.
+//! End-to-end sync timings over HTTP against real `offsync serve` processes: a first
+//! download, an upload and the download after it with the server's peak memory; many
+//! devices at once; the conflict pages; the gzip levels. The ratios to an independent floor
+//! are `floor.rs`'s. See docs/performance.md.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -11,14 +12,14 @@ use anyhow::{Context, bail};
 use diesel::Connection;
 use diesel::connection::SimpleConnection;
 
-use crate::db::cursor::Window;
-use crate::db::repo::rows;
-use crate::db::{self, Pool, write_txn};
-use crate::domain::rules::next_stamp;
-use crate::domain::{TABLES, table_by_name, time};
-use crate::offline::client::Upstream;
-use crate::sync::codec::{
-    ChangesetReader, ChangesetWriter, FieldChange, Item, Record, Was, decompressing,
+use offsync::db::cursor::Window;
+use offsync::db::repo::rows;
+use offsync::db::{self, Pool, write_txn};
+use offsync::domain::rules::next_stamp;
+use offsync::domain::{TABLES, table_by_name, time};
+use offsync::offline::client::Upstream;
+use offsync::sync::codec::{
+    ChangesetWriter, FieldChange, Item, Record, Was,
 };
 
 /// What to measure.
@@ -37,11 +38,10 @@ struct Figure {
     rows: u64,
     op: &'static str,
     offsync: Vec<f64>,
-    floor: Vec<f64>,
     peak_mib: f64,
 }
 
-fn median(v: &[f64]) -> f64 {
+pub(crate) fn median(v: &[f64]) -> f64 {
     let mut s = v.to_vec();
     s.sort_by(f64::total_cmp);
     s.get(s.len() / 2).copied().unwrap_or(f64::NAN)
@@ -65,35 +65,45 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         }
     }
     println!(
-        "| backend | rows | operation | offsync (median s) | rows/s | floor (median s) | ratio | server peak MiB |"
+        "| backend | rows | operation | offsync (median s) | rows/s | server peak MiB |"
     );
-    println!("|---|---:|---|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---|---:|---:|---:|");
     for f in &figures {
-        let (o, fl) = (median(&f.offsync), median(&f.floor));
+        let o = median(&f.offsync);
         println!(
-            "| {} | {} | {} | {:.3} | {:.0} | {:.3} | {:.2} | {:.1} |",
+            "| {} | {} | {} | {:.3} | {:.0} | {:.1} |",
             f.backend,
             f.rows,
             f.op,
             o,
             f.rows as f64 / o,
-            fl,
-            o / fl,
             f.peak_mib
         );
     }
     Ok(())
 }
 
+/// The `offsync` program beside this one (the same build).
+pub(crate) fn offsync_binary() -> anyhow::Result<std::path::PathBuf> {
+    let path = std::env::current_exe()?.with_file_name("offsync");
+    if !path.exists() {
+        bail!(
+            "{} is missing: build it first (cargo build --release)",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
 /// A fresh database of the backend; its URL, and a drop guard.
-struct BenchDb {
-    url: String,
+pub(crate) struct BenchDb {
+    pub(crate) url: String,
     admin: Option<(String, String)>,
     _dir: Option<tempfile::TempDir>,
 }
 
 impl BenchDb {
-    fn new(admin: Option<&str>) -> anyhow::Result<BenchDb> {
+    pub(crate) fn new(admin: Option<&str>) -> anyhow::Result<BenchDb> {
         match admin {
             None => {
                 let dir = tempfile::tempdir()?;
@@ -131,27 +141,27 @@ impl Drop for BenchDb {
 }
 
 /// `offsync serve` as a child process, killed on drop.
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    base: String,
+    pub(crate) base: String,
 }
 
 impl Server {
-    fn start(url: &str) -> anyhow::Result<Server> {
+    pub(crate) fn start(url: &str) -> anyhow::Result<Server> {
         Self::start_on(url, None)
     }
 
     /// Started on these CPUs only (`taskset -c`), as if on a machine of its own that size.
-    fn start_on(url: &str, cpus: Option<&str>) -> anyhow::Result<Server> {
+    pub(crate) fn start_on(url: &str, cpus: Option<&str>) -> anyhow::Result<Server> {
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let dir = tempfile::tempdir()?;
         let mut command = match cpus {
             Some(cpus) => {
                 let mut c = Command::new("taskset");
-                c.args(["-c", cpus]).arg(std::env::current_exe()?);
+                c.args(["-c", cpus]).arg(offsync_binary()?);
                 c
             }
-            None => Command::new(std::env::current_exe()?),
+            None => Command::new(offsync_binary()?),
         };
         let child = command
             .args([
@@ -180,7 +190,7 @@ impl Server {
     }
 
     /// The process's peak resident memory so far (VmHWM), in MiB.
-    fn peak_mib(&self) -> f64 {
+    pub(crate) fn peak_mib(&self) -> f64 {
         std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
             .ok()
             .and_then(|s| {
@@ -271,7 +281,7 @@ fn fill(pool: &Pool, n: u64) -> anyhow::Result<Vec<String>> {
     }
     let doc = w.finish()?;
     let mut conn = pool.get()?;
-    crate::sync::import::import(&mut conn, std::io::Cursor::new(doc), u64::MAX)
+    offsync::sync::import::import(&mut conn, std::io::Cursor::new(doc), u64::MAX)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(readings)
 }
@@ -294,10 +304,10 @@ fn measure(
         let server = Server::start(&bench_db.url)?;
         let token = {
             let mut conn = pool.get()?;
-            if crate::db::repo::accounts::user_by_name(&mut conn, "bench")?.is_none() {
-                crate::accounts::add_user(&mut conn, "bench", "bench-password", false)?;
+            if offsync::db::repo::accounts::user_by_name(&mut conn, "bench")?.is_none() {
+                offsync::accounts::add_user(&mut conn, "bench", "bench-password", false)?;
             }
-            crate::accounts::add_device(&mut conn, "bench", "bench laptop")?.1
+            offsync::accounts::add_device(&mut conn, "bench", "bench laptop")?.1
         };
         let up = Upstream::new(&server.base, &token)?;
 
@@ -307,9 +317,6 @@ fn measure(
         let bytes = std::io::copy(&mut up.download(&s.id)?, &mut std::io::sink())?;
         first.0.push(t.elapsed().as_secs_f64());
         up.complete(&s.id)?;
-        let t = Instant::now();
-        floor_download(&pool, None)?;
-        first.1.push(t.elapsed().as_secs_f64());
         eprintln!(
             "bench:   first download {:.2} s ({bytes} bytes)",
             first.0.last().copied().unwrap_or(0.0)
@@ -329,27 +336,19 @@ fn measure(
             "bench:   upload {:.2} s: {result:?}",
             upload.0.last().copied().unwrap_or(0.0)
         );
-        let t = Instant::now();
-        floor_upload(&pool, file.path())?;
-        upload.1.push(t.elapsed().as_secs_f64());
 
         // (3) The download that follows.
         let t = Instant::now();
         std::io::copy(&mut up.download(&s2.id)?, &mut std::io::sink())?;
         after.0.push(t.elapsed().as_secs_f64());
         up.complete(&s2.id)?;
-        let since = time::parse(&s.started);
-        let t = Instant::now();
-        floor_download(&pool, since)?;
-        after.1.push(t.elapsed().as_secs_f64());
         peak = peak.max(server.peak_mib());
     }
-    let figure = |op, (offsync, floor): (Vec<f64>, Vec<f64>)| Figure {
+    let figure = |op, (offsync, _): (Vec<f64>, Vec<f64>)| Figure {
         backend,
         rows: n,
         op,
         offsync,
-        floor,
         peak_mib: peak,
     };
     Ok(vec![
@@ -410,7 +409,7 @@ fn edits_file(
     let readings = table_by_name("readings").unwrap_or_default();
     let value = TABLES[readings].field_index("value").unwrap_or(2);
     let file = tempfile::NamedTempFile::new()?;
-    let gz = crate::sync::codec::gzip_writer(file.reopen()?);
+    let gz = offsync::sync::codec::gzip_writer(file.reopen()?);
     let mut w = ChangesetWriter::start(gz, None)?;
     for (i, (id, (stamp, was))) in ids.iter().zip(stamps).enumerate() {
         w.item(&Item::Record(Record {
@@ -425,90 +424,8 @@ fn edits_file(
             }],
         }))?;
     }
-    crate::sync::codec::finish_gzip(w.finish()?)?;
+    offsync::sync::codec::finish_gzip(w.finish()?)?;
     Ok(file)
-}
-
-/// The floor of a download: the rows changed since `since`, queried page by page, written
-/// as XML with no per-row structures, through gzip, into nothing.
-fn floor_download(pool: &Pool, since: Option<i64>) -> anyhow::Result<()> {
-    let mut out = crate::sync::codec::gzip_writer(std::io::sink());
-    let mut conn = pool.get()?;
-    out.write_all(b"<changeset version=\"1\">\n")?;
-    let mut pages = rows::ChangedPages::new(Window::all_since(since), 1000);
-    while let Some((t, page)) = pages.next(&mut conn)? {
-        let def = &TABLES[t];
-        for r in &page {
-            // Pieces, not `write!`: the least work that writes the same XML.
-            out.write_all(b"<record table=\"")?;
-            out.write_all(def.name.as_bytes())?;
-            out.write_all(b"\" id=\"")?;
-            out.write_all(r.id.as_bytes())?;
-            out.write_all(b"\" updated=\"")?;
-            out.write_all(time::format(r.last_updated).as_bytes())?;
-            out.write_all(b"\">")?;
-            for (f, v) in def.fields.iter().zip(&r.values) {
-                out.write_all(b"<field name=\"")?;
-                out.write_all(f.name.as_bytes())?;
-                match v {
-                    Some(v) => {
-                        out.write_all(b"\">")?;
-                        out.write_all(quick_xml::escape::escape(v.as_str()).as_bytes())?;
-                        out.write_all(b"</field>")?;
-                    }
-                    None => out.write_all(b"\" null=\"true\"/>")?,
-                }
-            }
-            out.write_all(b"</record>\n")?;
-        }
-    }
-    out.write_all(b"</changeset>\n")?;
-    crate::sync::codec::finish_gzip(out)?;
-    Ok(())
-}
-
-/// The floor of an upload: gunzip, read the XML, look the rows up in batches, write the
-/// changed values in one transaction (no session, spool, aliases, conflicts or HTTP).
-fn floor_upload(pool: &Pool, file: &std::path::Path) -> anyhow::Result<()> {
-    let mut raw = Vec::new();
-    std::fs::File::open(file)?.read_to_end(&mut raw)?;
-    let mut reader = ChangesetReader::new(decompressing(std::io::Cursor::new(raw))?, u64::MAX);
-    reader.header()?;
-    let mut conn = pool.get()?;
-    write_txn::<_, anyhow::Error>(&mut conn, |c, now| {
-        let mut batch: Vec<Record> = Vec::with_capacity(rows::BATCH);
-        let flush = |c: &mut crate::db::DbConn, batch: &mut Vec<Record>| -> anyhow::Result<()> {
-            let Some(first) = batch.first() else {
-                return Ok(());
-            };
-            let table = first.table;
-            let ids: Vec<String> = batch.iter().map(|r| r.id.clone()).collect();
-            let found = rows::by_ids(c, table, &ids, true)?;
-            let updates: Vec<rows::RowUpdate> = batch
-                .drain(..)
-                .filter(|r| found.contains_key(&r.id))
-                .map(|r| {
-                    (
-                        r.id,
-                        r.fields.into_iter().map(|f| (f.index, f.value)).collect(),
-                        next_stamp(now, 0),
-                    )
-                })
-                .collect();
-            rows::update_many(c, table, &updates, "floor")?;
-            Ok(())
-        };
-        while let Some(item) = reader.next_item()? {
-            if let Item::Record(r) = item {
-                batch.push(r);
-                if batch.len() == rows::BATCH {
-                    flush(c, &mut batch)?;
-                }
-            }
-        }
-        flush(c, &mut batch)?;
-        Ok(())
-    })
 }
 
 /// What the load run does.
@@ -561,12 +478,12 @@ pub fn load(args: LoadArgs) -> anyhow::Result<()> {
         let mut uplinks = Vec::with_capacity(args.devices);
         {
             let mut conn = pool.get()?;
-            if crate::db::repo::accounts::user_by_name(&mut conn, "bench")?.is_none() {
-                crate::accounts::add_user(&mut conn, "bench", "bench-password", false)?;
+            if offsync::db::repo::accounts::user_by_name(&mut conn, "bench")?.is_none() {
+                offsync::accounts::add_user(&mut conn, "bench", "bench-password", false)?;
             }
             for d in 0..args.devices {
                 let token =
-                    crate::accounts::add_device(&mut conn, "bench", &format!("device {d}"))?.1;
+                    offsync::accounts::add_device(&mut conn, "bench", &format!("device {d}"))?.1;
                 uplinks.push(Upstream::new(&servers[d % instances].base, &token)?);
             }
         }
@@ -658,15 +575,15 @@ pub fn load(args: LoadArgs) -> anyhow::Result<()> {
 /// The conflict pages with many open conflicts: p50/p99 of the list (first and a middle
 /// page) and of single conflicts, signed in as their owner.
 pub fn pages(conflict_count: usize, requests: usize) -> anyhow::Result<()> {
-    use crate::db::repo::conflicts::{self, Conflict, ConflictField};
+    use offsync::db::repo::conflicts::{self, Conflict, ConflictField};
     let bench_db = BenchDb::new(None)?;
     let pool = db::connect(&bench_db.url, 4)?;
     let readings = fill(&pool, (conflict_count as u64).max(100) + 100)?;
     let mut ids = Vec::with_capacity(conflict_count);
     {
         let mut conn = pool.get()?;
-        let user = crate::accounts::add_user(&mut conn, "bench", "bench-password", false)?;
-        let (device, _) = crate::accounts::add_device(&mut conn, "bench", "bench laptop")?;
+        let user = offsync::accounts::add_user(&mut conn, "bench", "bench-password", false)?;
+        let (device, _) = offsync::accounts::add_device(&mut conn, "bench", "bench laptop")?;
         let now = time::now();
         let items: Vec<(Conflict, Vec<ConflictField>)> = readings
             .iter()
@@ -709,7 +626,7 @@ pub fn pages(conflict_count: usize, requests: usize) -> anyhow::Result<()> {
             .collect();
         write_txn::<_, anyhow::Error>(&mut conn, |c, _| {
             conflicts::insert_many(c, &items)?;
-            crate::db::repo::accounts::set_conflict_flag(c, &user.id, true)?;
+            offsync::db::repo::accounts::set_conflict_flag(c, &user.id, true)?;
             Ok(())
         })?;
     }
