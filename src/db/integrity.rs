@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use crate::db::repo::rows::{self, Row};
-use crate::db::{DbConn, DbError, dialect};
+use crate::db::{DbConn, DbError};
 use crate::domain::{TABLES, TableId, Values};
 
 /// Where a referenced row stands on the server.
@@ -51,7 +51,6 @@ pub fn key_owners(
     if TABLES[table].natural_key_index().is_none() || keys.is_empty() {
         return Ok(HashMap::new());
     }
-    dialect::lock_keys(conn, TABLES[table].name, keys)?;
     rows::by_natural_keys(conn, table, keys)
 }
 

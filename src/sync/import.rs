@@ -35,7 +35,8 @@ pub fn import(
         decompressing(input)?,
         max_decompressed_bytes,
     ))?;
-    write_txn(conn, |c, now| {
+    crate::db::dialect::bulk_cache(conn, true)?;
+    let done = write_txn(conn, |c, now| {
         let mut done = Imported::default();
         // Deletes are written last, children first, as in an upload.
         let mut deletes: Vec<Vec<String>> = vec![Vec::new(); TABLES.len()];
@@ -55,7 +56,9 @@ pub fn import(
             }
         }
         Ok(done)
-    })
+    });
+    crate::db::dialect::bulk_cache(conn, false)?;
+    done
 }
 
 fn import_batch(

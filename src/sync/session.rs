@@ -8,6 +8,7 @@ use super::code::ErrorCode;
 use super::codec::{ChangesetReader, decompressing};
 use super::spool::Spool;
 use crate::db::cursor::{self, Seen, Window};
+use crate::db::dialect;
 use crate::db::repo::accounts::{self, Device};
 use crate::db::repo::sessions::{self, Counts, NewSession, Session, SessionStatus};
 use crate::db::repo::{aliases, conflicts, resends};
@@ -211,7 +212,10 @@ pub fn upload(
             let mut attempt = 1;
             loop {
                 let mut conn = pool.get().map_err(crate::db::DbError::from)?;
-                match apply_in_transaction(&mut conn, device, session_id, sha256, &mut spool) {
+                dialect::bulk_cache(&mut conn, true)?;
+                let applied = apply_in_transaction(&mut conn, device, session_id, sha256, &mut spool);
+                dialect::bulk_cache(&mut conn, false)?;
+                match applied {
                     Err(SyncError::Db(e)) if e.lost_a_race() && attempt < ATTEMPTS => {
                         drop(conn);
                         tracing::info!(session = session_id, attempt, error = %e, "upload lost a race; applying it again");

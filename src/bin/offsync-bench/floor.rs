@@ -258,11 +258,15 @@ fn compare_on(args: &FloorArgs, backend: &'static str, admin: Option<&str>) -> a
     // offsync's base: the import, a device, its first full download, the online changes.
     let ours = BenchDb::new(admin)?;
     import_file(&ours.url, &files.path("import.xml.gz"))?;
-    let token = {
+    // The laptop that uploads, and one that never synced (each run's first full download).
+    let (token, fresh_token) = {
         let pool = db::connect(&ours.url, 1)?;
         let mut conn = pool.get()?;
         offsync::accounts::add_user(&mut conn, "bench", "bench-password", false)?;
-        offsync::accounts::add_device(&mut conn, "bench", "bench laptop")?.1
+        (
+            offsync::accounts::add_device(&mut conn, "bench", "bench laptop")?.1,
+            offsync::accounts::add_device(&mut conn, "bench", "new laptop")?.1,
+        )
     };
     {
         let server = Server::start(&ours.url)?;
@@ -336,11 +340,13 @@ fn compare_on(args: &FloorArgs, backend: &'static str, admin: Option<&str>) -> a
                     url
                 };
                 let server = Server::start(&url)?;
-                let up = Upstream::new(&server.base, &token)?;
-                let s = up.open(&time::format(time::now()))?;
+                let fresh = Upstream::new(&server.base, &fresh_token)?;
+                let s = fresh.open(&time::format(time::now()))?;
                 let t = Instant::now();
-                std::io::copy(&mut up.download(&s.id)?, &mut std::io::sink())?;
+                let bytes = std::io::copy(&mut fresh.download(&s.id)?, &mut std::io::sink())?;
                 first.offsync.push(t.elapsed().as_secs_f64());
+                anyhow::ensure!(bytes > n * 50, "a first download of {n} rows is {bytes} bytes");
+                let up = Upstream::new(&server.base, &token)?;
                 let s = up.open(&time::format(time::now()))?;
                 let t = Instant::now();
                 let result = up.upload(&s.id, &upload_file)?;
