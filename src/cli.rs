@@ -334,7 +334,10 @@ fn serve(url: &str, args: ServeArgs) -> anyhow::Result<()> {
         uploads: web::gate::UploadLimits {
             at_once: args
                 .uploads_at_once
-                .unwrap_or_else(|| web::gate::UploadLimits::for_pool(args.pool_size).at_once),
+                .unwrap_or_else(|| match Target::parse(url) {
+                    Ok(Target::Sqlite(_)) => web::gate::UploadLimits::one_writer().at_once,
+                    _ => web::gate::UploadLimits::for_pool(args.pool_size).at_once,
+                }),
             wait: Duration::from_millis(args.upload_wait_ms),
         },
     };
@@ -374,7 +377,7 @@ fn offline(url: &str, args: OfflineArgs) -> anyhow::Result<()> {
         workers: 2,
         sign_in: Default::default(),
         trust_forwarded_for: false,
-        uploads: web::gate::UploadLimits::for_pool(4),
+        uploads: web::gate::UploadLimits::one_writer(),
     };
     eprintln!(
         "offsync offline copy of {} on http://{address}/ (data in {})",

@@ -158,12 +158,13 @@ impl World {
         let mut conn = self.pool.get().expect("a connection");
         let s = session::open(&mut conn, &self.device, None, None).expect("open");
         if let Some(edit) = edit {
-            let file = gzip(doc(&[edit]).as_bytes());
+            let mut file = tempfile::tempfile().expect("a file");
+            std::io::Write::write_all(&mut file, &gzip(doc(&[edit]).as_bytes())).expect("written");
             session::upload(
                 &self.pool,
                 &self.device,
                 &s.id,
-                std::io::Cursor::new(file),
+                file,
                 &uid(),
                 Limits::default(),
             )

@@ -201,14 +201,18 @@ impl Window {
 
     /// Appends the condition on a table's `change_id` (and `last_updated` for a stamp).
     /// It starts with the range `[from.xmin, to's end)`, which the `(change_id, id)` index
-    /// seeks; the rest filters within it.
-    pub fn push_condition(&self, sql: &mut Sql) {
+    /// seeks; the rest filters within it. A page after the first gives `paging`: then its
+    /// own row value `(change_id, id) > (…)` is the start, and the window's would make both
+    /// databases scan from the window's start for every page (quadratic downloads).
+    pub fn push_condition(&self, sql: &mut Sql, paging: bool) {
         let start = match &self.from {
             From::After(s) => s.snapshot.xmin.min(s.upload.unwrap_or(i64::MAX)),
             _ => i64::MIN,
         };
-        sql.push("change_id >= ").param(start);
-        sql.push(" AND change_id < ").param(self.to.end());
+        if !paging {
+            sql.push("change_id >= ").param(start).push(" AND ");
+        }
+        sql.push("change_id < ").param(self.to.end());
         sql.push(" AND ");
         self.to.push_visible(sql);
         match &self.from {

@@ -73,7 +73,11 @@ fn upload_cache_mib() -> i64 {
 /// the server's.
 pub fn bulk_cache(conn: &mut DbConn, bulk: bool) -> Result<(), DbError> {
     if let DbConn::Sqlite(_) = conn {
-        let kib = if bulk { upload_cache_mib() * 1024 } else { 2000 };
+        let kib = if bulk {
+            upload_cache_mib() * 1024
+        } else {
+            2000
+        };
         diesel::connection::SimpleConnection::batch_execute(
             conn,
             &format!("PRAGMA cache_size = -{kib}"),

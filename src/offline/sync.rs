@@ -261,7 +261,7 @@ fn sync_once(
 /// newer version is left alone, so an older document changes nothing. Returns the rows read.
 pub fn apply_changeset(
     pool: &Pool,
-    body: impl std::io::Read + 'static,
+    body: impl std::io::Read + Send + 'static,
 ) -> Result<u64, SyncFailure> {
     let (upto, held) = {
         let mut conn = pool.get().map_err(DbError::from)?;

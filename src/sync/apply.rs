@@ -12,7 +12,7 @@ use super::SyncError;
 use super::code::ErrorCode;
 use super::codec::{Item, Record};
 use super::judge::{self, Decision, Draft, Known, Outcome, Upload};
-use super::spool::{Part, Spool};
+use super::spool::{Part, Source};
 use crate::db::DbConn;
 use crate::db::integrity;
 use crate::db::repo::conflicts::{self, Conflict, ConflictField, ConflictKind, ConflictStatus};
@@ -69,7 +69,7 @@ struct Writes {
 /// Applies every spooled item; call inside a write transaction stamped `now`.
 pub fn apply_upload(
     conn: &mut DbConn,
-    spool: &mut Spool,
+    batches: &mut dyn Source,
     who: &Uploader<'_>,
     now: Micros,
 ) -> Result<Counts, SyncError> {
@@ -83,7 +83,6 @@ pub fn apply_upload(
             .map(|table| aliases::exist(conn, table))
             .collect::<Result<_, _>>()?,
     };
-    let mut batches = spool.batches(BATCH)?;
     while let Some((part, table, items)) = batches.next_batch()? {
         match part {
             Part::Deletes => judge_deletes(conn, &mut ctx, table, items)?,

@@ -218,7 +218,7 @@ impl<R: BufRead> BufRead for Budget<R> {
 }
 
 /// Opens a changeset that may be gzip-compressed, told apart by the magic bytes.
-pub fn decompressing<R: Read + 'static>(input: R) -> io::Result<Box<dyn BufRead>> {
+pub fn decompressing<R: Read + Send + 'static>(input: R) -> io::Result<Box<dyn BufRead + Send>> {
     let mut input = BufReader::with_capacity(64 << 10, input);
     let gz = input.fill_buf()?.starts_with(&GZIP_MAGIC);
     Ok(if gz {

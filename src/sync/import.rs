@@ -28,7 +28,7 @@ pub struct Imported {
 
 pub fn import(
     conn: &mut DbConn,
-    input: impl Read + 'static,
+    input: impl Read + Send + 'static,
     max_decompressed_bytes: u64,
 ) -> Result<Imported, SyncError> {
     let mut spool = Spool::fill(ChangesetReader::new(

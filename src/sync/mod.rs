@@ -42,6 +42,10 @@ pub enum SyncError {
     },
     #[error(transparent)]
     Db(#[from] DbError),
+    /// An upload whose items are not in judging order (deletes, then records parents
+    /// first): it is sorted and judged again. Never reaches a client.
+    #[error("the upload must be sorted before it is judged")]
+    Unordered,
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),
 }

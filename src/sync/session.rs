@@ -1,12 +1,10 @@
 //! Sync sessions (PROTOCOL.md §3): open, upload, complete, state.
 
-use std::io::Read;
-
 use super::SyncError;
-use super::apply::{Uploader, apply_upload};
+use super::apply::{self, Uploader, apply_upload};
 use super::code::ErrorCode;
 use super::codec::{ChangesetReader, decompressing};
-use super::spool::Spool;
+use super::spool::{Source, Spool, Stream};
 use crate::db::cursor::{self, Seen, Window};
 use crate::db::dialect;
 use crate::db::repo::accounts::{self, Device};
@@ -187,13 +185,14 @@ const ATTEMPTS: u32 = 5;
 
 /// Applies an uploaded changeset (gzip or plain) to the session, all or nothing.
 /// `sha256` is the hex digest of the file as received, for recognising a repeat. No
-/// connection is held while the file is read and checked; an attempt that loses a race
-/// with another transaction is rolled back and run again (an upload is idempotent).
+/// connection is held while the file is received; a document in judging order is judged
+/// while it is parsed, any other is sorted first (`spool`). An attempt that loses a race with
+/// another transaction is rolled back and run again (an upload is idempotent).
 pub fn upload(
     pool: &Pool,
     device: &Device,
     session_id: &str,
-    file: impl Read + 'static,
+    file: std::fs::File,
     sha256: &str,
     limits: Limits,
 ) -> Result<String, SyncError> {
@@ -205,30 +204,41 @@ pub fn upload(
         }
     }
     let started = std::time::Instant::now();
-    let outcome = decompressing(file)
-        .map_err(SyncError::from)
-        .and_then(|input| Spool::fill(ChangesetReader::new(input, limits.max_decompressed_bytes)))
-        .and_then(|mut spool| {
-            let mut attempt = 1;
-            loop {
-                let mut conn = pool.get().map_err(crate::db::DbError::from)?;
-                dialect::bulk_cache(&mut conn, true)?;
-                let applied = apply_in_transaction(&mut conn, device, session_id, sha256, &mut spool);
-                dialect::bulk_cache(&mut conn, false)?;
-                match applied {
-                    Err(SyncError::Db(e)) if e.lost_a_race() && attempt < ATTEMPTS => {
-                        drop(conn);
-                        tracing::info!(session = session_id, attempt, error = %e, "upload lost a race; applying it again");
-                        crate::telemetry::upload_retried();
-                        // Apart, so that the two that collided do not collide again.
-                        let pause = rand::random_range(10..100) * u64::from(attempt);
-                        std::thread::sleep(std::time::Duration::from_millis(pause));
-                        attempt += 1;
-                    }
-                    other => return other.map(|r| (r, spool.items)),
+    let mut attempt = 1;
+    let mut sorted: Option<Spool> = None;
+    let outcome = loop {
+        let mut conn = pool.get().map_err(crate::db::DbError::from)?;
+        dialect::bulk_cache(&mut conn, true)?;
+        let applied = match &mut sorted {
+            None => apply_streaming(&mut conn, device, session_id, sha256, &file, limits),
+            Some(spool) => {
+                let items = spool.items;
+                let mut batches = spool.batches(apply::BATCH)?;
+                apply_in_transaction(&mut conn, device, session_id, sha256, &mut batches)
+                    .map(|r| (r, items))
+            }
+        };
+        dialect::bulk_cache(&mut conn, false)?;
+        match applied {
+            Err(SyncError::Unordered) if sorted.is_none() => {
+                let input = reread(&file)?;
+                match Spool::fill(ChangesetReader::new(input, limits.max_decompressed_bytes)) {
+                    Ok(spool) => sorted = Some(spool),
+                    Err(e) => break Err(e),
                 }
             }
-        });
+            Err(SyncError::Db(e)) if e.lost_a_race() && attempt < ATTEMPTS => {
+                drop(conn);
+                tracing::info!(session = session_id, attempt, error = %e, "upload lost a race; applying it again");
+                crate::telemetry::upload_retried();
+                // Apart, so that the two that collided do not collide again.
+                let pause = rand::random_range(10..100) * u64::from(attempt);
+                std::thread::sleep(std::time::Duration::from_millis(pause));
+                attempt += 1;
+            }
+            other => break other,
+        }
+    };
     match outcome {
         Ok((result, items)) => {
             crate::telemetry::upload_applied(items, started.elapsed());
@@ -247,12 +257,46 @@ pub fn upload(
     }
 }
 
+/// The uploaded file from its start, decompressed.
+fn reread(file: &std::fs::File) -> Result<Box<dyn std::io::BufRead + Send>, SyncError> {
+    use std::io::Seek;
+    let mut file = file.try_clone()?;
+    file.seek(std::io::SeekFrom::Start(0))?;
+    Ok(decompressing(std::io::BufReader::with_capacity(
+        64 << 10,
+        file,
+    ))?)
+}
+
+/// One attempt, judging the document while another thread parses it.
+fn apply_streaming(
+    conn: &mut DbConn,
+    device: &Device,
+    session_id: &str,
+    sha256: &str,
+    file: &std::fs::File,
+    limits: Limits,
+) -> Result<(String, u64), SyncError> {
+    let input = reread(file)?;
+    std::thread::scope(|scope| {
+        let reader = ChangesetReader::new(input, limits.max_decompressed_bytes);
+        let mut stream = Stream::start(scope, reader, apply::BATCH);
+        match apply_in_transaction(conn, device, session_id, sha256, &mut stream) {
+            Ok(result) => Ok((result, stream.items)),
+            Err(_) if stream.out_of_order() => Err(SyncError::Unordered),
+            // A document that is malformed further on is that, whatever was found before.
+            Err(e) if e.is_client_error() => Err(stream.error_further_on().unwrap_or(e)),
+            Err(e) => Err(e),
+        }
+    })
+}
+
 fn apply_in_transaction(
     conn: &mut DbConn,
     device: &Device,
     session_id: &str,
     sha256: &str,
-    spool: &mut Spool,
+    batches: &mut dyn Source,
 ) -> Result<String, SyncError> {
     tracing::info!(session = session_id, device = %device.id, "applying upload");
     write_txn(conn, |c, now| {
@@ -271,7 +315,7 @@ fn apply_in_transaction(
             session_id,
             actor: &actor,
         };
-        let counts = apply_upload(c, spool, &who, now)?;
+        let counts = apply_upload(c, batches, &who, now)?;
         let flag = accounts::user_by_id(c, &device.user_id)?.is_some_and(|u| u.is_conflict);
         let result = result_xml(session_id, counts, flag);
         // The session's download covers this transaction too: the device gets its rows

@@ -1,10 +1,14 @@
-//! Sorting a streamed changeset by table without holding it in memory: items are parsed
-//! once and written to anonymous temporary files, one for each table's deletes and one for
-//! its records, then read back in batches: every delete first (so that deletes are judged
-//! against the server as the client saw it), then the records, parents first.
+//! The order an upload is judged in: every delete first (so that deletes are judged against
+//! the server as the client saw it), then the records, parents first, in batches of one
+//! table. A document already in that order (offsync's laptop writes them so) is judged as it
+//! is parsed, on another thread ([`Stream`]): parsing and the database then use two cores,
+//! and nothing is written twice. Any other document is sorted first without holding it in
+//! memory ([`Spool`]): its items are parsed once and written to anonymous temporary files,
+//! one for each table's deletes and one for its records, then read back in batches.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Seek, SeekFrom, Write};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
 use super::SyncError;
 use super::codec::{ChangesetReader, Item};
@@ -99,5 +103,152 @@ impl Batches<'_> {
             return Ok(Some((part, table, batch)));
         }
         Ok(None)
+    }
+}
+
+/// A batch of one table's items and the part of the upload it belongs to.
+pub type Batch = (Part, usize, Vec<Item>);
+
+/// Where the judge takes its batches from.
+pub trait Source {
+    /// The next batch; `None` at the end.
+    fn next_batch(&mut self) -> Result<Option<Batch>, SyncError>;
+}
+
+impl Source for Batches<'_> {
+    fn next_batch(&mut self) -> Result<Option<Batch>, SyncError> {
+        Batches::next_batch(self)
+    }
+}
+
+/// The order key of an item: deletes before records, then the table.
+fn order_of(item: &Item) -> (Part, usize) {
+    match item {
+        Item::Delete(_) => (Part::Deletes, item.table()),
+        _ => (Part::Records, item.table()),
+    }
+}
+
+impl PartialOrd for Part {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Part {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        let rank = |p: &Part| matches!(p, Part::Records);
+        rank(self).cmp(&rank(other))
+    }
+}
+
+enum Message {
+    Batch(Batch),
+    /// An item came after one it should precede: the document must be sorted first.
+    OutOfOrder,
+    Failed(SyncError),
+}
+
+/// Batches parsed on another thread while the judge works through the earlier ones. Stops
+/// at the first item out of order (see [`Stream::out_of_order`]).
+pub struct Stream {
+    batches: Receiver<Message>,
+    pub items: u64,
+    out_of_order: bool,
+}
+
+impl Stream {
+    /// Starts parsing `reader` on a thread of `scope`; at most a few batches are parsed
+    /// ahead, so memory stays flat.
+    pub fn start<'scope, R: BufRead + Send + 'scope>(
+        scope: &'scope std::thread::Scope<'scope, '_>,
+        reader: ChangesetReader<R>,
+        size: usize,
+    ) -> Stream {
+        let (tx, batches) = sync_channel(4);
+        scope.spawn(move || parse_in_order(reader, size, &tx));
+        Stream {
+            batches,
+            items: 0,
+            out_of_order: false,
+        }
+    }
+
+    /// Whether the document turned out not to be in judging order (then nothing it gave
+    /// may be kept: the caller rolls back and sorts it with a [`Spool`]).
+    pub fn out_of_order(&self) -> bool {
+        self.out_of_order
+    }
+
+    /// After the judge failed: the document's own error if parsing it fails further on (a
+    /// malformed document is that, whatever the judge found before its end).
+    pub fn error_further_on(self) -> Option<SyncError> {
+        for message in self.batches {
+            if let Message::Failed(e) = message {
+                return Some(e);
+            }
+        }
+        None
+    }
+}
+
+impl Source for Stream {
+    fn next_batch(&mut self) -> Result<Option<Batch>, SyncError> {
+        match self.batches.recv() {
+            Ok(Message::Batch(b)) => {
+                self.items += b.2.len() as u64;
+                Ok(Some(b))
+            }
+            Ok(Message::OutOfOrder) => {
+                self.out_of_order = true;
+                Err(SyncError::Unordered)
+            }
+            Ok(Message::Failed(e)) => Err(e),
+            Err(_) => Ok(None),
+        }
+    }
+}
+
+fn parse_in_order<R: BufRead>(
+    mut reader: ChangesetReader<R>,
+    size: usize,
+    tx: &SyncSender<Message>,
+) {
+    let send = |m: Message| tx.send(m).is_ok();
+    if let Err(e) = reader.header() {
+        send(Message::Failed(e.into()));
+        return;
+    }
+    let mut batch: Vec<Item> = Vec::with_capacity(size);
+    let mut key: Option<(Part, usize)> = None;
+    loop {
+        match reader.next_item() {
+            Ok(Some(item)) => {
+                let k = order_of(&item);
+                if key.is_some_and(|current| k < current) {
+                    send(Message::OutOfOrder);
+                    return;
+                }
+                if key != Some(k) || batch.len() == size {
+                    if let Some((part, table)) = key.filter(|_| !batch.is_empty())
+                        && !send(Message::Batch((part, table, std::mem::take(&mut batch))))
+                    {
+                        return;
+                    }
+                    key = Some(k);
+                }
+                batch.push(item);
+            }
+            Ok(None) => {
+                if let Some((part, table)) = key.filter(|_| !batch.is_empty()) {
+                    send(Message::Batch((part, table, batch)));
+                }
+                return;
+            }
+            Err(e) => {
+                send(Message::Failed(e.into()));
+                return;
+            }
+        }
     }
 }

@@ -149,6 +149,7 @@ impl From<SyncError> for ApiError {
             },
             SyncError::Db(db) => db.into(),
             SyncError::Io(io) => ApiError::internal(io),
+            SyncError::Unordered => ApiError::internal("an unsorted upload escaped its sorting"),
         }
     }
 }

@@ -18,10 +18,23 @@ pub struct UploadLimits {
 
 impl UploadLimits {
     /// Half the pool, so that the other half always serves pages, opens and downloads.
+    /// (On SQLite, which applies one upload at a time whatever the number, use
+    /// [`UploadLimits::one_writer`].)
     pub fn for_pool(pool_size: u32) -> Self {
         UploadLimits {
             at_once: (pool_size as usize / 2).max(1),
             wait: Duration::from_secs(20),
+        }
+    }
+}
+
+impl UploadLimits {
+    /// One at a time: SQLite has one writer, and an upload waiting for it would hold a
+    /// connection while it waits.
+    pub fn one_writer() -> Self {
+        UploadLimits {
+            at_once: 1,
+            ..Self::for_pool(2)
         }
     }
 }

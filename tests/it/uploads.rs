@@ -14,7 +14,46 @@ on_both!(
     values_compare_as_values,
     a_large_upload_applies_every_row_across_batches,
     many_deletes_arrive_across_download_pages,
+    a_document_broken_after_a_refused_row_is_refused_as_broken,
 );
+
+/// An upload in judging order is judged while it is parsed; one that is broken further on
+/// is still refused as broken (400), not for the row the judge met first, and nothing of it
+/// is applied.
+fn a_document_broken_after_a_refused_row_is_refused_as_broken(b: Backend) {
+    let Some(app) = TestApp::spawn(b) else { return };
+    let (_, asset) = app.seed_asset();
+    let d = app.device("alice");
+    let s = d.open();
+    let mut items = vec![edit(
+        "assets",
+        &uid(),
+        "2026-01-01T00:00:00.000000Z",
+        &[("notes", Some("x"))],
+    )];
+    items.extend((0..1500).map(|i| {
+        edit(
+            "assets",
+            &asset,
+            "2026-01-01T00:00:00.000000Z",
+            &[("notes", Some(&format!("edit {i}")))],
+        )
+    }));
+    let whole = doc(&items);
+    let broken = whole.replace("</changeset>", "<record table=\"assets\"");
+    let answer = d.upload_raw(&s.id, &broken);
+    answer.assert_error(400, None, None, None);
+    assert!(
+        answer.body.contains("code=\"malformed\""),
+        "{}",
+        answer.body
+    );
+    assert_eq!(
+        app.row("assets", &asset).unwrap().fields["notes"].as_deref(),
+        Some("n0"),
+        "nothing applied"
+    );
+}
 
 fn an_edit_at_the_current_base_is_applied(b: Backend) {
     let Some(app) = TestApp::spawn(b) else { return };

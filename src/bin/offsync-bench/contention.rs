@@ -68,7 +68,10 @@ impl Office {
             .redirect(reqwest::redirect::Policy::none())
             .build()?;
         let page = http.get(format!("{base}/login")).send()?.text()?;
-        let mut form = vec![("username", name.to_owned()), ("password", password.to_owned())];
+        let mut form = vec![
+            ("username", name.to_owned()),
+            ("password", password.to_owned()),
+        ];
         if let Some(csrf) = input_value(&page, "csrf") {
             form.push(("csrf", csrf));
         }
@@ -118,8 +121,14 @@ impl Scene {
         let load = site_file("LOAD", n, &dir.path().join("load.xml.gz"))?;
         let office = site_file("OFFICE", 50, &dir.path().join("office.xml.gz"))?;
         let db = BenchDb::new(admin)?;
-        import_file(&db.url, &dir.path().join("load.xml.gz").display().to_string())?;
-        import_file(&db.url, &dir.path().join("office.xml.gz").display().to_string())?;
+        import_file(
+            &db.url,
+            &dir.path().join("load.xml.gz").display().to_string(),
+        )?;
+        import_file(
+            &db.url,
+            &dir.path().join("office.xml.gz").display().to_string(),
+        )?;
         let (laptop_token, other_token) = {
             let pool = db::connect(&db.url, 1)?;
             let mut conn = pool.get()?;
@@ -167,7 +176,11 @@ pub fn during_upload(edits: u64, postgres: Option<&str>) -> anyhow::Result<()> {
         let server = Server::start(&scene.db.url)?;
         scene.download(&server, &scene.laptop_token)?;
         let base = stamps_of(&scene.path("download.xml.gz"))?;
-        edits_file(&base, scene.load.iter().enumerate(), &scene.path("upload.xml.gz"))?;
+        edits_file(
+            &base,
+            scene.load.iter().enumerate(),
+            &scene.path("upload.xml.gz"),
+        )?;
         let opener = Upstream::new(&server.base, &scene.other_token)?;
         let office = Office::sign_in(&server.base, "office", "office-password")?;
         let open = |opener: &Upstream| -> anyhow::Result<f64> {
@@ -187,7 +200,8 @@ pub fn during_upload(edits: u64, postgres: Option<&str>) -> anyhow::Result<()> {
         let file = scene.path("upload.xml.gz");
         let uploading = std::thread::spawn(move || {
             let t = Instant::now();
-            up.upload(&s.id, &file).map(|r| (r, t.elapsed().as_secs_f64()))
+            up.upload(&s.id, &file)
+                .map(|r| (r, t.elapsed().as_secs_f64()))
         });
         // Give the upload its start (the file is sent and parsed before it is applied).
         std::thread::sleep(Duration::from_millis(200));
@@ -267,7 +281,13 @@ pub fn parallel(uploads: usize, edits: u64, postgres: Option<&str>) -> anyhow::R
             }
             Some(a) => Store::Postgres(
                 a.clone(),
-                scene.db.url.rsplit('/').next().unwrap_or_default().to_owned(),
+                scene
+                    .db
+                    .url
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned(),
             ),
         };
         let instance_counts: &[usize] = if admin.is_some() { &[1, 2] } else { &[1] };
@@ -292,9 +312,11 @@ pub fn parallel(uploads: usize, edits: u64, postgres: Option<&str>) -> anyhow::R
                 };
                 if at_once {
                     std::thread::scope(|scope| -> anyhow::Result<()> {
-                        let handles: Vec<_> = (0..uploads).map(|u| scope.spawn(move || run(u))).collect();
+                        let handles: Vec<_> =
+                            (0..uploads).map(|u| scope.spawn(move || run(u))).collect();
                         for h in handles {
-                            h.join().map_err(|_| anyhow::anyhow!("an upload panicked"))??;
+                            h.join()
+                                .map_err(|_| anyhow::anyhow!("an upload panicked"))??;
                         }
                         Ok(())
                     })?;

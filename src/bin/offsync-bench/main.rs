@@ -12,7 +12,10 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "offsync-bench", about = "Measures offsync end to end (docs/performance.md)")]
+#[command(
+    name = "offsync-bench",
+    about = "Measures offsync end to end (docs/performance.md)"
+)]
 struct Cli {
     /// Also measure on this PostgreSQL server (a URL of any database on it; the bench makes
     /// and drops its own databases).
@@ -27,7 +30,11 @@ enum Command {
     /// offsync beside ../shared/floor on the same files: upload and first download.
     Floor {
         /// The floor program (../shared/floor/README.md says how to build it).
-        #[arg(long, env = "OFFSYNC_FLOOR", default_value = "/tmp/floor-zlibrs/release/floor")]
+        #[arg(
+            long,
+            env = "OFFSYNC_FLOOR",
+            default_value = "/tmp/floor-zlibrs/release/floor"
+        )]
         floor: PathBuf,
         #[arg(long, default_value_t = 100_000)]
         rows: u64,

@@ -18,9 +18,7 @@ use offsync::db::{self, Pool, write_txn};
 use offsync::domain::rules::next_stamp;
 use offsync::domain::{TABLES, table_by_name, time};
 use offsync::offline::client::Upstream;
-use offsync::sync::codec::{
-    ChangesetWriter, FieldChange, Item, Record, Was,
-};
+use offsync::sync::codec::{ChangesetWriter, FieldChange, Item, Record, Was};
 
 /// What to measure.
 pub struct BenchArgs {
@@ -64,9 +62,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             figures.extend(measure(backend, admin.as_deref(), n, args.runs.max(1))?);
         }
     }
-    println!(
-        "| backend | rows | operation | offsync (median s) | rows/s | server peak MiB |"
-    );
+    println!("| backend | rows | operation | offsync (median s) | rows/s | server peak MiB |");
     println!("|---|---:|---|---:|---:|---:|");
     for f in &figures {
         let o = median(&f.offsync);

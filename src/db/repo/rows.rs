@@ -366,7 +366,7 @@ fn changed_in(
     let def = &TABLES[table];
     let mut sql = Sql::new(select_columns(def));
     sql.push(" WHERE ");
-    window.push_condition(&mut sql);
+    window.push_condition(&mut sql, after.is_some());
     if let Some((change_id, id)) = after {
         // A row value: both databases seek the (change_id, id) index to the page's start
         // instead of scanning the window from its start for every page.
@@ -397,7 +397,7 @@ pub fn count_in(
         "SELECT COUNT(*) AS n FROM {} WHERE ",
         TABLES[table].name
     ));
-    window.push_condition(&mut sql);
+    window.push_condition(&mut sql, after.is_some());
     if let Some((change_id, id)) = after {
         sql.push(" AND (change_id, id) > (")
             .param(*change_id)
@@ -415,7 +415,7 @@ pub fn count_tombstones_in(
     after: Option<&(i64, String, String)>,
 ) -> Result<i64, DbError> {
     let mut sql = Sql::new("SELECT COUNT(*) AS n FROM tombstones WHERE ");
-    window.push_condition(&mut sql);
+    window.push_condition(&mut sql, after.is_some());
     if let Some((change_id, table, id)) = after {
         sql.push(" AND (change_id, table_name, id) > (")
             .param(*change_id)
@@ -509,7 +509,7 @@ pub fn tombstones_in(
         "SELECT table_name, id, last_updated, row_data, changed_by, change_id \
          FROM tombstones WHERE ",
     );
-    window.push_condition(&mut sql);
+    window.push_condition(&mut sql, after.is_some());
     if let Some((change_id, table, id)) = after {
         sql.push(" AND (change_id, table_name, id) > (")
             .param(*change_id)
