@@ -644,6 +644,40 @@ fn postgres_over_tls_and_through_the_unix_socket() {
         missing("a PostgreSQL on this machine (for its Unix socket)");
         return;
     }
+    // verify-full against the certificate Debian made for the cluster (for "localhost"):
+    // accepted for the name it was made for, refused with one line for another.
+    let snakeoil = "/etc/ssl/certs/ssl-cert-snakeoil.pem";
+    if std::path::Path::new(snakeoil).exists() {
+        let verified = |host: &str| {
+            db::connect(
+                &format!(
+                    "postgres://root:root@{host}:5432/{name}?hostaddr=127.0.0.1&sslmode=verify-full\
+                     &sslrootcert={snakeoil}"
+                ),
+                1,
+            )
+        };
+        match verified("localhost") {
+            Ok(pool) => assert!(flag(
+                &pool,
+                "SELECT ssl AS yes FROM pg_stat_ssl WHERE pid = pg_backend_pid()"
+            )),
+            // The certificate names another host on this machine: nothing to verify against.
+            Err(e) if e.to_string().contains("does not match host name") => {
+                missing(&format!("a cluster certificate for localhost ({e})"))
+            }
+            Err(e) => panic!("verify-full: {e}"),
+        }
+        let refused = verified("127.0.0.1")
+            .err()
+            .expect("a certificate for another name");
+        assert!(
+            refused.to_string().contains("does not match host name"),
+            "{refused}"
+        );
+    } else {
+        missing("Debian's snakeoil certificate (for sslmode=verify-full)");
+    }
     for scheme in ["postgres", "postgresql"] {
         // Peer authentication: the role of the user running the tests (root in CI).
         let socket = db::connect(&format!("{scheme}:///{name}"), 1)
