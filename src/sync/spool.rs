@@ -180,12 +180,16 @@ impl Stream {
         self.out_of_order
     }
 
-    /// After the judge failed: the document's own error if parsing it fails further on (a
-    /// malformed document is that, whatever the judge found before its end).
+    /// After the judge failed: what the rest of the document says of it — its own error if
+    /// parsing fails further on (a malformed document is that, whatever the judge found
+    /// before its end), or [`SyncError::Unordered`] if it turns out not to be in judging
+    /// order (then only the sorted judgement counts).
     pub fn error_further_on(self) -> Option<SyncError> {
         for message in self.batches {
-            if let Message::Failed(e) = message {
-                return Some(e);
+            match message {
+                Message::Failed(e) => return Some(e),
+                Message::OutOfOrder => return Some(SyncError::Unordered),
+                Message::Batch(_) => {}
             }
         }
         None
