@@ -288,9 +288,9 @@ fn measure(
     n: u64,
     runs: usize,
 ) -> anyhow::Result<Vec<Figure>> {
-    let mut first = (Vec::new(), Vec::new());
-    let mut upload = (Vec::new(), Vec::new());
-    let mut after = (Vec::new(), Vec::new());
+    let mut first = Vec::new();
+    let mut upload = Vec::new();
+    let mut after = Vec::new();
     let mut peak: f64 = 0.0;
     for run in 0..runs {
         eprintln!("bench: {backend}, {n} rows, run {}/{runs}", run + 1);
@@ -311,11 +311,11 @@ fn measure(
         let s = up.open(&time::format(time::now()))?;
         let t = Instant::now();
         let bytes = std::io::copy(&mut up.download(&s.id)?, &mut std::io::sink())?;
-        first.0.push(t.elapsed().as_secs_f64());
+        first.push(t.elapsed().as_secs_f64());
         up.complete(&s.id)?;
         eprintln!(
             "bench:   first download {:.2} s ({bytes} bytes)",
-            first.0.last().copied().unwrap_or(0.0)
+            first.last().copied().unwrap_or(0.0)
         );
 
         // (2) An upload of an edit of every reading: 10% of them stale (changed online
@@ -327,20 +327,20 @@ fn measure(
         let s2 = up.open(&time::format(time::now()))?;
         let t = Instant::now();
         let result = up.upload(&s2.id, file.path())?;
-        upload.0.push(t.elapsed().as_secs_f64());
+        upload.push(t.elapsed().as_secs_f64());
         eprintln!(
             "bench:   upload {:.2} s: {result:?}",
-            upload.0.last().copied().unwrap_or(0.0)
+            upload.last().copied().unwrap_or(0.0)
         );
 
         // (3) The download that follows.
         let t = Instant::now();
         std::io::copy(&mut up.download(&s2.id)?, &mut std::io::sink())?;
-        after.0.push(t.elapsed().as_secs_f64());
+        after.push(t.elapsed().as_secs_f64());
         up.complete(&s2.id)?;
         peak = peak.max(server.peak_mib());
     }
-    let figure = |op, (offsync, _): (Vec<f64>, Vec<f64>)| Figure {
+    let figure = |op, offsync: Vec<f64>| Figure {
         backend,
         rows: n,
         op,
