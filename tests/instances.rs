@@ -62,6 +62,36 @@ impl Pair {
     fn device(&self, user: &str, server: &Serve) -> Device {
         new_device(&mut self.conn(), &server.base, user, &uid())
     }
+
+    /// A site (`code`) with `n` assets, notes "start", imported as online data; their ids.
+    fn import_site(&self, code: &str, n: usize) -> (String, Vec<String>) {
+        let site = uid();
+        let assets: Vec<String> = (0..n).map(|_| uid()).collect();
+        let mut items = vec![create(
+            "sites",
+            &site,
+            &[("code", Some(code)), ("name", Some(code))],
+        )];
+        items.extend(assets.iter().enumerate().map(|(i, id)| {
+            create(
+                "assets",
+                id,
+                &[
+                    ("site_id", Some(site.as_str())),
+                    ("tag", Some(&format!("{code}-{i}"))),
+                    ("status", Some("ok")),
+                    ("notes", Some("start")),
+                ],
+            )
+        }));
+        offsync::sync::import::import(
+            &mut self.conn(),
+            std::io::Cursor::new(doc(&items).into_bytes()),
+            u64::MAX,
+        )
+        .expect("import");
+        (site, assets)
+    }
 }
 
 #[test]
@@ -135,31 +165,7 @@ fn concurrent_uploads_through_both_instances_lose_no_change() {
     const ASSETS: usize = 40;
     let Some(p) = pair() else { return };
     // The shared rows, imported as online data.
-    let site = uid();
-    let assets: Vec<String> = (0..ASSETS).map(|_| uid()).collect();
-    let mut items = vec![create(
-        "sites",
-        &site,
-        &[("code", Some("MULTI")), ("name", Some("Multi"))],
-    )];
-    items.extend(assets.iter().enumerate().map(|(i, id)| {
-        create(
-            "assets",
-            id,
-            &[
-                ("site_id", Some(site.as_str())),
-                ("tag", Some(&format!("M-{i}"))),
-                ("status", Some("ok")),
-                ("notes", Some("start")),
-            ],
-        )
-    }));
-    offsync::sync::import::import(
-        &mut p.conn(),
-        std::io::Cursor::new(doc(&items).into_bytes()),
-        u64::MAX,
-    )
-    .expect("import");
+    let (_, assets) = p.import_site("MULTI", ASSETS);
 
     // Every device (each of its own person) edits every asset's notes from the same base,
     // half through A and half through B, all at once.
@@ -378,20 +384,7 @@ fn commits_out_of_order_across_instances_miss_no_row() {
     use std::time::Duration;
 
     let Some(p) = pair() else { return };
-    let site = uid();
-    offsync::sync::import::import(
-        &mut p.conn(),
-        std::io::Cursor::new(
-            doc(&[create(
-                "sites",
-                &site,
-                &[("code", Some("OOO")), ("name", Some("Out of order"))],
-            )])
-            .into_bytes(),
-        ),
-        u64::MAX,
-    )
-    .expect("import");
+    let (site, _) = p.import_site("OOO", 0);
     let written = Arc::new(Mutex::new(Vec::new()));
     let assets = offsync::domain::table_by_name("assets").expect("assets");
     let mut writers = Vec::new();
@@ -493,31 +486,7 @@ fn an_upload_caught_in_a_deadlock_is_applied_again() {
 
     let Some(mut p) = pair() else { return };
     // More assets than one batch (500), so that the upload locks them in two turns.
-    let site = uid();
-    let assets: Vec<String> = (0..600).map(|_| uid()).collect();
-    let mut items = vec![create(
-        "sites",
-        &site,
-        &[("code", Some("DEAD")), ("name", Some("Deadlock"))],
-    )];
-    items.extend(assets.iter().enumerate().map(|(i, id)| {
-        create(
-            "assets",
-            id,
-            &[
-                ("site_id", Some(site.as_str())),
-                ("tag", Some(&format!("D-{i}"))),
-                ("status", Some("ok")),
-                ("notes", Some("start")),
-            ],
-        )
-    }));
-    offsync::sync::import::import(
-        &mut p.conn(),
-        std::io::Cursor::new(doc(&items).into_bytes()),
-        u64::MAX,
-    )
-    .expect("import");
+    let (_, assets) = p.import_site("DEAD", 600);
     let mut d = p.device("alice", &p.a);
     d.sync(&[]);
     let edits: Vec<String> = assets
@@ -725,21 +694,6 @@ fn a_wrong_postgres_setting_is_one_clear_line_at_once() {
     }
 }
 
-/// The readable part of a gzip stream, cut or whole.
-fn ungzip(bytes: &[u8]) -> String {
-    use std::io::Read;
-    let mut out = Vec::new();
-    let mut decoder = flate2::read::GzDecoder::new(bytes);
-    let mut buf = [0u8; 8192];
-    while let Ok(n) = decoder.read(&mut buf) {
-        if n == 0 {
-            break;
-        }
-        out.extend_from_slice(&buf[..n]);
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 /// The ids of the records in a piece of a changeset.
 fn record_ids(xml: &str) -> Vec<String> {
     xml.split("<record ")
@@ -754,30 +708,7 @@ fn record_ids(xml: &str) -> Vec<String> {
 fn a_download_cut_on_one_instance_is_resumed_on_the_other() {
     use std::io::Read;
     let Some(p) = pair() else { return };
-    let site = uid();
-    let mut items = vec![create(
-        "sites",
-        &site,
-        &[("code", Some("CUT")), ("name", Some("Cut"))],
-    )];
-    let assets: Vec<String> = (0..3500).map(|_| uid()).collect();
-    items.extend(assets.iter().enumerate().map(|(i, id)| {
-        create(
-            "assets",
-            id,
-            &[
-                ("site_id", Some(site.as_str())),
-                ("tag", Some(&format!("C-{i}"))),
-                ("status", Some("ok")),
-            ],
-        )
-    }));
-    offsync::sync::import::import(
-        &mut p.conn(),
-        std::io::Cursor::new(doc(&items).into_bytes()),
-        u64::MAX,
-    )
-    .expect("import");
+    let (_, assets) = p.import_site("CUT", 3500);
     let d = p.device("alice", &p.a);
     let s = d.open();
     let url = |base: &str| format!("{base}/api/sync/sessions/{}/changes?resumable=1", s.id);

@@ -484,6 +484,21 @@ pub fn doc(items: &[String]) -> String {
     )
 }
 
+/// The readable part of a gzip stream, cut or whole, as text.
+pub fn ungzip(bytes: &[u8]) -> String {
+    use std::io::Read;
+    let mut out = Vec::new();
+    let mut decoder = flate2::read::GzDecoder::new(bytes);
+    let mut buf = [0u8; 8192];
+    while let Ok(n) = decoder.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 pub fn gzip(bytes: &[u8]) -> Vec<u8> {
     let mut gz = GzEncoder::new(Vec::new(), Compression::fast());
     gz.write_all(bytes).expect("gzip");

@@ -354,6 +354,37 @@ pub fn delete_cascade(
     Ok(deleted)
 }
 
+/// ` WHERE` the rows of a table written in `window`, after `after` in `(change_id, id)`
+/// order: a row value, so that both databases seek the index to a page's start instead of
+/// scanning the window from its start for every page.
+fn push_rows_in(sql: &mut Sql, window: &Window, after: Option<&(i64, String)>) {
+    sql.push(" WHERE ");
+    window.push_condition(sql, after.is_some());
+    if let Some((change_id, id)) = after {
+        sql.push(" AND (change_id, id) > (")
+            .param(*change_id)
+            .push(", ")
+            .param(id)
+            .push(")");
+    }
+}
+
+/// ` WHERE` the tombstones written in `window`, after `after` in `(change_id, table, id)`
+/// order (as [`push_rows_in`]).
+fn push_tombstones_in(sql: &mut Sql, window: &Window, after: Option<&(i64, String, String)>) {
+    sql.push(" WHERE ");
+    window.push_condition(sql, after.is_some());
+    if let Some((change_id, table, id)) = after {
+        sql.push(" AND (change_id, table_name, id) > (")
+            .param(*change_id)
+            .push(", ")
+            .param(table)
+            .push(", ")
+            .param(id)
+            .push(")");
+    }
+}
+
 /// A page of the rows written in `window`, in (change_id, id) order after `after`, with
 /// their change ids.
 fn changed_in(
@@ -365,17 +396,7 @@ fn changed_in(
 ) -> Result<Vec<(i64, Row)>, DbError> {
     let def = &TABLES[table];
     let mut sql = Sql::new(select_columns(def));
-    sql.push(" WHERE ");
-    window.push_condition(&mut sql, after.is_some());
-    if let Some((change_id, id)) = after {
-        // A row value: both databases seek the (change_id, id) index to the page's start
-        // instead of scanning the window from its start for every page.
-        sql.push(" AND (change_id, id) > (")
-            .param(*change_id)
-            .push(", ")
-            .param(id)
-            .push(")");
-    }
+    push_rows_in(&mut sql, window, after);
     sql.push(" ORDER BY change_id, id LIMIT ")
         .param(limit as i64);
     Ok(sql
@@ -393,18 +414,8 @@ pub fn count_in(
     window: &Window,
     after: Option<&(i64, String)>,
 ) -> Result<i64, DbError> {
-    let mut sql = Sql::new(format!(
-        "SELECT COUNT(*) AS n FROM {} WHERE ",
-        TABLES[table].name
-    ));
-    window.push_condition(&mut sql, after.is_some());
-    if let Some((change_id, id)) = after {
-        sql.push(" AND (change_id, id) > (")
-            .param(*change_id)
-            .push(", ")
-            .param(id)
-            .push(")");
-    }
+    let mut sql = Sql::new(format!("SELECT COUNT(*) AS n FROM {}", TABLES[table].name));
+    push_rows_in(&mut sql, window, after);
     super::accounts::count(conn, sql)
 }
 
@@ -414,17 +425,8 @@ pub fn count_tombstones_in(
     window: &Window,
     after: Option<&(i64, String, String)>,
 ) -> Result<i64, DbError> {
-    let mut sql = Sql::new("SELECT COUNT(*) AS n FROM tombstones WHERE ");
-    window.push_condition(&mut sql, after.is_some());
-    if let Some((change_id, table, id)) = after {
-        sql.push(" AND (change_id, table_name, id) > (")
-            .param(*change_id)
-            .push(", ")
-            .param(table)
-            .push(", ")
-            .param(id)
-            .push(")");
-    }
+    let mut sql = Sql::new("SELECT COUNT(*) AS n FROM tombstones");
+    push_tombstones_in(&mut sql, window, after);
     super::accounts::count(conn, sql)
 }
 
@@ -507,18 +509,9 @@ pub fn tombstones_in(
 ) -> Result<Vec<(i64, TableId, Tombstone)>, DbError> {
     let mut sql = Sql::new(
         "SELECT table_name, id, last_updated, row_data, changed_by, change_id \
-         FROM tombstones WHERE ",
+         FROM tombstones",
     );
-    window.push_condition(&mut sql, after.is_some());
-    if let Some((change_id, table, id)) = after {
-        sql.push(" AND (change_id, table_name, id) > (")
-            .param(*change_id)
-            .push(", ")
-            .param(table)
-            .push(", ")
-            .param(id)
-            .push(")");
-    }
+    push_tombstones_in(&mut sql, window, after);
     sql.push(" ORDER BY change_id, table_name, id LIMIT ")
         .param(limit as i64);
     Ok(sql
