@@ -3,7 +3,7 @@
 
 use diesel::QueryableByName;
 use diesel::RunQueryDsl;
-use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
+use diesel::query_builder::{AstPass, BoxedSqlQuery, QueryFragment, QueryId, SqlQuery};
 use diesel::sql_types::{BigInt, Bool, Nullable, Text};
 
 use super::{DbConn, DbError, MultiBackend};
@@ -85,6 +85,18 @@ impl Sql {
         self
     }
 
+    /// Adds a value for a `?` already in the text.
+    pub fn bind(&mut self, value: impl Into<Bind>) -> &mut Self {
+        self.binds.push(value.into());
+        self
+    }
+
+    /// Adds values for `?`s already in the text.
+    pub fn bind_all<B: Into<Bind>>(&mut self, values: impl IntoIterator<Item = B>) -> &mut Self {
+        self.binds.extend(values.into_iter().map(Into::into));
+        self
+    }
+
     /// Appends `?, ?, ...` for each value.
     pub fn params<B: Into<Bind>>(&mut self, values: impl IntoIterator<Item = B>) -> &mut Self {
         for (i, v) in values.into_iter().enumerate() {
@@ -116,6 +128,14 @@ impl Sql {
         Ok(self.query(conn).execute(conn)?)
     }
 
+    /// Runs the statement prepared once per connection and text, then only re-bound: for
+    /// one statement shape run many times (an upload's per-row updates on SQLite, where a
+    /// prepare costs as much as the write). Only for texts of few shapes: each distinct text
+    /// stays prepared for the connection's life.
+    pub fn execute_prepared(&self, conn: &mut DbConn) -> Result<usize, DbError> {
+        Ok(Prepared(self).execute(conn)?)
+    }
+
     pub fn load<T>(&self, conn: &mut DbConn) -> Result<Vec<T>, DbError>
     where
         T: QueryableByName<MultiBackend> + 'static,
@@ -130,6 +150,51 @@ impl Sql {
         Ok(self.load(conn)?.into_iter().next())
     }
 }
+
+/// [`Sql`] as a statement diesel may keep in its per-connection cache, keyed by its text
+/// (diesel's own `sql_query` opts out of that cache).
+struct Prepared<'a>(&'a Sql);
+
+impl QueryId for Prepared<'_> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl QueryFragment<MultiBackend> for Prepared<'_> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, MultiBackend>) -> diesel::QueryResult<()> {
+        // The backend writes each placeholder (`?` or `$n`) as its parameter is pushed.
+        let mut binds = self.0.binds.iter();
+        for (n, segment) in split_at_placeholders(&self.0.text).enumerate() {
+            if n > 0 {
+                match binds.next() {
+                    Some(Bind::Text(v)) => out.push_bind_param::<Nullable<Text>, _>(v)?,
+                    Some(Bind::Int(v)) => out.push_bind_param::<Nullable<BigInt>, _>(v)?,
+                    Some(Bind::Bool(v)) => out.push_bind_param::<Bool, _>(v)?,
+                    None => {
+                        return Err(diesel::result::Error::QueryBuilderError(
+                            "more placeholders than parameters".into(),
+                        ));
+                    }
+                }
+            }
+            out.push_sql(segment);
+        }
+        Ok(())
+    }
+}
+
+/// The text between `?` placeholders (outside string literals).
+fn split_at_placeholders(text: &str) -> impl Iterator<Item = &str> {
+    let mut in_string = false;
+    text.split(move |c| {
+        if c == '\'' {
+            in_string = !in_string;
+        }
+        c == '?' && !in_string
+    })
+}
+
+impl RunQueryDsl<DbConn> for Prepared<'_> {}
 
 /// `?` → `$1, $2, ...` outside string literals, for PostgreSQL.
 fn numbered_placeholders(text: &str) -> String {
@@ -155,6 +220,13 @@ fn numbered_placeholders(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn placeholders_split_outside_strings() {
+        let parts: Vec<&str> =
+            super::split_at_placeholders("a = ? AND b = '?' AND c IN (?, ?)").collect();
+        assert_eq!(parts, ["a = ", " AND b = '?' AND c IN (", ", ", ")"]);
+    }
+
     #[test]
     fn placeholders_are_numbered_outside_strings() {
         assert_eq!(
