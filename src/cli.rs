@@ -51,21 +51,31 @@ enum Command {
 
 #[derive(Debug, Args)]
 struct UpstreamArgs {
-    /// The main server, e.g. https://offsync.example.org
+    /// The main server, e.g. https://offsync.example.org. Kept in the laptop's database
+    /// once given, so later runs need it no more.
     #[arg(long, env = "OFFSYNC_UPSTREAM")]
-    upstream: String,
-    /// This laptop's device token (from `offsync device add` or the Devices page).
-    #[arg(long, env = "OFFSYNC_TOKEN")]
-    token: String,
+    upstream: Option<String>,
+    /// This laptop's device token (from `offsync device add` or the Devices page). Kept in
+    /// the laptop's database once given. A command line is visible to every user of the
+    /// machine (`ps`) and stays in shell history: prefer --token-file or OFFSYNC_TOKEN.
+    #[arg(long, env = "OFFSYNC_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// A file holding this laptop's device token.
+    #[arg(long, env = "OFFSYNC_TOKEN_FILE", conflicts_with = "token")]
+    token_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
 struct OfflineArgs {
     #[command(flatten)]
     upstream: UpstreamArgs,
-    /// Address to listen on.
+    /// Address to listen on. Loopback unless told otherwise: any other address needs a
+    /// password for the pages (OFFSYNC_OFFLINE_PASSWORD or --password-file).
     #[arg(long, default_value = "127.0.0.1:8081")]
     bind: String,
+    /// A file holding the password the pages ask for (HTTP Basic; any user name).
+    #[arg(long, env = "OFFSYNC_OFFLINE_PASSWORD_FILE")]
+    password_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -350,22 +360,72 @@ fn serve(url: &str, args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn upstream(args: &UpstreamArgs) -> anyhow::Result<Upstream> {
-    if !(args.upstream.starts_with("http://") || args.upstream.starts_with("https://")) {
-        bail!(
-            "--upstream must be an http:// or https:// URL, not {:?}",
-            args.upstream
-        );
+/// The laptop's upstream and device token: as given (then kept in the laptop's database for
+/// the next run), else as kept there.
+fn upstream(args: &UpstreamArgs, pool: &Pool) -> anyhow::Result<Upstream> {
+    use crate::offline::store;
+    let mut conn = pool.get()?;
+    let given_token = match (&args.token, &args.token_file) {
+        (Some(t), _) => Some(t.trim().to_owned()),
+        (None, Some(path)) => Some(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("reading the token from {}", path.display()))?
+                .trim()
+                .to_owned(),
+        ),
+        (None, None) => None,
+    };
+    if let Some(url) = &args.upstream {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            bail!("--upstream must be an http:// or https:// URL, not {url:?}");
+        }
+        store::set_state(&mut conn, store::UPSTREAM, url)?;
     }
-    Ok(Upstream::new(&args.upstream, &args.token)?)
+    if let Some(token) = &given_token {
+        if token.is_empty() {
+            bail!("the device token is empty");
+        }
+        store::set_state(&mut conn, store::DEVICE_TOKEN, token)?;
+    }
+    let url = store::get_state(&mut conn, store::UPSTREAM)?.context(
+        "this laptop has no main server yet: give --upstream https://… (kept for next time)",
+    )?;
+    let token = store::get_state(&mut conn, store::DEVICE_TOKEN)?.context(
+        "this laptop has no device token yet: give --token-file FILE or OFFSYNC_TOKEN \
+         (from the Devices page of the main site; kept for next time)",
+    )?;
+    Ok(Upstream::new(&url, &token)?)
+}
+
+fn read_password(path: &Path) -> anyhow::Result<String> {
+    let password = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the password from {}", path.display()))?;
+    let password = password.trim_end_matches(['\r', '\n']).to_owned();
+    if password.chars().count() < 8 {
+        bail!("the laptop copy's password must have at least 8 characters");
+    }
+    Ok(password)
 }
 
 fn offline(url: &str, args: OfflineArgs) -> anyhow::Result<()> {
     if !matches!(Target::parse(url)?, Target::Sqlite(_)) {
         bail!("the offline copy keeps its data in SQLite: use --database-url sqlite://PATH");
     }
-    let upstream = upstream(&args.upstream)?;
     let pool = open(url, 4)?;
+    let upstream = upstream(&args.upstream, &pool)?;
+    let password = match (
+        &args.password_file,
+        std::env::var("OFFSYNC_OFFLINE_PASSWORD"),
+    ) {
+        (Some(path), _) => Some(read_password(path)?),
+        (None, Ok(p)) if !p.is_empty() => {
+            if p.chars().count() < 8 {
+                bail!("the laptop copy's password must have at least 8 characters");
+            }
+            Some(p)
+        }
+        _ => None,
+    };
     let listener =
         TcpListener::bind(&args.bind).with_context(|| format!("binding {}", args.bind))?;
     let address = listener.local_addr()?;
@@ -384,7 +444,7 @@ fn offline(url: &str, args: OfflineArgs) -> anyhow::Result<()> {
         upstream.base,
         redact(url)
     );
-    let app = web::offline::OfflineApp::new(upstream);
+    let app = web::offline::OfflineApp::new(upstream).with_password(password);
     actix_web::rt::System::new()
         .block_on(async move { web::serve(listener, pool, settings, Some(app))?.await })?;
     Ok(())
@@ -423,8 +483,8 @@ fn sync_once(url: &str, args: UpstreamArgs) -> anyhow::Result<()> {
     if !matches!(Target::parse(url)?, Target::Sqlite(_)) {
         bail!("the offline copy keeps its data in SQLite: use --database-url sqlite://PATH");
     }
-    let upstream = upstream(&args)?;
     let pool = open(url, 2)?;
+    let upstream = upstream(&args, &pool)?;
     let bar = indicatif::ProgressBar::new_spinner();
     bar.set_style(
         indicatif::ProgressStyle::with_template("{spinner} {msg} {pos} rows [{elapsed}]")

@@ -10,7 +10,8 @@
 //!   pages), `accounts` (users, passwords, device tokens);
 //! - `telemetry`: the metrics operators watch (used by every layer above `db`);
 //! - `db`: connections, migrations, and the repository functions;
-//! - `domain`: the synced tables declared once, values and times.
+//! - `domain`: the synced tables declared once, values and times; `logsafe`: client text
+//!   made safe for a log line.
 
 pub mod accounts;
 pub mod cli;
@@ -18,6 +19,7 @@ pub mod db;
 pub mod demo;
 pub mod domain;
 pub mod editing;
+pub mod logsafe;
 pub mod offline;
 pub mod sync;
 pub mod telemetry;

@@ -304,6 +304,7 @@ pub fn connect_with(url: &str, settings: PoolSettings) -> Result<Pool, DbError> 
         sqlite => sqlite,
     };
     if let Target::Sqlite(path) = &target {
+        create_private(path);
         // WAL: readers never block the writer. Set before the pool opens its connections.
         let opened = diesel::SqliteConnection::establish(path)
             .map_err(|e| DbError::Connect(e.to_string()))
@@ -332,6 +333,22 @@ pub fn connect_with(url: &str, settings: PoolSettings) -> Result<Pool, DbError> 
         .error_handler(Box::new(PoolErrors))
         .build(manager)
         .map_err(|e| DbError::Connect(e.to_string()))
+}
+
+/// Makes a new SQLite database file readable and writable by its owner only (0600), before
+/// SQLite creates it with the process's umask (usually 0644: anyone on the machine could
+/// read the data, and on a laptop the device token). SQLite gives the `-wal` and `-shm`
+/// files the database file's mode. An existing file is left as it is; a path that cannot be
+/// created here is left to SQLite, whose error names the problem.
+fn create_private(path: &str) {
+    if path.starts_with(':') || path.starts_with("file:") {
+        return;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let _ = options.open(path);
 }
 
 /// Where this machine's PostgreSQL has its Unix socket: Debian and Ubuntu put it in

@@ -487,6 +487,11 @@ pub fn pending_fields(
     Ok(out)
 }
 
+/// The laptop's main server, kept in its state.
+pub const UPSTREAM: &str = "upstream";
+/// The laptop's device token, kept in its state (the database file is the owner's alone).
+pub const DEVICE_TOKEN: &str = "device_token";
+
 pub fn get_state(conn: &mut DbConn, name: &str) -> Result<Option<String>, DbError> {
     Ok(offline_state::table
         .find(name)

@@ -8,6 +8,7 @@ pub mod devices;
 pub mod error;
 pub mod fleet;
 pub mod gate;
+pub mod laptop;
 pub mod offline;
 pub mod present;
 pub mod records;
@@ -65,6 +66,19 @@ pub fn see_other(to: &str) -> HttpResponse {
     HttpResponse::SeeOther()
         .insert_header((actix_web::http::header::LOCATION, to))
         .finish()
+}
+
+/// `path` when it is a path on this site, to send a browser back to: one `/`, then not a
+/// second `/` or a `\\` (which browsers read as `/`, so `/\\evil.example/` is another
+/// site), and no control characters.
+pub fn local_path(path: Option<&str>) -> Option<&str> {
+    let path = path?;
+    let rest = path.strip_prefix('/')?;
+    let fine = !rest.starts_with('/')
+        && !path.contains('\\')
+        && !path.chars().any(char::is_control)
+        && path.len() <= 2048;
+    fine.then_some(path)
 }
 
 /// A rendered page with another status than 200 (a form shown again with its messages).
@@ -256,11 +270,33 @@ pub fn serve(
         trust_forwarded_for: settings.trust_forwarded_for,
         uploads: gate::UploadGate::new(settings.uploads),
     });
+    let address = listener.local_addr()?;
+    let guard = match &state.offline {
+        Some(app) => {
+            if app.password.is_none() && laptop::Guard::needs_password(address) {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!(
+                        "the laptop copy listens beyond loopback ({address}) only with a \
+                         password for its pages (OFFSYNC_OFFLINE_PASSWORD or --password-file)"
+                    ),
+                ));
+            }
+            Some(laptop::Guard::for_address(address, app.password.clone()))
+        }
+        None => None,
+    };
     let key = settings.session_key.clone();
     let secure = settings.secure_cookies;
+    // Each its own cookie: on one machine, signing in to one must not sign out the other.
+    let cookie = match state.mode {
+        Mode::Online => "offsync",
+        Mode::Offline => "offsync-laptop",
+    };
     let server = HttpServer::new(move || {
+        let guard = guard.clone();
         let session = SessionMiddleware::builder(CookieSessionStore::default(), key.clone())
-            .cookie_name("offsync".into())
+            .cookie_name(cookie.into())
             .cookie_http_only(true)
             .cookie_same_site(SameSite::Lax)
             .cookie_secure(secure)
@@ -296,6 +332,7 @@ pub fn serve(
                         "default-src 'self'; frame-ancestors 'none'; form-action 'self'",
                     )),
             )
+            .wrap_fn(move |req, srv| laptop::guard(guard.as_ref(), req, srv))
             .wrap_fn(with_request_id)
             .configure(|cfg| match state.mode {
                 Mode::Online => configure(cfg),

@@ -22,6 +22,9 @@ use crate::offline::sync::{self, Quiet};
 /// What the offline copy shares between its pages.
 pub struct OfflineApp {
     pub upstream: Upstream,
+    /// Asked of every request when the copy listens beyond loopback
+    /// ([`super::laptop::Guard`]).
+    pub password: Option<String>,
     status: Arc<Mutex<SyncStatus>>,
 }
 
@@ -37,8 +40,15 @@ impl OfflineApp {
     pub fn new(upstream: Upstream) -> OfflineApp {
         OfflineApp {
             upstream,
+            password: None,
             status: Arc::new(Mutex::new(SyncStatus::default())),
         }
+    }
+
+    /// The copy's password for its pages (needed to listen beyond loopback).
+    pub fn with_password(mut self, password: Option<String>) -> OfflineApp {
+        self.password = password;
+        self
     }
 
     fn status(&self) -> SyncStatus {
@@ -147,13 +157,10 @@ pub async fn sync_now(
         return Err(PageError::not_found());
     };
     app.start_sync(state.pool.clone());
-    // Back to the page the button was on (a local path only).
-    let back = form
-        .back
-        .clone()
-        .filter(|b| b.starts_with('/') && !b.starts_with("//"))
-        .unwrap_or_else(|| "/".into());
-    Ok(see_other(&back))
+    // Back to the page the button was on (a path of this site only).
+    Ok(see_other(
+        super::local_path(form.back.as_deref()).unwrap_or("/"),
+    ))
 }
 
 pub struct LocalConflictView {

@@ -924,6 +924,8 @@ impl Browser {
             .http
             .post(format!("{}{path}", self.base))
             .header("content-type", "application/x-www-form-urlencoded")
+            // As a browser posting one of the site's own forms sends it.
+            .header("origin", &self.base)
             .body(body)
             .send()?;
         let loc = r

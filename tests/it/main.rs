@@ -10,6 +10,7 @@ mod conflicts;
 mod declaration;
 mod devices;
 mod duplicates;
+mod laptop_guard;
 mod never_stuck;
 mod offline;
 mod offline_pages;
