@@ -769,3 +769,61 @@ fn a_download_cut_on_one_instance_is_resumed_on_the_other() {
     assert!(bad.text().expect("a body").contains("is not a checkpoint"));
     d.complete(&s.id);
 }
+
+/// A sign-in name is the client's to write: a newline in it cannot start a forged log line,
+/// an ANSI escape cannot reach the terminal, and 200 KiB of it is not a 200 KiB line.
+#[test]
+fn a_sign_in_name_cannot_forge_or_flood_a_log_line() {
+    let dir = tempfile::tempdir().expect("a directory");
+    let url = format!("sqlite://{}", dir.path().join("logs.db").display());
+    let mut server = Serve::start(&url, &dir.path().join("key"));
+    let http = reqwest::blocking::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("a client");
+    let forged = "mallory\n2026-12-02T09:00:00.000000Z  INFO offsync::web::auth: signed in user=admin\u{1b}[2J";
+    let long = "x".repeat(200 * 1024);
+    for name in [forged, long.as_str()] {
+        let page = http
+            .get(format!("{}/login", server.base))
+            .send()
+            .and_then(|r| r.text())
+            .expect("the sign-in page");
+        let csrf = attr_after(&page, "name=\"csrf\"", "value").expect("a CSRF field");
+        let answer = http
+            .post(format!("{}/login", server.base))
+            .header("origin", &server.base)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(
+                serde_urlencoded::to_string([
+                    ("username", name),
+                    ("password", "wrong"),
+                    ("csrf", &csrf),
+                ])
+                .expect("a form"),
+            )
+            .send()
+            .expect("an answer");
+        assert_eq!(answer.status(), 401);
+        server.wait_for("sign-in refused");
+    }
+    let refused: Vec<&String> = server
+        .log()
+        .iter()
+        .filter(|l| l.contains("sign-in refused"))
+        .collect();
+    assert_eq!(refused.len(), 2, "{:?}", server.log());
+    for line in server.log() {
+        assert!(
+            !line.contains('\u{1b}'),
+            "an escape reached the log: {line:?}"
+        );
+        assert!(
+            !line.trim_start().starts_with("2026-12-02T09:00:00"),
+            "a forged line: {line:?}"
+        );
+        assert!(line.len() < 1000, "a line of {} bytes", line.len());
+    }
+    assert!(refused[0].contains("mallory\\u{a}2026"), "{}", refused[0]);
+}

@@ -12,6 +12,7 @@ use super::{AppState, page_with_status, see_other};
 use crate::accounts::{self, SignIn};
 use crate::db::repo::accounts::{User, user_by_id};
 use crate::db::repo::conflicts;
+use crate::logsafe::Escaped;
 
 const USER_KEY: &str = "user_id";
 const CSRF_KEY: &str = "csrf";
@@ -172,7 +173,7 @@ pub async fn login(
     let user = match outcome {
         SignIn::Welcome(user) => user,
         SignIn::Refused => {
-            tracing::info!(user = %form.username, %address, "sign-in refused");
+            tracing::info!(user = %Escaped(&form.username), address = %Escaped(&address), "sign-in refused");
             return refuse(
                 StatusCode::UNAUTHORIZED,
                 "That user name and password do not match. Please try again.".into(),
@@ -182,7 +183,7 @@ pub async fn login(
             account,
             retry_after,
         } => {
-            tracing::warn!(user = %form.username, %address, account, "sign-in throttled");
+            tracing::warn!(user = %Escaped(&form.username), address = %Escaped(&address), account, "sign-in throttled");
             let minutes = retry_after.as_secs().div_ceil(60);
             let whose = if account {
                 "for this account"
@@ -208,7 +209,7 @@ pub async fn login(
     session
         .insert(USER_KEY, &user.id)
         .map_err(PageError::internal)?;
-    tracing::info!(user = %user.name, "signed in");
+    tracing::info!(user = %Escaped(&user.name), "signed in");
     Ok(see_other("/"))
 }
 

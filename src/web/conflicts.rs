@@ -661,7 +661,7 @@ pub async fn resolve_bulk(
         .take(500)
         .collect();
     let pool = state.pool.clone();
-    tracing::info!(user = %v.user.name, conflicts = ids.len(), "resolving in bulk");
+    tracing::info!(user = %crate::logsafe::Escaped(&v.user.name), conflicts = ids.len(), "resolving in bulk");
     let (resolved, skipped) = super::block(move || {
         let mut conn = pool.get().map_err(DbError::from)?;
         let (mut resolved, mut skipped) = (0u32, 0u32);

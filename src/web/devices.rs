@@ -279,7 +279,7 @@ pub async fn revoke(
         let mut conn = pool.get().map_err(DbError::from)?;
         let device = visible(&mut conn, &v, &id)?;
         write_txn(&mut conn, |c, now| repo::revoke_device(c, &device.id, now))?;
-        tracing::info!(device = %device.id, by = %v.user.name, "device revoked");
+        tracing::info!(device = %device.id, by = %crate::logsafe::Escaped(&v.user.name), "device revoked");
         Ok::<_, PageError>(())
     })
     .await??;

@@ -59,7 +59,7 @@ impl ApiError {
     }
 
     pub fn internal(what: impl std::fmt::Display) -> Self {
-        tracing::error!(error = %what, "internal error");
+        tracing::error!(error = %crate::logsafe::Escaped(&what.to_string()), "internal error");
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             ErrorCode::Internal,
@@ -109,7 +109,7 @@ impl ResponseError for ApiError {
 impl From<DbError> for ApiError {
     fn from(e: DbError) -> Self {
         if let Some(fault) = e.fault() {
-            tracing::warn!(error = %e, "database fault");
+            tracing::warn!(error = %crate::logsafe::Escaped(&e.to_string()), "database fault");
             crate::telemetry::database_fault(&e);
             ApiError::busy(fault, e.retry_after_seconds())
         } else {
@@ -200,7 +200,7 @@ impl PageError {
     }
 
     pub fn internal(what: impl std::fmt::Display) -> Self {
-        tracing::error!(error = %what, "internal error");
+        tracing::error!(error = %crate::logsafe::Escaped(&what.to_string()), "internal error");
         PageError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "Something went wrong on the server. It has been logged; please try again.",
@@ -242,7 +242,7 @@ impl ResponseError for PageError {
 impl From<DbError> for PageError {
     fn from(e: DbError) -> Self {
         if let Some(fault) = e.fault() {
-            tracing::warn!(error = %e, "database fault");
+            tracing::warn!(error = %crate::logsafe::Escaped(&e.to_string()), "database fault");
             crate::telemetry::database_fault(&e);
             let mut message = fault.to_owned();
             message[..1].make_ascii_uppercase();

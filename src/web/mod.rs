@@ -28,6 +28,7 @@ use actix_web::{App, HttpResponse, HttpServer};
 use crate::accounts::SignInLimits;
 use crate::db::Pool;
 use crate::editing::Mode;
+use crate::logsafe::Escaped;
 use crate::sync::code::ErrorCode;
 use crate::sync::session::Limits;
 
@@ -231,11 +232,11 @@ where
                 if let Ok(value) = HeaderValue::from_str(&id) {
                     res.headers_mut().insert(HEADER, value);
                 }
-                tracing::info!(target: "offsync::http", %method, %path, status, ms = format_args!("{ms:.1}"));
+                tracing::info!(target: "offsync::http", %method, path = %Escaped(&path), status, ms = format_args!("{ms:.1}"));
                 Ok(res)
             }
             Err(e) => {
-                tracing::warn!(target: "offsync::http", %method, %path, error = %e, ms = format_args!("{ms:.1}"));
+                tracing::warn!(target: "offsync::http", %method, path = %Escaped(&path), error = %Escaped(&e.to_string()), ms = format_args!("{ms:.1}"));
                 Err(e)
             }
         }
