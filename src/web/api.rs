@@ -32,8 +32,10 @@ impl FromRequest for BearerToken {
             .headers()
             .get(actix_web::http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(|t| t.trim().to_owned());
+            // The scheme is case-insensitive (RFC 9110 §11.1): `bearer` is `Bearer`.
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, t)| t.trim().to_owned());
         ready(Ok(BearerToken(token)))
     }
 }

@@ -204,7 +204,9 @@ pub async fn login(
             return Ok(response);
         }
     };
-    // A new session on sign-in, so that a token planted before it is worthless after.
+    // A new session on sign-in, so that a session id or a CSRF token planted (or read)
+    // before it is worthless after: the next page makes a new token.
+    session.remove(CSRF_KEY);
     session.renew();
     session
         .insert(USER_KEY, &user.id)

@@ -185,7 +185,7 @@ pub async fn list(
 ) -> Result<Html, PageError> {
     let v = viewer(&state, &session).await?;
     let q = query.into_inner();
-    let page = q.page.unwrap_or(1).max(1);
+    let page = super::present::page_number(q.page);
     let table = q
         .table
         .filter(|t| table_by_name(t).is_some())
@@ -723,7 +723,7 @@ pub async fn history(
     query: Query<PageQuery>,
 ) -> Result<Html, PageError> {
     let v = viewer(&state, &session).await?;
-    let page = query.page.unwrap_or(1).max(1);
+    let page = super::present::page_number(query.page);
     let pool = state.pool.clone();
     let user = user_scope(&v);
     let (items, total) = super::block(move || {

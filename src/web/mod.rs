@@ -244,6 +244,44 @@ where
     .instrument(span)
 }
 
+/// Rules every answer follows: HEAD is served as GET (the connection sends no body for a
+/// HEAD request, and the headers are the GET's), and a page (HTML) says `Cache-Control:
+/// no-store`, so that a signed-in page, or one showing a new device token, is not kept by
+/// the browser or a proxy for the next person at the machine.
+fn page_rules<S, B>(
+    mut req: actix_web::dev::ServiceRequest,
+    service: &S,
+) -> impl std::future::Future<Output = Result<actix_web::dev::ServiceResponse<B>, actix_web::Error>>
++ use<S, B>
+where
+    S: actix_web::dev::Service<
+            actix_web::dev::ServiceRequest,
+            Response = actix_web::dev::ServiceResponse<B>,
+            Error = actix_web::Error,
+        >,
+{
+    use actix_web::http::{Method, header};
+    if req.method() == Method::HEAD {
+        req.head_mut().method = Method::GET;
+    }
+    let response = service.call(req);
+    async move {
+        let mut res = response.await?;
+        let headers = res.headers_mut();
+        let page = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/html"));
+        if page && !headers.contains_key(header::CACHE_CONTROL) {
+            headers.insert(
+                header::CACHE_CONTROL,
+                header::HeaderValue::from_static("no-store"),
+            );
+        }
+        Ok(res)
+    }
+}
+
 fn new_request_id() -> String {
     let mut bytes = [0u8; 8];
     rand::RngCore::fill_bytes(&mut rand::rng(), &mut bytes);
@@ -333,6 +371,7 @@ pub fn serve(
                         "default-src 'self'; frame-ancestors 'none'; form-action 'self'",
                     )),
             )
+            .wrap_fn(page_rules)
             .wrap_fn(move |req, srv| laptop::guard(guard.as_ref(), req, srv))
             .wrap_fn(with_request_id)
             .configure(|cfg| match state.mode {

@@ -142,7 +142,7 @@ pub async fn list(
     let v = viewer(&state, &session).await?;
     let table = table_of(&path)?;
     let q = query.q.clone().unwrap_or_default();
-    let page = query.page.unwrap_or(1).max(1);
+    let page = super::present::page_number(query.page);
     let pool = state.pool.clone();
     let filter = Filter {
         search: Some(q.clone()).filter(|q| !q.trim().is_empty()),

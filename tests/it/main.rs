@@ -19,5 +19,6 @@ mod rejections;
 mod resume;
 mod sessions;
 mod site;
+mod trust;
 mod uploads;
 mod wire_schema;
