@@ -102,8 +102,15 @@ struct ServeArgs {
     /// Failed sign-ins allowed per client address within 15 minutes.
     #[arg(long, env = "OFFSYNC_SIGN_IN_PER_ADDRESS", default_value_t = 20)]
     sign_in_per_address: u32,
-    /// Take the client's address from X-Forwarded-For (only behind a proxy that sets it).
-    #[arg(long, env = "OFFSYNC_TRUST_FORWARDED_FOR")]
+    /// How many proxies stand in front of this server (each appending to X-Forwarded-For):
+    /// the client's address is taken that many places from the right. 0: the TCP peer.
+    #[arg(long, env = "OFFSYNC_TRUSTED_PROXIES", default_value_t = 0)]
+    trusted_proxies: usize,
+    /// The proxies write RFC 7239 `Forwarded` instead of X-Forwarded-For.
+    #[arg(long, env = "OFFSYNC_FORWARDED_HEADER")]
+    forwarded_header: bool,
+    /// The same as --trusted-proxies 1 (kept for existing deployments).
+    #[arg(long, env = "OFFSYNC_TRUST_FORWARDED_FOR", hide = true)]
     trust_forwarded_for: bool,
     /// HTTP worker threads (default: one per core).
     #[arg(long, env = "OFFSYNC_WORKERS")]
@@ -340,7 +347,14 @@ fn serve(url: &str, args: ServeArgs) -> anyhow::Result<()> {
             per_address: args.sign_in_per_address,
             ..Default::default()
         },
-        trust_forwarded_for: args.trust_forwarded_for,
+        proxies: web::auth::Proxies {
+            count: if args.trust_forwarded_for {
+                args.trusted_proxies.max(1)
+            } else {
+                args.trusted_proxies
+            },
+            forwarded_header: args.forwarded_header,
+        },
         uploads: web::gate::UploadLimits {
             at_once: args
                 .uploads_at_once
@@ -436,7 +450,7 @@ fn offline(url: &str, args: OfflineArgs) -> anyhow::Result<()> {
         secure_cookies: false,
         workers: 2,
         sign_in: Default::default(),
-        trust_forwarded_for: false,
+        proxies: Default::default(),
         uploads: web::gate::UploadLimits::one_writer(),
     };
     eprintln!(

@@ -152,7 +152,7 @@ pub async fn login(
 ) -> Result<HttpResponse, PageError> {
     let form = form.into_inner();
     check_csrf(&session, form.csrf.as_deref())?;
-    let address = client_address(&req, state.trust_forwarded_for);
+    let address = client_address(&req, state.proxies);
     let pool = state.pool.clone();
     let limits = state.sign_in;
     let (name, password) = (form.username.clone(), form.password);
@@ -215,24 +215,75 @@ pub async fn login(
     Ok(see_other("/"))
 }
 
-/// The client's IP address: the TCP peer, or behind a trusted proxy the address it reports.
-fn client_address(req: &HttpRequest, trust_forwarded_for: bool) -> String {
-    let forwarded = trust_forwarded_for
+/// The proxies in front of the server: how many, and which header they write. Each one
+/// appends the address it saw to the header, so with `count` proxies the client is the
+/// `count`-th address from the right; whatever stands further left was written by the
+/// client and is not believed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Proxies {
+    pub count: usize,
+    /// RFC 7239 `Forwarded` (its `for=`) instead of `X-Forwarded-For`.
+    pub forwarded_header: bool,
+}
+
+/// The client's IP address: the TCP peer, or behind trusted proxies the address the
+/// outermost one saw.
+pub fn client_address(req: &HttpRequest, proxies: Proxies) -> String {
+    let peer = req.peer_addr().map(|a| a.ip());
+    let told = (proxies.count > 0)
         .then(|| {
-            let info = req.connection_info();
-            let real = info.realip_remote_addr()?;
-            // Without the headers this is the peer again, with its port.
-            Some(
-                real.parse::<std::net::SocketAddr>()
-                    .map_or(real.to_owned(), |a| a.ip().to_string()),
-            )
+            let hops = forwarded_hops(req, proxies.forwarded_header);
+            // Fewer hops than proxies: the request did not come through all of them.
+            let hop = hops.len().checked_sub(proxies.count).map(|i| &hops[i])?;
+            parse_hop(hop)
         })
         .flatten();
-    let address = forwarded
-        .or_else(|| req.peer_addr().map(|a| a.ip().to_string()))
-        .unwrap_or_else(|| "unknown".into());
-    // A header is the client's to write: store no more than an address needs.
-    address.chars().take(64).collect()
+    told.or(peer)
+        .map_or_else(|| "unknown".into(), |ip| ip.to_string())
+}
+
+/// The addresses in the proxies' header, left to right, over every line of it.
+fn forwarded_hops(req: &HttpRequest, forwarded: bool) -> Vec<String> {
+    let name = if forwarded {
+        actix_web::http::header::FORWARDED
+    } else {
+        actix_web::http::header::HeaderName::from_static("x-forwarded-for")
+    };
+    let mut hops = Vec::new();
+    for value in req.headers().get_all(name) {
+        let Ok(value) = value.to_str() else {
+            continue;
+        };
+        for element in value.split(',').take(64) {
+            let hop = if forwarded {
+                element.split(';').find_map(|pair| {
+                    let (k, v) = pair.split_once('=')?;
+                    k.trim()
+                        .eq_ignore_ascii_case("for")
+                        .then(|| v.trim().trim_matches('"').to_owned())
+                })
+            } else {
+                Some(element.trim().to_owned())
+            };
+            hops.push(hop.unwrap_or_default());
+        }
+    }
+    hops
+}
+
+/// An address as a proxy writes it: `1.2.3.4`, `1.2.3.4:5678`, `[2001:db8::1]:80` or bare
+/// IPv6.
+fn parse_hop(hop: &str) -> Option<std::net::IpAddr> {
+    hop.parse::<std::net::IpAddr>()
+        .ok()
+        .or_else(|| hop.parse::<std::net::SocketAddr>().ok().map(|a| a.ip()))
+        .or_else(|| {
+            hop.strip_prefix('[')?
+                .split(']')
+                .next()?
+                .parse::<std::net::IpAddr>()
+                .ok()
+        })
 }
 
 #[derive(serde::Deserialize)]

@@ -41,7 +41,7 @@ pub struct AppState {
     /// The offline copy's upstream and sync status (offline mode only).
     pub offline: Option<offline::OfflineApp>,
     pub sign_in: SignInLimits,
-    pub trust_forwarded_for: bool,
+    pub proxies: auth::Proxies,
     pub uploads: std::sync::Arc<gate::UploadGate>,
 }
 
@@ -56,9 +56,8 @@ pub struct WebSettings {
     pub secure_cookies: bool,
     pub workers: usize,
     pub sign_in: SignInLimits,
-    /// Take the client's address from `X-Forwarded-For` / `Forwarded` (only behind a proxy
-    /// that sets them; otherwise a client could pick its own address).
-    pub trust_forwarded_for: bool,
+    /// The proxies in front of this server, whose word on the client's address is taken.
+    pub proxies: auth::Proxies,
     pub uploads: gate::UploadLimits,
 }
 
@@ -306,7 +305,7 @@ pub fn serve(
         },
         offline,
         sign_in: settings.sign_in,
-        trust_forwarded_for: settings.trust_forwarded_for,
+        proxies: settings.proxies,
         uploads: gate::UploadGate::new(settings.uploads),
     });
     let address = listener.local_addr()?;

@@ -97,6 +97,7 @@ impl Drop for TestDb {
 pub struct Knobs {
     pub sign_in: offsync::accounts::SignInLimits,
     pub uploads: offsync::web::gate::UploadLimits,
+    pub proxies: offsync::web::auth::Proxies,
 }
 
 impl Default for Knobs {
@@ -104,6 +105,7 @@ impl Default for Knobs {
         Knobs {
             sign_in: Default::default(),
             uploads: offsync::web::gate::UploadLimits::for_pool(8),
+            proxies: Default::default(),
         }
     }
 }
@@ -138,14 +140,22 @@ impl TestApp {
         backend: Backend,
         sign_in: offsync::accounts::SignInLimits,
     ) -> Option<TestApp> {
-        Some(Self::start(
-            TestDb::new(backend)?,
-            Limits::default(),
-            None,
+        Self::spawn_with_knobs(
+            backend,
             Knobs {
                 sign_in,
                 ..Default::default()
             },
+        )
+    }
+
+    /// A server with these settings.
+    pub fn spawn_with_knobs(backend: Backend, knobs: Knobs) -> Option<TestApp> {
+        Some(Self::start(
+            TestDb::new(backend)?,
+            Limits::default(),
+            None,
+            knobs,
         ))
     }
 
@@ -222,7 +232,7 @@ impl TestApp {
             secure_cookies: false,
             workers: 2,
             sign_in: knobs.sign_in,
-            trust_forwarded_for: false,
+            proxies: knobs.proxies,
             uploads: knobs.uploads,
         };
         let (tx, rx) = mpsc::channel();
