@@ -62,6 +62,15 @@ pub fn is_multiline(name: &str) -> bool {
     )
 }
 
+/// The highest page number a list is asked for: far past any list's end, and small enough
+/// that `(page - 1) * per_page` stays a valid offset on both databases.
+pub const MAX_PAGE: i64 = 1_000_000;
+
+/// A list's page number from the address: 1 when absent, within 1..=[`MAX_PAGE`].
+pub fn page_number(asked: Option<i64>) -> i64 {
+    asked.unwrap_or(1).clamp(1, MAX_PAGE)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -99,13 +108,4 @@ mod tests {
         );
         assert_eq!(value(FieldType::Text, None), "—");
     }
-}
-
-/// The highest page number a list is asked for: far past any list's end, and small enough
-/// that `(page - 1) * per_page` stays a valid offset on both databases.
-pub const MAX_PAGE: i64 = 1_000_000;
-
-/// A list's page number from the address: 1 when absent, within 1..=[`MAX_PAGE`].
-pub fn page_number(asked: Option<i64>) -> i64 {
-    asked.unwrap_or(1).clamp(1, MAX_PAGE)
 }
