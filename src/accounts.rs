@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 
 use crate::db::repo::accounts::{self, Device, User};
 use crate::db::repo::sign_in;
-use crate::db::{DbConn, DbError, write_txn};
+use crate::db::{DbConn, DbError, dialect, write_txn};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AccountError {
@@ -96,10 +96,17 @@ pub fn sign_in(conn: &mut DbConn, name: &str, password: &str) -> Result<Option<U
 /// How many failed sign-ins are allowed within `window`, per account name and per client
 /// address; past either, sign-in is refused without checking the password until the
 /// oldest failure leaves the window.
+/// How many failed sign-ins are allowed within `window`.
 #[derive(Debug, Clone, Copy)]
 pub struct SignInLimits {
+    /// Per account name from one client address: what a stranger at another address
+    /// cannot use to lock a named person out.
     pub per_account: u32,
+    /// Per client address, whatever the account names.
     pub per_address: u32,
+    /// Per account name from every address together: the ceiling a spread-out guesser
+    /// meets.
+    pub per_account_ceiling: u32,
     pub window: std::time::Duration,
 }
 
@@ -108,26 +115,28 @@ impl Default for SignInLimits {
         SignInLimits {
             per_account: 5,
             per_address: 20,
+            per_account_ceiling: 100,
             window: std::time::Duration::from_secs(15 * 60),
         }
     }
 }
 
-/// The outcome of a rate-limited sign-in.
 #[derive(Debug)]
 pub enum SignIn {
     Welcome(User),
     Refused,
-    /// Too many recent failures for the account (`account` true) or the address.
     Throttled {
+        /// The account's limit (from this address, or its ceiling), not the address's.
         account: bool,
         retry_after: std::time::Duration,
     },
 }
 
-/// [`sign_in`] behind the failure counts of [`SignInLimits`]. Checking and counting are
-/// not one atomic step, so a burst of parallel attempts can pass the limit by the few in
-/// flight; each still costs the attacker an argon2 verification.
+/// A sign-in under [`SignInLimits`]. The attempt is counted before the password is
+/// checked, in the same transaction as the check of the limits and serialised with every
+/// other attempt on the same account or address, so a burst of parallel guesses gets no
+/// more tries than a sequence would. A right password then takes its attempt back (and
+/// forgets the account's failures).
 pub fn sign_in_limited(
     conn: &mut DbConn,
     name: &str,
@@ -136,40 +145,60 @@ pub fn sign_in_limited(
     limits: &SignInLimits,
 ) -> Result<SignIn, DbError> {
     let window = i64::try_from(limits.window.as_micros()).unwrap_or(i64::MAX);
-    let now = chrono::Utc::now().timestamp_micros();
-    let since = now.saturating_sub(window);
-    // Names are at most 100 characters; a longer one tried is counted by its start, so that
-    // failures never store more than that.
-    let account: String = name.trim().chars().take(100).collect();
-    let account = account.as_str();
-    for (scope, subject, max) in [
-        (sign_in::ACCOUNT, account, limits.per_account),
+    let account: String = name.trim().to_lowercase().chars().take(100).collect();
+    let pair = format!("{account}\u{1f}{address}");
+    let counted = [
+        (sign_in::PAIR, pair.as_str(), limits.per_account),
+        (
+            sign_in::ACCOUNT,
+            account.as_str(),
+            limits.per_account_ceiling,
+        ),
         (sign_in::ADDRESS, address, limits.per_address),
-    ] {
-        let (failures, oldest) = sign_in::failures_since(conn, scope, subject, since)?;
-        if failures >= max {
-            let free_at = oldest.unwrap_or(now).saturating_add(window);
-            let wait = u64::try_from(free_at.saturating_sub(now)).unwrap_or(0);
-            return Ok(SignIn::Throttled {
-                account: scope == sign_in::ACCOUNT,
-                retry_after: std::time::Duration::from_micros(wait.max(1_000_000)),
-            });
+    ];
+    let attempt = write_txn(conn, |c, now| -> Result<Result<i64, SignIn>, DbError> {
+        let mut keys: Vec<String> = counted.iter().map(|(s, k, _)| format!("{s}:{k}")).collect();
+        // One order for every attempt, so two of them cannot wait for each other.
+        keys.sort();
+        for key in &keys {
+            dialect::lock_key(c, key)?;
         }
-    }
+        let since = now.saturating_sub(window);
+        for (scope, subject, max) in counted {
+            let (failures, oldest) = sign_in::failures_since(c, scope, subject, since)?;
+            if failures >= max {
+                let free_at = oldest.unwrap_or(now).saturating_add(window);
+                let wait = u64::try_from(free_at.saturating_sub(now)).unwrap_or(0);
+                return Ok(Err(SignIn::Throttled {
+                    account: scope != sign_in::ADDRESS,
+                    retry_after: std::time::Duration::from_micros(wait.max(1_000_000)),
+                }));
+            }
+        }
+        for (scope, subject, _) in counted {
+            sign_in::record_failure(c, scope, subject, now)?;
+        }
+        // Old failures no longer count: keep the table small.
+        sign_in::forget_before(c, since)?;
+        Ok(Ok(now))
+    })?;
+    let at = match attempt {
+        Ok(at) => at,
+        Err(throttled) => return Ok(throttled),
+    };
     Ok(match sign_in(conn, name, password)? {
         Some(user) => {
-            sign_in::forget(conn, sign_in::ACCOUNT, account, since)?;
+            write_txn(conn, |c, _| -> Result<(), DbError> {
+                sign_in::withdraw(c, sign_in::ADDRESS, address, at)?;
+                sign_in::forget(c, sign_in::PAIR, &pair)?;
+                sign_in::forget(c, sign_in::ACCOUNT, &account)
+            })?;
             SignIn::Welcome(user)
         }
-        None => {
-            sign_in::record_failure(conn, sign_in::ACCOUNT, account, now)?;
-            sign_in::record_failure(conn, sign_in::ADDRESS, address, now)?;
-            SignIn::Refused
-        }
+        None => SignIn::Refused,
     })
 }
 
-/// The stored form of a device token.
 pub fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }

@@ -96,9 +96,17 @@ struct ServeArgs {
     /// Mark session cookies Secure (when served behind TLS).
     #[arg(long, env = "OFFSYNC_SECURE_COOKIES")]
     secure_cookies: bool,
-    /// Failed sign-ins allowed per account name within 15 minutes.
+    /// Failed sign-ins allowed per account name from one client address within 15 minutes.
     #[arg(long, env = "OFFSYNC_SIGN_IN_PER_ACCOUNT", default_value_t = 5)]
     sign_in_per_account: u32,
+    /// Failed sign-ins allowed per account name from all addresses together within 15
+    /// minutes.
+    #[arg(
+        long,
+        env = "OFFSYNC_SIGN_IN_PER_ACCOUNT_CEILING",
+        default_value_t = 100
+    )]
+    sign_in_per_account_ceiling: u32,
     /// Failed sign-ins allowed per client address within 15 minutes.
     #[arg(long, env = "OFFSYNC_SIGN_IN_PER_ADDRESS", default_value_t = 20)]
     sign_in_per_address: u32,
@@ -345,6 +353,7 @@ fn serve(url: &str, args: ServeArgs) -> anyhow::Result<()> {
         sign_in: crate::accounts::SignInLimits {
             per_account: args.sign_in_per_account,
             per_address: args.sign_in_per_address,
+            per_account_ceiling: args.sign_in_per_account_ceiling,
             ..Default::default()
         },
         proxies: web::auth::Proxies {

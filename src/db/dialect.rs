@@ -43,6 +43,19 @@ pub fn clock(conn: &mut DbConn) -> Result<Micros, DbError> {
     Ok(time::after(candidate))
 }
 
+/// Serialises, until the transaction ends, every transaction that takes the same `key`
+/// (a sign-in's account and address): an advisory lock on PostgreSQL, keyed by a hash of
+/// the text; nothing on SQLite, where [`begin_write`] already took the one write lock.
+pub fn lock_key(conn: &mut DbConn, key: &str) -> Result<(), DbError> {
+    if let DbConn::Pg(_) = conn {
+        Sql::new("SELECT 1 FROM (SELECT pg_advisory_xact_lock(hashtextextended(")
+            .param(key)
+            .push(", 0))) AS locked")
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
 /// The suffix that locks the selected rows until commit, where the backend has one
 /// (SQLite's single writer makes it unnecessary there).
 pub fn for_update(conn: &DbConn) -> &'static str {

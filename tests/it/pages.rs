@@ -57,6 +57,7 @@ fn sign_in_is_rate_limited_per_account_and_per_address(b: Backend) {
         per_account: 3,
         per_address: 5,
         window: std::time::Duration::from_secs(5),
+        ..Default::default()
     };
     let Some(app) = TestApp::spawn_with_sign_in(b, limits) else {
         return;

@@ -7,6 +7,9 @@ use crate::db::schema::sign_in_failures as failures;
 use crate::db::{DbConn, DbError};
 use crate::domain::Micros;
 
+/// An account name from one address: the lockout a stranger can cause.
+pub const PAIR: &str = "account+address";
+/// An account name from anywhere: the higher ceiling.
 pub const ACCOUNT: &str = "account";
 pub const ADDRESS: &str = "address";
 
@@ -42,21 +45,30 @@ pub fn record_failure(
     Ok(())
 }
 
-/// Forgets the failures of `subject` (after a successful sign-in) and every failure older
-/// than `before` (they no longer count, so the table stays small).
-pub fn forget(
-    conn: &mut DbConn,
-    scope: &str,
-    subject: &str,
-    before: Micros,
-) -> Result<(), DbError> {
+/// Forgets every failure of `subject` (after a successful sign-in).
+pub fn forget(conn: &mut DbConn, scope: &str, subject: &str) -> Result<(), DbError> {
     diesel::delete(
-        failures::table.filter(
-            failures::scope
-                .eq(scope)
-                .and(failures::subject.eq(subject))
-                .or(failures::at.lt(before)),
-        ),
+        failures::table
+            .filter(failures::scope.eq(scope))
+            .filter(failures::subject.eq(subject)),
+    )
+    .execute(conn)?;
+    Ok(())
+}
+
+/// Forgets every failure older than `before`: they no longer count.
+pub fn forget_before(conn: &mut DbConn, before: Micros) -> Result<(), DbError> {
+    diesel::delete(failures::table.filter(failures::at.lt(before))).execute(conn)?;
+    Ok(())
+}
+
+/// Takes back one attempt recorded at `at` (it turned out to be the right password).
+pub fn withdraw(conn: &mut DbConn, scope: &str, subject: &str, at: Micros) -> Result<(), DbError> {
+    diesel::delete(
+        failures::table
+            .filter(failures::scope.eq(scope))
+            .filter(failures::subject.eq(subject))
+            .filter(failures::at.eq(at)),
     )
     .execute(conn)?;
     Ok(())
