@@ -7,7 +7,7 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 
 use crate::db::repo::accounts::{self, Device, User};
-use crate::db::repo::sign_in;
+use crate::db::repo::{sign_in, web_sessions};
 use crate::db::{DbConn, DbError, dialect, write_txn};
 
 #[derive(Debug, thiserror::Error)]
@@ -67,11 +67,7 @@ pub fn add_user(
             "a user name must be 1 to 100 printable characters".into(),
         ));
     }
-    if password.len() < 4 {
-        return Err(AccountError::Invalid(
-            "a password must have at least 4 characters".into(),
-        ));
-    }
+    check_password(password)?;
     let hash = hash_password(password)?;
     let id = uuid::Uuid::new_v4().to_string();
     write_txn(conn, |c, now| {
@@ -84,6 +80,135 @@ pub fn add_user(
 }
 
 /// Checks a sign-in; `None` for a wrong name or password alike.
+/// How long a browser session stands: since its last request, and since sign-in.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionTimeouts {
+    pub idle: std::time::Duration,
+    pub absolute: std::time::Duration,
+}
+
+impl Default for SessionTimeouts {
+    /// A working day of idleness; a week at most.
+    fn default() -> Self {
+        SessionTimeouts {
+            idle: std::time::Duration::from_secs(8 * 3600),
+            absolute: std::time::Duration::from_secs(7 * 24 * 3600),
+        }
+    }
+}
+
+fn micros(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
+}
+
+/// A session's last request is written at most this often (a page view is a read), and at
+/// least four times per idle timeout.
+const SEEN_EVERY: i64 = 60_000_000;
+
+/// Starts a browser session for the user: the secret its cookie will carry. The server
+/// keeps only the secret's digest.
+pub fn start_session(conn: &mut DbConn, user_id: &str) -> Result<String, DbError> {
+    let mut secret = [0u8; 32];
+    rand::rng().fill_bytes(&mut secret);
+    let secret = hex::encode(secret);
+    write_txn(conn, |c, now| -> Result<(), DbError> {
+        web_sessions::insert(c, &token_hash(&secret), user_id, now)
+    })?;
+    Ok(secret)
+}
+
+/// The user whose session `secret` is, while it stands: not signed out, not idle or old
+/// past `timeouts`, its user neither deleted nor disabled. A session that no longer
+/// stands is deleted.
+pub fn session_user(
+    conn: &mut DbConn,
+    secret: &str,
+    timeouts: &SessionTimeouts,
+) -> Result<Option<User>, DbError> {
+    if secret.is_empty() || secret.len() > 200 {
+        return Ok(None);
+    }
+    let id = token_hash(secret);
+    let Some(session) = web_sessions::find(conn, &id)? else {
+        return Ok(None);
+    };
+    let now = chrono::Utc::now().timestamp_micros();
+    let expired = session.seen_at < now.saturating_sub(micros(timeouts.idle))
+        || session.created_at < now.saturating_sub(micros(timeouts.absolute));
+    let user = if expired {
+        None
+    } else {
+        accounts::user_by_id(conn, &session.user_id)?.filter(|u| !u.is_disabled())
+    };
+    match &user {
+        None => write_txn(conn, |c, _| -> Result<(), DbError> {
+            web_sessions::delete(c, &id)
+        })?,
+        Some(_) if now - session.seen_at > SEEN_EVERY.min(micros(timeouts.idle) / 4) => {
+            write_txn(conn, |c, now| -> Result<(), DbError> {
+                web_sessions::touch(c, &id, now)
+            })?
+        }
+        Some(_) => {}
+    }
+    Ok(user)
+}
+
+/// Signs one browser out for good: its cookie, or any copy of it, is worthless after.
+pub fn end_session(conn: &mut DbConn, secret: &str) -> Result<(), DbError> {
+    write_txn(conn, |c, now| -> Result<(), DbError> {
+        web_sessions::delete(c, &token_hash(secret))?;
+        // Expired sessions of anyone go too: the table holds only what could be used.
+        let defaults = SessionTimeouts::default();
+        web_sessions::delete_expired(
+            c,
+            now.saturating_sub(micros(defaults.absolute)),
+            now.saturating_sub(micros(defaults.absolute)),
+        )
+    })
+}
+
+/// Signs a user out everywhere; how many sessions ended.
+pub fn end_all_sessions(conn: &mut DbConn, user_id: &str) -> Result<usize, DbError> {
+    write_txn(conn, |c, _| web_sessions::delete_for_user(c, user_id))
+}
+
+fn check_password(password: &str) -> Result<(), AccountError> {
+    if password.len() < 4 {
+        return Err(AccountError::Invalid(
+            "a password must have at least 4 characters".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// A new password for the user named `name`; every session of theirs ends.
+pub fn set_password(conn: &mut DbConn, name: &str, password: &str) -> Result<User, AccountError> {
+    check_password(password)?;
+    let hash = hash_password(password)?;
+    write_txn(conn, |c, _| {
+        let user = accounts::user_by_name(c, name.trim())?
+            .ok_or_else(|| AccountError::NoSuchUser(name.to_owned()))?;
+        accounts::set_password_hash(c, &user.id, &hash)?;
+        web_sessions::delete_for_user(c, &user.id)?;
+        Ok(user)
+    })
+}
+
+/// Disables (no sign-in, no sync, every session ended at once) or enables the user named
+/// `name`.
+pub fn set_disabled(conn: &mut DbConn, name: &str, disabled: bool) -> Result<User, AccountError> {
+    write_txn(conn, |c, now| {
+        let user = accounts::user_by_name(c, name.trim())?
+            .ok_or_else(|| AccountError::NoSuchUser(name.to_owned()))?;
+        accounts::set_disabled(c, &user.id, disabled.then_some(now))?;
+        if disabled {
+            web_sessions::delete_for_user(c, &user.id)?;
+        }
+        accounts::user_by_id(c, &user.id)?.ok_or_else(|| AccountError::NoSuchUser(name.to_owned()))
+    })
+}
+
 pub fn sign_in(conn: &mut DbConn, name: &str, password: &str) -> Result<Option<User>, DbError> {
     let user = accounts::user_by_name(conn, name.trim())?;
     let hash = user
@@ -125,6 +250,8 @@ impl Default for SignInLimits {
 pub enum SignIn {
     Welcome(User),
     Refused,
+    /// The right password for a disabled user.
+    Disabled,
     Throttled {
         /// The account's limit (from this address, or its ceiling), not the address's.
         account: bool,
@@ -193,7 +320,11 @@ pub fn sign_in_limited(
                 sign_in::forget(c, sign_in::PAIR, &pair)?;
                 sign_in::forget(c, sign_in::ACCOUNT, &account)
             })?;
-            SignIn::Welcome(user)
+            if user.is_disabled() {
+                SignIn::Disabled
+            } else {
+                SignIn::Welcome(user)
+            }
         }
         None => SignIn::Refused,
     })
@@ -241,7 +372,12 @@ pub fn device_for_token(conn: &mut DbConn, token: &str) -> Result<Option<Device>
     if token.is_empty() || token.len() > 200 {
         return Ok(None);
     }
-    accounts::device_by_token_hash(conn, &token_hash(token))
+    let Some(device) = accounts::device_by_token_hash(conn, &token_hash(token))? else {
+        return Ok(None);
+    };
+    // A disabled user's devices stop syncing at once.
+    let active = accounts::user_by_id(conn, &device.user_id)?.is_some_and(|u| !u.is_disabled());
+    Ok(active.then_some(device))
 }
 
 #[cfg(test)]

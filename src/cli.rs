@@ -96,6 +96,12 @@ struct ServeArgs {
     /// Mark session cookies Secure (when served behind TLS).
     #[arg(long, env = "OFFSYNC_SECURE_COOKIES")]
     secure_cookies: bool,
+    /// A browser session ends after this many minutes without a request.
+    #[arg(long, env = "OFFSYNC_SESSION_IDLE_MINUTES", default_value_t = 8 * 60)]
+    session_idle_minutes: u64,
+    /// A browser session ends this many hours after sign-in, however busy.
+    #[arg(long, env = "OFFSYNC_SESSION_MAX_HOURS", default_value_t = 7 * 24)]
+    session_max_hours: u64,
     /// Failed sign-ins allowed per account name from one client address within 15 minutes.
     #[arg(long, env = "OFFSYNC_SIGN_IN_PER_ACCOUNT", default_value_t = 5)]
     sign_in_per_account: u32,
@@ -154,6 +160,16 @@ enum UserCommand {
         #[arg(long)]
         admin: bool,
     },
+    /// Set a user's password; every browser session of theirs ends.
+    Passwd {
+        name: String,
+        #[arg(long, env = "OFFSYNC_NEW_PASSWORD", hide_env_values = true)]
+        password: String,
+    },
+    /// Disable a user: no sign-in, their sessions end and their devices stop syncing at once.
+    Disable { name: String },
+    /// Enable a disabled user again.
+    Enable { name: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -243,6 +259,27 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 user.name,
                 if admin { " (administrator)" } else { "" }
             );
+            Ok(())
+        }
+        Command::User(UserCommand::Passwd { name, password }) => {
+            let pool = open(url, 1)?;
+            let user = accounts::set_password(&mut *pool.get()?, &name, &password)?;
+            eprintln!("set the password of {}; their sessions ended", user.name);
+            Ok(())
+        }
+        Command::User(UserCommand::Disable { name }) => {
+            let pool = open(url, 1)?;
+            let user = accounts::set_disabled(&mut *pool.get()?, &name, true)?;
+            eprintln!(
+                "disabled {}: no sign-in, sessions ended, devices stopped",
+                user.name
+            );
+            Ok(())
+        }
+        Command::User(UserCommand::Enable { name }) => {
+            let pool = open(url, 1)?;
+            let user = accounts::set_disabled(&mut *pool.get()?, &name, false)?;
+            eprintln!("enabled {}", user.name);
             Ok(())
         }
         Command::Device(DeviceCommand::Add { user, name }) => {
@@ -350,6 +387,10 @@ fn serve(url: &str, args: ServeArgs) -> anyhow::Result<()> {
         workers: args.workers.unwrap_or_else(|| {
             std::thread::available_parallelism().map_or(2, std::num::NonZero::get)
         }),
+        sessions: crate::accounts::SessionTimeouts {
+            idle: Duration::from_secs(args.session_idle_minutes.saturating_mul(60)),
+            absolute: Duration::from_secs(args.session_max_hours.saturating_mul(3600)),
+        },
         sign_in: crate::accounts::SignInLimits {
             per_account: args.sign_in_per_account,
             per_address: args.sign_in_per_address,
@@ -459,6 +500,7 @@ fn offline(url: &str, args: OfflineArgs) -> anyhow::Result<()> {
         secure_cookies: false,
         workers: 2,
         sign_in: Default::default(),
+        sessions: Default::default(),
         proxies: Default::default(),
         uploads: web::gate::UploadLimits::one_writer(),
     };

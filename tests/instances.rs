@@ -827,3 +827,127 @@ fn a_sign_in_name_cannot_forge_or_flood_a_log_line() {
     }
     assert!(refused[0].contains("mallory\\u{a}2026"), "{}", refused[0]);
 }
+
+/// On a real server: a copy of the session cookie taken before sign-out is worthless after
+/// it, and `offsync user disable` ends a user's sessions and stops their device at once.
+#[test]
+fn a_copied_cookie_dies_with_sign_out_and_disable_stops_a_user_at_once() {
+    let dir = tempfile::tempdir().expect("a directory");
+    let url = format!("sqlite://{}", dir.path().join("sessions.db").display());
+    let offsync = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_offsync"))
+            .args(args)
+            .args(["--database-url", &url])
+            .env_remove("DATABASE_URL")
+            .output()
+            .expect("offsync runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    offsync(&["user", "add", "alice", "--password", "password"]);
+    let token = offsync(&[
+        "device",
+        "add",
+        "--user",
+        "alice",
+        "--name",
+        "Alice's laptop",
+    ]);
+    let server = Serve::start(&url, &dir.path().join("key"));
+    let sign_in = || {
+        let http = reqwest::blocking::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("a client");
+        let page = http
+            .get(format!("{}/login", server.base))
+            .send()
+            .and_then(|r| r.text())
+            .expect("the sign-in page");
+        let csrf = attr_after(&page, "name=\"csrf\"", "value").expect("a CSRF field");
+        let answer = http
+            .post(format!("{}/login", server.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("origin", &server.base)
+            .body(
+                serde_urlencoded::to_string([
+                    ("username", "alice"),
+                    ("password", "password"),
+                    ("csrf", &csrf),
+                ])
+                .expect("a form"),
+            )
+            .send()
+            .expect("an answer");
+        assert_eq!(answer.status(), 303);
+        let cookie = answer
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|c| c.starts_with("offsync="))
+            .and_then(|c| c.split(';').next())
+            .expect("the session cookie")
+            .to_owned();
+        (http, cookie)
+    };
+    let with_cookie = |cookie: &str| {
+        client()
+            .get(format!("{}/sites", server.base))
+            .header("cookie", cookie)
+            .send()
+            .expect("an answer")
+            .status()
+            .as_u16()
+    };
+    let (http, copied) = sign_in();
+    assert_eq!(with_cookie(&copied), 200, "the copy works while signed in");
+    let page = http
+        .get(format!("{}/sites", server.base))
+        .send()
+        .and_then(|r| r.text())
+        .expect("a page");
+    let csrf = attr_after(&page, "name=\"csrf\"", "value").expect("a CSRF field");
+    let out = http
+        .post(format!("{}/logout", server.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("origin", &server.base)
+        .body(format!("csrf={csrf}"))
+        .send()
+        .expect("an answer");
+    assert_eq!(out.status(), 303);
+    assert_eq!(
+        with_cookie(&copied),
+        303,
+        "the copy is worthless after sign-out"
+    );
+
+    let (_, second) = sign_in();
+    let state = |token: &str| {
+        client()
+            .get(format!("{}/api/sync/state", server.base))
+            .bearer_auth(token)
+            .send()
+            .expect("an answer")
+            .status()
+            .as_u16()
+    };
+    assert_eq!((with_cookie(&second), state(&token)), (200, 200));
+    offsync(&["user", "disable", "alice"]);
+    assert_eq!(with_cookie(&second), 303, "signed out at once");
+    assert_eq!(state(&token), 401, "the device stops at once");
+    offsync(&["user", "enable", "alice"]);
+    assert_eq!(state(&token), 200);
+    let (_, before) = sign_in();
+    offsync(&["user", "passwd", "alice", "--password", "another one"]);
+    assert_eq!(
+        with_cookie(&before),
+        303,
+        "a new password ends the sessions"
+    );
+}

@@ -12,6 +12,16 @@ diesel::table! {
         is_admin -> Bool,
         is_conflict -> Bool,
         created_at -> BigInt,
+        disabled_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    web_sessions (id) {
+        id -> Text,
+        user_id -> Text,
+        created_at -> BigInt,
+        seen_at -> BigInt,
     }
 }
 
@@ -179,6 +189,7 @@ diesel::table! {
 
 diesel::allow_tables_to_appear_in_same_query!(
     users,
+    web_sessions,
     devices,
     sync_sessions,
     conflicts,

@@ -10,11 +10,12 @@ use rand::RngCore;
 use super::error::PageError;
 use super::{AppState, page_with_status, see_other};
 use crate::accounts::{self, SignIn};
-use crate::db::repo::accounts::{User, user_by_id};
+use crate::db::repo::accounts::User;
 use crate::db::repo::conflicts;
 use crate::logsafe::Escaped;
 
-const USER_KEY: &str = "user_id";
+/// The cookie's secret of the server-side session ([`accounts::start_session`]).
+const SESSION_KEY: &str = "session";
 const CSRF_KEY: &str = "csrf";
 
 /// The session's CSRF token, made on first use.
@@ -74,16 +75,18 @@ pub async fn viewer(state: &AppState, session: &Session) -> Result<Viewer, PageE
             password_hash: String::new(),
             is_admin: false,
             is_conflict: false,
+            disabled_at: None,
         };
         return Ok(Viewer { user, layout });
     }
-    let Some(user_id) = session.get::<String>(USER_KEY).ok().flatten() else {
+    let Some(secret) = session.get::<String>(SESSION_KEY).ok().flatten() else {
         return Err(PageError::sign_in());
     };
     let pool = state.pool.clone();
+    let timeouts = state.sessions;
     let found = super::block(move || {
         let mut conn = pool.get()?;
-        let user = user_by_id(&mut conn, &user_id)?;
+        let user = accounts::session_user(&mut conn, &secret, &timeouts)?;
         let open = match &user {
             Some(u) => conflicts::count_open(&mut conn, Some(&u.id))?,
             None => 0,
@@ -172,6 +175,13 @@ pub async fn login(
     };
     let user = match outcome {
         SignIn::Welcome(user) => user,
+        SignIn::Disabled => {
+            tracing::info!(user = %Escaped(&form.username), address = %Escaped(&address), "sign-in of a disabled user");
+            return refuse(
+                StatusCode::FORBIDDEN,
+                "This account is disabled. Ask an administrator to enable it.".into(),
+            );
+        }
         SignIn::Refused => {
             tracing::info!(user = %Escaped(&form.username), address = %Escaped(&address), "sign-in refused");
             return refuse(
@@ -206,10 +216,17 @@ pub async fn login(
     };
     // A new session on sign-in, so that a session id or a CSRF token planted (or read)
     // before it is worthless after: the next page makes a new token.
+    let pool = state.pool.clone();
+    let user_id = user.id.clone();
+    let secret = super::block(move || {
+        let mut conn = pool.get()?;
+        accounts::start_session(&mut conn, &user_id)
+    })
+    .await??;
     session.remove(CSRF_KEY);
     session.renew();
     session
-        .insert(USER_KEY, &user.id)
+        .insert(SESSION_KEY, &secret)
         .map_err(PageError::internal)?;
     tracing::info!(user = %Escaped(&user.name), "signed in");
     Ok(see_other("/"))
@@ -291,15 +308,48 @@ pub struct CsrfOnly {
     csrf: Option<String>,
 }
 
-/// `POST /logout`.
-pub async fn logout(session: Session, form: Form<CsrfOnly>) -> Result<HttpResponse, PageError> {
+/// `POST /logout`: ends this session on the server, so that no copy of the cookie works.
+pub async fn logout(
+    state: Data<AppState>,
+    session: Session,
+    form: Form<CsrfOnly>,
+) -> Result<HttpResponse, PageError> {
     check_csrf(&session, form.csrf.as_deref())?;
+    if let Some(secret) = session.get::<String>(SESSION_KEY).ok().flatten() {
+        let pool = state.pool.clone();
+        super::block(move || {
+            let mut conn = pool.get()?;
+            accounts::end_session(&mut conn, &secret)
+        })
+        .await??;
+    }
+    session.purge();
+    Ok(see_other("/login"))
+}
+
+/// `POST /logout/everywhere`: ends every session of the signed-in user (a lost laptop, a
+/// shared computer), this one included.
+pub async fn logout_everywhere(
+    state: Data<AppState>,
+    session: Session,
+    form: Form<CsrfOnly>,
+) -> Result<HttpResponse, PageError> {
+    check_csrf(&session, form.csrf.as_deref())?;
+    let v = viewer(&state, &session).await?;
+    let pool = state.pool.clone();
+    let user_id = v.user.id.clone();
+    let ended = super::block(move || {
+        let mut conn = pool.get()?;
+        accounts::end_all_sessions(&mut conn, &user_id)
+    })
+    .await??;
+    tracing::info!(user = %Escaped(&v.user.name), sessions = ended, "signed out everywhere");
     session.purge();
     Ok(see_other("/login"))
 }
 
 /// `GET /`: the sites for a signed-in person, else the sign-in page.
 pub async fn home(session: Session) -> HttpResponse {
-    let signed_in = session.get::<String>(USER_KEY).ok().flatten().is_some();
+    let signed_in = session.get::<String>(SESSION_KEY).ok().flatten().is_some();
     see_other(if signed_in { "/sites" } else { "/login" })
 }

@@ -12,6 +12,7 @@ pub mod laptop;
 pub mod offline;
 pub mod present;
 pub mod records;
+pub mod users;
 
 use std::net::TcpListener;
 
@@ -25,7 +26,7 @@ use actix_web::middleware::DefaultHeaders;
 use actix_web::web::{self, Data};
 use actix_web::{App, HttpResponse, HttpServer};
 
-use crate::accounts::SignInLimits;
+use crate::accounts::{SessionTimeouts, SignInLimits};
 use crate::db::Pool;
 use crate::editing::Mode;
 use crate::logsafe::Escaped;
@@ -41,6 +42,7 @@ pub struct AppState {
     /// The offline copy's upstream and sync status (offline mode only).
     pub offline: Option<offline::OfflineApp>,
     pub sign_in: SignInLimits,
+    pub sessions: SessionTimeouts,
     pub proxies: auth::Proxies,
     pub uploads: std::sync::Arc<gate::UploadGate>,
 }
@@ -56,6 +58,8 @@ pub struct WebSettings {
     pub secure_cookies: bool,
     pub workers: usize,
     pub sign_in: SignInLimits,
+    /// How long a browser session stands.
+    pub sessions: SessionTimeouts,
     /// The proxies in front of this server, whose word on the client's address is taken.
     pub proxies: auth::Proxies,
     pub uploads: gate::UploadLimits,
@@ -155,13 +159,18 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .route("/login", web::get().to(auth::login_form))
     .route("/login", web::post().to(auth::login))
     .route("/logout", web::post().to(auth::logout))
+    .route(
+        "/logout/everywhere",
+        web::post().to(auth::logout_everywhere),
+    )
     .route("/static/offsync.css", web::get().to(stylesheet))
     .route("/static/offsync.js", web::get().to(script))
     .route("/healthz", web::get().to(healthz))
     .configure(conflicts::configure)
     .configure(records::configure)
     .configure(devices::configure)
-    .configure(fleet::configure);
+    .configure(fleet::configure)
+    .configure(users::configure);
 }
 
 /// The offline copy's routes: the same pages, no sign-in, no device API.
@@ -305,6 +314,7 @@ pub fn serve(
         },
         offline,
         sign_in: settings.sign_in,
+        sessions: settings.sessions,
         proxies: settings.proxies,
         uploads: gate::UploadGate::new(settings.uploads),
     });

@@ -98,6 +98,7 @@ pub struct Knobs {
     pub sign_in: offsync::accounts::SignInLimits,
     pub uploads: offsync::web::gate::UploadLimits,
     pub proxies: offsync::web::auth::Proxies,
+    pub sessions: offsync::accounts::SessionTimeouts,
 }
 
 impl Default for Knobs {
@@ -106,6 +107,7 @@ impl Default for Knobs {
             sign_in: Default::default(),
             uploads: offsync::web::gate::UploadLimits::for_pool(8),
             proxies: Default::default(),
+            sessions: Default::default(),
         }
     }
 }
@@ -232,6 +234,7 @@ impl TestApp {
             secure_cookies: false,
             workers: 2,
             sign_in: knobs.sign_in,
+            sessions: knobs.sessions,
             proxies: knobs.proxies,
             uploads: knobs.uploads,
         };

@@ -4,6 +4,7 @@
 mod helpers;
 mod laptop;
 
+mod accounts;
 mod busy;
 mod concurrency;
 mod conflicts;

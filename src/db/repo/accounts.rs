@@ -15,6 +15,14 @@ pub struct User {
     pub password_hash: String,
     pub is_admin: bool,
     pub is_conflict: bool,
+    /// When an administrator disabled the user: no sign-in, no sync.
+    pub disabled_at: Option<Micros>,
+}
+
+impl User {
+    pub fn is_disabled(&self) -> bool {
+        self.disabled_at.is_some()
+    }
 }
 
 pub fn insert_user(
@@ -38,9 +46,11 @@ pub fn insert_user(
     Ok(())
 }
 
+/// The user of this name, whatever its case ("Alice" is alice: names are unique so).
 pub fn user_by_name(conn: &mut DbConn, name: &str) -> Result<Option<User>, DbError> {
+    diesel::define_sql_function!(fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text);
     Ok(users::table
-        .filter(users::name.eq(name))
+        .filter(lower(users::name).eq(name.to_lowercase()))
         .select(User::as_select())
         .first(conn)
         .optional()?)
@@ -52,6 +62,28 @@ pub fn user_by_id(conn: &mut DbConn, id: &str) -> Result<Option<User>, DbError> 
         .select(User::as_select())
         .first(conn)
         .optional()?)
+}
+
+pub fn set_password_hash(conn: &mut DbConn, user_id: &str, hash: &str) -> Result<(), DbError> {
+    diesel::update(users::table.find(user_id))
+        .set(users::password_hash.eq(hash))
+        .execute(conn)?;
+    Ok(())
+}
+
+pub fn set_disabled(conn: &mut DbConn, user_id: &str, at: Option<Micros>) -> Result<(), DbError> {
+    diesel::update(users::table.find(user_id))
+        .set(users::disabled_at.eq(at))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Every user, by name.
+pub fn list_users(conn: &mut DbConn) -> Result<Vec<User>, DbError> {
+    Ok(users::table
+        .order(users::name)
+        .select(User::as_select())
+        .load(conn)?)
 }
 
 pub fn set_conflict_flag(conn: &mut DbConn, user_id: &str, flag: bool) -> Result<(), DbError> {

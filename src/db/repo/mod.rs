@@ -9,3 +9,4 @@ pub mod resends;
 pub mod rows;
 pub mod sessions;
 pub mod sign_in;
+pub mod web_sessions;
