@@ -951,3 +951,80 @@ fn a_copied_cookie_dies_with_sign_out_and_disable_stops_a_user_at_once() {
         "a new password ends the sessions"
     );
 }
+
+/// An upload whose body stops arriving is refused after the idle limit (here 1 s), and
+/// parts beside `changes` have a size limit of their own.
+#[test]
+fn a_stalled_upload_body_times_out_and_extra_parts_are_bounded() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().expect("a directory");
+    let url = format!("sqlite://{}", dir.path().join("limits.db").display());
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_offsync"))
+            .args(args)
+            .args(["--database-url", &url])
+            .env_remove("DATABASE_URL")
+            .output()
+            .expect("offsync runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    cli(&["user", "add", "alice", "--password", "password"]);
+    let token = cli(&["device", "add", "--user", "alice", "--name", "laptop"]);
+    let server = Serve::start_with_env(
+        &url,
+        &dir.path().join("key"),
+        &[],
+        &[("OFFSYNC_BODY_IDLE_SECONDS", "1")],
+    );
+    let opened = client()
+        .post(format!("{}/api/sync/sessions", server.base))
+        .bearer_auth(&token)
+        .send()
+        .and_then(|r| r.text())
+        .expect("a session");
+    let sid = attr(&opened, "id").expect("the session's id");
+    let address = server.base.trim_start_matches("http://").to_owned();
+
+    let mut tcp = std::net::TcpStream::connect(&address).expect("a connection");
+    tcp.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .expect("a timeout");
+    let head = format!(
+        "POST /api/sync/sessions/{sid}/upload HTTP/1.1\r\nHost: {address}\r\n\
+         Authorization: Bearer {token}\r\nContent-Type: multipart/form-data; boundary=XX\r\n\
+         Content-Length: 100000\r\n\r\n--XX\r\nContent-Disposition: form-data; name=\"changes\"; \
+         filename=\"c.xml\"\r\nContent-Type: application/xml\r\n\r\n<changeset version=\"1\">"
+    );
+    tcp.write_all(head.as_bytes())
+        .expect("the start of the body");
+    let started = std::time::Instant::now();
+    let mut answer = vec![0u8; 4096];
+    let n = tcp
+        .read(&mut answer)
+        .expect("an answer before the read timeout");
+    let answer = String::from_utf8_lossy(&answer[..n]).into_owned();
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("stalled"), "{answer}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(8));
+
+    let extra = reqwest::blocking::multipart::Part::bytes(vec![b'x'; 100 << 10]);
+    let changes = reqwest::blocking::multipart::Part::bytes(
+        b"<changeset version=\"1\"></changeset>".to_vec(),
+    )
+    .file_name("c.xml");
+    let form = reqwest::blocking::multipart::Form::new()
+        .part("note", extra)
+        .part("changes", changes);
+    let r = client()
+        .post(format!("{}/api/sync/sessions/{sid}/upload", server.base))
+        .bearer_auth(&token)
+        .multipart(form)
+        .send()
+        .expect("an answer");
+    assert_eq!(r.status(), 413);
+    assert!(r.text().expect("a body").contains("other than"));
+}

@@ -115,6 +115,50 @@ fn clock_from_form(body: &[u8]) -> Option<String> {
         .and_then(|p| p.clock)
 }
 
+/// What the parts of an upload other than `changes` may hold together, in bytes.
+const OTHER_PARTS_LIMIT: usize = 64 << 10;
+
+/// How long an upload's body may send nothing before it is refused
+/// (`OFFSYNC_BODY_IDLE_SECONDS`, 60 by default): a client that stops mid-body holds no
+/// worker and no temporary file for longer.
+fn body_idle() -> std::time::Duration {
+    static SECONDS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    std::time::Duration::from_secs(*SECONDS.get_or_init(|| {
+        std::env::var("OFFSYNC_BODY_IDLE_SECONDS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .filter(|s| *s > 0)
+            .unwrap_or(60)
+    }))
+}
+
+/// The next part or chunk of a multipart body, unless the client sends nothing for
+/// [`body_idle`].
+async fn next_part<S: futures_util::Stream + Unpin>(
+    stream: &mut S,
+) -> Result<Option<S::Item>, ApiError> {
+    actix_web::rt::time::timeout(body_idle(), stream.next())
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                ErrorCode::Malformed,
+                format!(
+                    "the upload's body stalled: nothing arrived for {} s",
+                    body_idle().as_secs()
+                ),
+            )
+        })
+}
+
+fn broken_multipart(e: actix_multipart::MultipartError) -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        ErrorCode::Malformed,
+        format!("a broken multipart body: {e}"),
+    )
+}
+
 /// `POST /api/sync/sessions/{id}/upload`: the changeset in the multipart file `changes`.
 pub async fn upload(
     state: Data<AppState>,
@@ -126,38 +170,30 @@ pub async fn upload(
     let session_id = path.into_inner();
     let limit = state.limits.max_upload_bytes;
     let mut received: Option<(std::fs::File, String)> = None;
-    while let Some(field) = form.next().await {
-        let mut field = field.map_err(|e| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                ErrorCode::Malformed,
-                format!("a broken multipart body: {e}"),
-            )
-        })?;
+    let mut other_bytes = 0usize;
+    while let Some(field) = next_part(&mut form).await? {
+        let mut field = field.map_err(broken_multipart)?;
         if field.name() != Some("changes") || received.is_some() {
-            // Other parts are not ours; drain them.
-            while let Some(chunk) = field.next().await {
-                chunk.map_err(|e| {
-                    ApiError::new(
-                        StatusCode::BAD_REQUEST,
-                        ErrorCode::Malformed,
-                        format!("a broken multipart body: {e}"),
-                    )
-                })?;
+            // Other parts are not ours: read past them, within a small budget.
+            while let Some(chunk) = next_part(&mut field).await? {
+                other_bytes += chunk.map_err(broken_multipart)?.len();
+                if other_bytes > OTHER_PARTS_LIMIT {
+                    return Err(ApiError::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        ErrorCode::TooLarge,
+                        format!(
+                            "the parts other than \"changes\" are larger than {OTHER_PARTS_LIMIT} bytes"
+                        ),
+                    ));
+                }
             }
             continue;
         }
         let mut file = tempfile::tempfile().map_err(ApiError::internal)?;
         let mut hasher = Sha256::new();
         let mut size = 0u64;
-        while let Some(chunk) = field.next().await {
-            let chunk = chunk.map_err(|e| {
-                ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    ErrorCode::Malformed,
-                    format!("a broken multipart body: {e}"),
-                )
-            })?;
+        while let Some(chunk) = next_part(&mut field).await? {
+            let chunk = chunk.map_err(broken_multipart)?;
             size += chunk.len() as u64;
             if size > limit {
                 return Err(ApiError::new(
