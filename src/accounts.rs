@@ -55,11 +55,71 @@ fn decoy_hash() -> &'static str {
     DECOY.get_or_init(|| hash_password("offsync decoy password").unwrap_or_default())
 }
 
+/// What a user may do ([`crate::editing::Rights`] on the main site).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Administrator,
+    Office,
+    Engineer,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Administrator => "administrator",
+            Role::Office => "office",
+            Role::Engineer => "engineer",
+        }
+    }
+
+    /// A stored or typed role; an unknown one is the office's (the default).
+    pub fn parse(text: &str) -> Option<Role> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "administrator" | "admin" => Some(Role::Administrator),
+            "office" => Some(Role::Office),
+            "engineer" => Some(Role::Engineer),
+            _ => None,
+        }
+    }
+
+    pub fn of(user: &User) -> Role {
+        Role::parse(&user.role).unwrap_or(if user.is_admin {
+            Role::Administrator
+        } else {
+            Role::Office
+        })
+    }
+
+    pub fn rights(self) -> crate::editing::Rights {
+        match self {
+            Role::Administrator => crate::editing::Rights::Administrator,
+            Role::Office => crate::editing::Rights::Office,
+            Role::Engineer => crate::editing::Rights::Engineer,
+        }
+    }
+}
+
+/// A new user: an administrator, or else the office's role (what scripts made before roles
+/// existed).
 pub fn add_user(
     conn: &mut DbConn,
     name: &str,
     password: &str,
     is_admin: bool,
+) -> Result<User, AccountError> {
+    let role = if is_admin {
+        Role::Administrator
+    } else {
+        Role::Office
+    };
+    add_user_with_role(conn, name, password, role)
+}
+
+pub fn add_user_with_role(
+    conn: &mut DbConn,
+    name: &str,
+    password: &str,
+    role: Role,
 ) -> Result<User, AccountError> {
     let name = name.trim();
     if name.is_empty() || name.len() > 100 || name.chars().any(char::is_control) {
@@ -74,7 +134,7 @@ pub fn add_user(
         if accounts::user_by_name(c, name)?.is_some() {
             return Err(AccountError::UserExists(name.to_owned()));
         }
-        accounts::insert_user(c, &id, name, &hash, is_admin, now)?;
+        accounts::insert_user(c, &id, name, &hash, role.as_str(), now)?;
         accounts::user_by_id(c, &id)?.ok_or_else(|| AccountError::NoSuchUser(name.to_owned()))
     })
 }

@@ -156,9 +156,14 @@ enum UserCommand {
         name: String,
         #[arg(long)]
         password: String,
-        /// May see and resolve everyone's conflicts.
-        #[arg(long)]
+        /// The same as --role administrator.
+        #[arg(long, conflicts_with = "role")]
         admin: bool,
+        /// administrator (everything: users, deleting sites and assets, everyone's
+        /// conflicts), office (every field; the default) or engineer (online, what a laptop
+        /// may do).
+        #[arg(long, value_parser = parse_role)]
+        role: Option<accounts::Role>,
     },
     /// Set a user's password; every browser session of theirs ends.
     Passwd {
@@ -181,6 +186,11 @@ enum DeviceCommand {
         #[arg(long)]
         name: String,
     },
+}
+
+fn parse_role(text: &str) -> Result<accounts::Role, String> {
+    accounts::Role::parse(text)
+        .ok_or_else(|| format!("{text:?} is not a role: administrator, office or engineer"))
 }
 
 /// Runs the command line; the process's exit status.
@@ -250,15 +260,17 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             name,
             password,
             admin,
+            role,
         }) => {
             let pool = open(url, 1)?;
             let mut conn = pool.get()?;
-            let user = accounts::add_user(&mut conn, &name, &password, admin)?;
-            eprintln!(
-                "created user {}{}",
-                user.name,
-                if admin { " (administrator)" } else { "" }
-            );
+            let role = match (admin, role) {
+                (true, _) => accounts::Role::Administrator,
+                (false, Some(role)) => role,
+                (false, None) => accounts::Role::Office,
+            };
+            let user = accounts::add_user_with_role(&mut conn, &name, &password, role)?;
+            eprintln!("created user {} ({})", user.name, role.as_str());
             Ok(())
         }
         Command::User(UserCommand::Passwd { name, password }) => {

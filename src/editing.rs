@@ -12,7 +12,9 @@ use crate::db::integrity::{self, Blocked};
 use crate::db::repo::rows::{self, Row};
 use crate::db::{DbConn, DbError, write_txn};
 use crate::domain::rules::{Verdict, judge_field, next_stamp};
-use crate::domain::{Field, FieldType, Micros, TABLES, TableId, Values, table_by_name, value};
+use crate::domain::{
+    Field, FieldType, Micros, TABLES, Table, TableId, Values, table_by_name, value,
+};
 use crate::offline::store::{self, ChangeKind, FieldLog};
 
 /// Who is editing: the main site (every field, stamped by the server), or the offline copy
@@ -23,11 +25,69 @@ pub enum Mode {
     Offline,
 }
 
+/// What the person at the pages may do with the synced tables, by where they are and their
+/// role (issue 12).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rights {
+    /// An administrator: everything, deleting sites and assets included.
+    Administrator,
+    /// The office (PROTOCOL §1's online users): every field and every create; deletes only
+    /// what a laptop may delete too (inspections and readings).
+    Office,
+    /// A field engineer on the main site: what a laptop may do (the fields offline may
+    /// edit, the creates and deletes offline may make); a row they create they fill whole.
+    Engineer,
+    /// The offline copy on a laptop.
+    Laptop,
+}
+
+impl Rights {
+    /// Where the edits are made: the main site stamps them, a laptop logs them.
+    pub fn mode(self) -> Mode {
+        match self {
+            Rights::Laptop => Mode::Offline,
+            _ => Mode::Online,
+        }
+    }
+
+    pub fn may_edit(self, field: &Field) -> bool {
+        matches!(self, Rights::Administrator | Rights::Office) || field.offline_edit
+    }
+
+    pub fn may_edit_any(self, table: &Table) -> bool {
+        table.fields.iter().any(|f| self.may_edit(f))
+    }
+
+    pub fn may_create(self, table: &Table) -> bool {
+        matches!(self, Rights::Administrator | Rights::Office) || table.offline_create
+    }
+
+    pub fn may_delete(self, table: &Table) -> bool {
+        self == Rights::Administrator || table.offline_delete
+    }
+
+    /// Why a create or delete is refused, for the page.
+    pub fn refusal(self, table: &Table, verb: &str) -> String {
+        match self {
+            Rights::Laptop => format!("{} are {verb} on the main site, not offline", table.name),
+            _ => format!(
+                "{} are {verb} by {}",
+                table.name,
+                if verb == "deleted" {
+                    "administrators"
+                } else {
+                    "the office"
+                }
+            ),
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum EditError {
     #[error("no such row")]
     NotFound,
-    /// Not something the offline copy may do.
+    /// Not something this person (or the offline copy) may do.
     #[error("{0}")]
     Forbidden(String),
     /// Messages by field name; nothing was written.
@@ -200,17 +260,15 @@ fn check_row(
 /// Creates a row from form input; returns its id.
 pub fn create(
     conn: &mut DbConn,
-    mode: Mode,
+    rights: Rights,
     table: TableId,
     input: &BTreeMap<String, String>,
     actor: &str,
 ) -> Result<String, EditError> {
     let def = &TABLES[table];
-    if mode == Mode::Offline && !def.offline_create {
-        return Err(EditError::Forbidden(format!(
-            "{} are created on the main site, not offline",
-            def.name
-        )));
+    let mode = rights.mode();
+    if !rights.may_create(def) {
+        return Err(EditError::Forbidden(rights.refusal(def, "created")));
     }
     let id = uuid::Uuid::now_v7().to_string();
     write_txn(conn, |c, now| {
@@ -245,7 +303,7 @@ pub fn create(
 /// logged with the value each field had (its `was`).
 pub fn update(
     conn: &mut DbConn,
-    mode: Mode,
+    rights: Rights,
     table: TableId,
     id: &str,
     version: Micros,
@@ -253,12 +311,13 @@ pub fn update(
     actor: &str,
 ) -> Result<(), EditError> {
     let def = &TABLES[table];
+    let mode = rights.mode();
     write_txn(conn, |c, now| {
         let row = rows::by_ids(c, table, &[id.to_owned()], true)?
             .remove(id)
             .ok_or(EditError::NotFound)?;
         let shown_now = form_values_of(c, table, &row.values)?;
-        let editable = |f: &Field| mode == Mode::Online || f.offline_edit;
+        let editable = |f: &Field| rights.may_edit(f);
         let mut changes = touched(c, table, input, &shown_now, editable)?;
         if row.last_updated != version {
             for (i, _, shown) in &changes {
@@ -397,18 +456,16 @@ fn descendants(
 /// a delete, and its children's unsynced changes are dropped (the server deletes them too).
 pub fn delete(
     conn: &mut DbConn,
-    mode: Mode,
+    rights: Rights,
     table: TableId,
     id: &str,
     version: Micros,
     actor: &str,
 ) -> Result<usize, EditError> {
     let def = &TABLES[table];
-    if mode == Mode::Offline && !def.offline_delete {
-        return Err(EditError::Forbidden(format!(
-            "{} are deleted on the main site, not offline",
-            def.name
-        )));
+    let mode = rights.mode();
+    if !rights.may_delete(def) {
+        return Err(EditError::Forbidden(rights.refusal(def, "deleted")));
     }
     write_txn(conn, |c, now| {
         let row = rows::by_ids(c, table, &[id.to_owned()], true)?

@@ -654,7 +654,7 @@ mod fleet {
                     let t = table_by_name(table).expect("a table");
                     let outcome = offsync::editing::update(
                         &mut laptop.pool.get().expect("a connection"),
-                        offsync::editing::Mode::Offline,
+                        offsync::editing::Rights::Laptop,
                         t,
                         &id,
                         laptop.version(table, &id),

@@ -13,6 +13,7 @@ diesel::table! {
         is_conflict -> Bool,
         created_at -> BigInt,
         disabled_at -> Nullable<BigInt>,
+        role -> Text,
     }
 }
 

@@ -62,6 +62,8 @@ pub struct Layout {
 pub struct Viewer {
     pub user: User,
     pub layout: Layout,
+    /// What they may do with the records (the laptop's on the offline copy).
+    pub rights: crate::editing::Rights,
 }
 
 /// The signed-in user, or a redirect to the sign-in page. The offline copy has no sign-in:
@@ -76,8 +78,13 @@ pub async fn viewer(state: &AppState, session: &Session) -> Result<Viewer, PageE
             is_admin: false,
             is_conflict: false,
             disabled_at: None,
+            role: String::new(),
         };
-        return Ok(Viewer { user, layout });
+        return Ok(Viewer {
+            user,
+            layout,
+            rights: crate::editing::Rights::Laptop,
+        });
     }
     let Some(secret) = session.get::<String>(SESSION_KEY).ok().flatten() else {
         return Err(PageError::sign_in());
@@ -106,7 +113,12 @@ pub async fn viewer(state: &AppState, session: &Session) -> Result<Viewer, PageE
         csrf: csrf_token(session),
         offline: None,
     };
-    Ok(Viewer { user, layout })
+    let rights = accounts::Role::of(&user).rights();
+    Ok(Viewer {
+        user,
+        layout,
+        rights,
+    })
 }
 
 #[derive(Template)]

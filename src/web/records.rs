@@ -17,7 +17,7 @@ use super::{AppState, page_with_status, see_other};
 use crate::db::repo::rows::{self, Filter, Row};
 use crate::db::{DbConn, DbError};
 use crate::domain::{FieldType, TABLES, TableId, table_by_name, value};
-use crate::editing::{self, EditError, Mode};
+use crate::editing::{self, EditError, Mode, Rights};
 use crate::offline::store as offline_store;
 
 const PER_PAGE: i64 = 25;
@@ -140,6 +140,7 @@ pub async fn list(
     query: Query<ListQuery>,
 ) -> Result<Html, PageError> {
     let v = viewer(&state, &session).await?;
+    let v_rights = v.rights;
     let table = table_of(&path)?;
     let q = query.q.clone().unwrap_or_default();
     let page = super::present::page_number(query.page);
@@ -172,7 +173,9 @@ pub async fn list(
         page,
         pages: ((total + PER_PAGE - 1) / PER_PAGE).max(1),
         total,
-        can_create: def.parent().is_none() && state.mode == Mode::Online,
+        can_create: def.parent().is_none()
+            && v_rights.mode() == Mode::Online
+            && v_rights.may_create(def),
     };
     Ok(Html::new(page.render()?))
 }
@@ -246,11 +249,11 @@ pub async fn show(
     let table = table_of(&name)?;
     let pool = state.pool.clone();
     let layout = v.layout;
-    let mode = state.mode;
+    let rights = v.rights;
     let page = super::block(move || {
         let mut conn = pool.get().map_err(DbError::from)?;
         let row = rows::get(&mut conn, table, &id)?.ok_or_else(PageError::not_found)?;
-        record_page(&mut conn, mode, layout, table, row)
+        record_page(&mut conn, rights, layout, table, row)
     })
     .await??;
     Ok(Html::new(page.render()?))
@@ -258,7 +261,7 @@ pub async fn show(
 
 fn record_page(
     conn: &mut DbConn,
-    mode: Mode,
+    rights: Rights,
     layout: Layout,
     table: TableId,
     row: Row,
@@ -307,7 +310,7 @@ fn record_page(
             sub_columns = columns(gc, true);
         }
         sections.push(Section {
-            can_create: mode == Mode::Online || TABLES[child].offline_create,
+            can_create: rights.may_create(&TABLES[child]),
             title: table_title(child),
             noun: TABLES[child].noun.to_owned(),
             columns: columns(child, true),
@@ -319,7 +322,7 @@ fn record_page(
             sub_columns,
         });
     }
-    let (pending, not_taken) = match mode {
+    let (pending, not_taken) = match rights.mode() {
         Mode::Online => (false, Vec::new()),
         Mode::Offline => {
             let pending = offline_store::changes_of(conn, table, std::slice::from_ref(&row.id))?
@@ -333,8 +336,8 @@ fn record_page(
         }
     };
     Ok(RecordPage {
-        can_edit: mode == Mode::Online || def.fields.iter().any(|f| f.offline_edit),
-        can_delete: mode == Mode::Online || def.offline_delete,
+        can_edit: rights.may_edit_any(def),
+        can_delete: rights.may_delete(def),
         pending,
         not_taken,
         layout,
@@ -381,6 +384,16 @@ struct FormPage {
     fields: Vec<FieldInput>,
     stale: Option<String>,
     invalid: bool,
+    /// Why a field shown is not editable here.
+    readonly_why: &'static str,
+}
+
+/// Why a field is shown but not editable, for the form.
+fn readonly_why(rights: Rights) -> &'static str {
+    match rights {
+        Rights::Laptop => "Changed on the main site only.",
+        _ => "Changed by the office only.",
+    }
 }
 
 fn hint(table: TableId, index: usize) -> String {
@@ -465,8 +478,8 @@ pub async fn new_form(
     let v = viewer(&state, &session).await?;
     let table = table_of(&path)?;
     let def = &TABLES[table];
-    if state.mode == Mode::Offline && !def.offline_create {
-        return Err(forbidden_offline(def.name, "created"));
+    if !v.rights.may_create(def) {
+        return Err(forbidden(v.rights, def, "created"));
     }
     let pool = state.pool.clone();
     let parent = query.into_inner().parent;
@@ -485,6 +498,7 @@ pub async fn new_form(
     })
     .await??;
     let page = FormPage {
+        readonly_why: readonly_why(v.rights),
         layout: v.layout,
         heading: format!("New {}", def.noun),
         noun: def.noun.to_owned(),
@@ -534,11 +548,11 @@ pub async fn create(
     check_csrf(&session, csrf.as_deref())?;
     let pool = state.pool.clone();
     let actor = v.user.name.clone();
-    let mode = state.mode;
+    let rights = v.rights;
     let input = values.clone();
     let outcome = super::block(move || {
         let mut conn = pool.get().map_err(DbError::from)?;
-        editing::create(&mut conn, mode, table, &input, &actor)
+        editing::create(&mut conn, rights, table, &input, &actor)
     })
     .await?;
     let def = &TABLES[table];
@@ -546,6 +560,7 @@ pub async fn create(
         Ok(id) => Ok(see_other(&href(table, &id))),
         Err(EditError::Invalid(errors)) => {
             let page = FormPage {
+                readonly_why: readonly_why(v.rights),
                 layout: v.layout,
                 heading: format!("New {}", def.noun),
                 noun: def.noun.to_owned(),
@@ -565,11 +580,15 @@ pub async fn create(
     }
 }
 
-fn forbidden_offline(table: &str, what: &str) -> PageError {
-    PageError::new(
-        StatusCode::FORBIDDEN,
-        format!("On a laptop, {table} are not {what}: that is done on the main site."),
-    )
+fn forbidden(rights: Rights, table: &crate::domain::Table, what: &str) -> PageError {
+    let message = match rights {
+        Rights::Laptop => format!(
+            "On a laptop, {} are not {what}: that is done on the main site.",
+            table.name
+        ),
+        _ => format!("You may not do this: {}.", rights.refusal(table, what)),
+    };
+    PageError::new(StatusCode::FORBIDDEN, message)
 }
 
 fn edit_error(e: EditError) -> PageError {
@@ -599,9 +618,10 @@ pub async fn edit_form(
     })
     .await??;
     let def = &TABLES[table];
-    let mode = state.mode;
-    let editable = |f: &crate::domain::Field| mode == Mode::Online || f.offline_edit;
+    let rights = v.rights;
+    let editable = |f: &crate::domain::Field| rights.may_edit(f);
     let page = FormPage {
+        readonly_why: readonly_why(v.rights),
         layout: v.layout,
         heading: format!("Edit {} {}", def.noun, row_label(table, &row.values)),
         noun: def.noun.to_owned(),
@@ -629,14 +649,14 @@ pub async fn update(
     check_csrf(&session, csrf.as_deref())?;
     let pool = state.pool.clone();
     let actor = v.user.name.clone();
-    let mode = state.mode;
+    let rights = v.rights;
     let input = values.clone();
     let row_id = id.clone();
     let outcome = super::block(move || {
         let mut conn = pool.get().map_err(DbError::from)?;
         let result = editing::update(
             &mut conn,
-            mode,
+            rights,
             table,
             &row_id,
             version.unwrap_or(-1),
@@ -654,8 +674,9 @@ pub async fn update(
     })
     .await??;
     let def = &TABLES[table];
-    let editable = |f: &crate::domain::Field| mode == Mode::Online || f.offline_edit;
+    let editable = |f: &crate::domain::Field| rights.may_edit(f);
     let page = |fields, version: String, stale, invalid| FormPage {
+        readonly_why: readonly_why(v.rights),
         layout: v.layout,
         heading: format!("Edit {}", def.noun),
         noun: def.noun.to_owned(),
@@ -741,8 +762,8 @@ pub async fn delete_form(
     let v = viewer(&state, &session).await?;
     let (name, id) = path.into_inner();
     let table = table_of(&name)?;
-    if state.mode == Mode::Offline && !TABLES[table].offline_delete {
-        return Err(forbidden_offline(TABLES[table].name, "deleted"));
+    if !v.rights.may_delete(&TABLES[table]) {
+        return Err(forbidden(v.rights, &TABLES[table], "deleted"));
     }
     let pool = state.pool.clone();
     let (row, below) = super::block(move || {
@@ -795,7 +816,7 @@ pub async fn delete(
     check_csrf(&session, csrf.as_deref())?;
     let pool = state.pool.clone();
     let actor = v.user.name.clone();
-    let mode = state.mode;
+    let rights = v.rights;
     let (outcome, parent) = super::block(move || {
         let mut conn = pool.get().map_err(DbError::from)?;
         let parent = rows::get(&mut conn, table, &id)?.and_then(|row| {
@@ -803,7 +824,7 @@ pub async fn delete(
                 .parent()
                 .and_then(|(fk, pt)| row.values[fk].clone().map(|pid| href(pt, &pid)))
         });
-        let outcome = editing::delete(&mut conn, mode, table, &id, version.unwrap_or(-1), &actor);
+        let outcome = editing::delete(&mut conn, rights, table, &id, version.unwrap_or(-1), &actor);
         Ok::<_, DbError>((outcome, parent))
     })
     .await??;

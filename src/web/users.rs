@@ -20,7 +20,7 @@ use crate::logsafe::Escaped;
 pub struct UserRow {
     pub id: String,
     pub name: String,
-    pub is_admin: bool,
+    pub role: &'static str,
     pub disabled: Option<String>,
     pub sessions: i64,
     pub is_me: bool,
@@ -64,9 +64,9 @@ async fn render(
                     sessions: web_sessions::count_for_user(&mut conn, &u.id)?,
                     is_me: u.id == me,
                     disabled: u.disabled_at.map(timestamp),
+                    role: accounts::Role::of(&u).as_str(),
                     id: u.id,
                     name: u.name,
-                    is_admin: u.is_admin,
                 })
             })
             .collect::<Result<Vec<_>, DbError>>()

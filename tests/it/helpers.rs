@@ -278,6 +278,11 @@ impl TestApp {
         offsync::accounts::add_user(&mut self.conn(), name, password, admin).expect("add user");
     }
 
+    pub fn add_user_as(&self, name: &str, password: &str, role: offsync::accounts::Role) {
+        offsync::accounts::add_user_with_role(&mut self.conn(), name, password, role)
+            .expect("add user");
+    }
+
     /// A new device of `user` (created when missing).
     pub fn device(&self, user: &str) -> Device {
         new_device(&mut self.conn(), &self.base, user, &self.uniq("laptop"))

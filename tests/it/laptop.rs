@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use offsync::db::{self, Pool};
 use offsync::domain::{TABLES, table_by_name};
-use offsync::editing::{self, Mode};
+use offsync::editing::{self, Rights};
 use offsync::offline::client::Upstream;
 use offsync::offline::store;
 use offsync::offline::sync::{self, Quiet, Summary};
@@ -81,7 +81,7 @@ impl Laptop {
             .collect();
         editing::update(
             &mut self.pool.get().unwrap(),
-            Mode::Offline,
+            Rights::Laptop,
             t,
             id,
             self.version(table, id),
@@ -99,7 +99,7 @@ impl Laptop {
             .collect();
         editing::create(
             &mut self.pool.get().unwrap(),
-            Mode::Offline,
+            Rights::Laptop,
             t,
             &input,
             "laptop",
@@ -111,7 +111,7 @@ impl Laptop {
         let t = table_by_name(table).unwrap();
         editing::delete(
             &mut self.pool.get().unwrap(),
-            Mode::Offline,
+            Rights::Laptop,
             t,
             id,
             self.version(table, id),

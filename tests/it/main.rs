@@ -18,6 +18,7 @@ mod offline_pages;
 mod pages;
 mod rejections;
 mod resume;
+mod roles;
 mod sessions;
 mod site;
 mod trust;

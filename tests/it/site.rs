@@ -286,12 +286,13 @@ fn editing_over_a_change_made_meanwhile_shows_both(b: Backend) {
 
 fn deleting_asks_first_and_takes_the_children(b: Backend) {
     let Some(app) = TestApp::spawn(b) else { return };
-    app.add_user("office", "password", false);
+    // Only administrators delete assets (issue 12's roles).
+    app.add_user("admin", "password", true);
     let (site, asset) = app.seed_asset();
     let (inspection, reading) = app.seed_inspection(&asset);
     let mut d = app.device("engineer");
     d.sync(&[]);
-    let br = Browser::signed_in(&app, "office");
+    let br = Browser::signed_in(&app, "admin");
     let (status, confirm) = br.get(&format!("/assets/{asset}/delete"));
     assert_eq!(status, 200);
     assert!(

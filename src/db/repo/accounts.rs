@@ -17,6 +17,8 @@ pub struct User {
     pub is_conflict: bool,
     /// When an administrator disabled the user: no sign-in, no sync.
     pub disabled_at: Option<Micros>,
+    /// "administrator", "office" or "engineer" ([`crate::accounts::Role`]).
+    pub role: String,
 }
 
 impl User {
@@ -30,7 +32,7 @@ pub fn insert_user(
     id: &str,
     name: &str,
     password_hash: &str,
-    is_admin: bool,
+    role: &str,
     now: Micros,
 ) -> Result<(), DbError> {
     diesel::insert_into(users::table)
@@ -38,7 +40,8 @@ pub fn insert_user(
             users::id.eq(id),
             users::name.eq(name),
             users::password_hash.eq(password_hash),
-            users::is_admin.eq(is_admin),
+            users::is_admin.eq(role == "administrator"),
+            users::role.eq(role),
             users::is_conflict.eq(false),
             users::created_at.eq(now),
         ))
