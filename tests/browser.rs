@@ -335,8 +335,71 @@ fn an_inspection_made_offline_reaches_the_main_site_with_sync_now() {
     outcome.expect("the browser session");
 }
 
-/// Reloads until the page shows `text` (a background sync finishing), for up to 30 s. The
-/// page may be replaced while it is read (the button's redirect): that is "not yet".
+#[test]
+fn each_role_signs_in_and_is_offered_what_it_may_do() {
+    if !browser_available() {
+        return;
+    }
+    let app = TestApp::spawn(Backend::Sqlite).expect("SQLite is always there");
+    use offsync::accounts::Role;
+    app.add_user_as("ada", "password", Role::Administrator);
+    app.add_user_as("olga", "password", Role::Office);
+    app.add_user_as("erin", "password", Role::Engineer);
+    let (site, asset) = app.seed_asset();
+    let driver = Driver::start();
+    let base = app.base.clone();
+    let screenshot = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots/users-page.png");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    for (user, deletes_site, edits_tag, manages_users) in [
+        ("ada", true, true, true),
+        ("olga", false, true, false),
+        ("erin", false, false, false),
+    ] {
+        let profile = tempfile::tempdir().unwrap();
+        let outcome: WebDriverResult<()> = runtime.block_on(async {
+            let wd = chromium(&driver, profile.path()).await?;
+            let result = async {
+                sign_in(&wd, &base, user).await?;
+                wait_for_text(&wd, user).await?;
+                wd.goto(format!("{base}/sites/{site}")).await?;
+                let delete_links = wd
+                    .find_all(By::Css(&format!("a[href='/sites/{site}/delete']")))
+                    .await?;
+                assert_eq!(
+                    !delete_links.is_empty(),
+                    deletes_site,
+                    "{user}: Delete site"
+                );
+                wd.goto(format!("{base}/assets/{asset}/edit")).await?;
+                let tag_inputs = wd.find_all(By::Css("input[name='tag']")).await?;
+                assert_eq!(!tag_inputs.is_empty(), edits_tag, "{user}: the tag field");
+                let users_links = wd.find_all(By::Css("nav a[href='/users']")).await?;
+                assert_eq!(!users_links.is_empty(), manages_users, "{user}: Users");
+                if manages_users {
+                    wd.goto(format!("{base}/users")).await?;
+                    let body = wd.find(By::Tag("body")).await?.text().await?;
+                    assert!(body.contains("erin") && body.contains("engineer"), "{body}");
+                    let png = wd.screenshot_as_png().await?;
+                    std::fs::write(&screenshot, png).expect("the screenshot is written");
+                }
+                // Signing out ends the session: the back button shows no page.
+                wd.find(By::Css("form[action='/logout'] button"))
+                    .await?
+                    .click()
+                    .await?;
+                wd.goto(format!("{base}/sites")).await?;
+                let url = wd.current_url().await?;
+                assert!(url.path().starts_with("/login"), "{user}: {url}");
+                Ok(())
+            }
+            .await;
+            wd.quit().await?;
+            result
+        });
+        outcome.expect("the browser session");
+    }
+}
+
 /// Signs in on the main site's form, as a person types it (the test users' password).
 async fn sign_in(wd: &WebDriver, base: &str, user: &str) -> WebDriverResult<()> {
     wd.goto(format!("{base}/login")).await?;
@@ -348,6 +411,8 @@ async fn sign_in(wd: &WebDriver, base: &str, user: &str) -> WebDriverResult<()> 
     wd.find(By::Css("button.primary")).await?.click().await
 }
 
+/// Reloads until the page shows `text` (a background sync finishing), for up to 30 s. The
+/// page may be replaced while it is read (the button's redirect): that is "not yet".
 async fn wait_for_text(wd: &WebDriver, text: &str) -> WebDriverResult<()> {
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut last = String::new();
