@@ -363,7 +363,7 @@ fn each_role_signs_in_and_is_offered_what_it_may_do() {
                 wait_for_text(&wd, user).await?;
                 wd.goto(format!("{base}/sites/{site}")).await?;
                 let delete_links = wd
-                    .find_all(By::Css(&format!("a[href='/sites/{site}/delete']")))
+                    .find_all(By::Css(format!("a[href='/sites/{site}/delete']")))
                     .await?;
                 assert_eq!(
                     !delete_links.is_empty(),
