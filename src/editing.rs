@@ -550,3 +550,75 @@ pub fn discard(conn: &mut DbConn, table: TableId, id: &str) -> Result<(), EditEr
         Ok(())
     })
 }
+
+/// Brings a deleted row back from its tombstone (an administrator's undo), with what was
+/// deleted with it below it (the tombstones its delete wrote under it: one transaction, one
+/// change id), so that a site comes back with its assets, inspections and readings. Every
+/// row gets a new stamp: laptops receive it as a new write at their next sync. Refused, with
+/// the reason, when its parent is deleted too (restore that first) or another row has
+/// taken its natural key since. Returns how many rows came back.
+pub fn restore(
+    conn: &mut DbConn,
+    table: TableId,
+    id: &str,
+    actor: &str,
+) -> Result<usize, EditError> {
+    write_txn(conn, |c, now| {
+        let deleted = rows::deleted_row(c, table, id)?.ok_or(EditError::NotFound)?;
+        let change_id = deleted.change_id;
+        restore_rows(c, table, vec![deleted], change_id, now, actor)
+    })
+}
+
+fn restore_rows(
+    c: &mut DbConn,
+    table: TableId,
+    deleted: Vec<rows::Deleted>,
+    change_id: i64,
+    now: Micros,
+    actor: &str,
+) -> Result<usize, EditError> {
+    if deleted.is_empty() {
+        return Ok(0);
+    }
+    let def = &TABLES[table];
+    let mut back = Vec::with_capacity(deleted.len());
+    for d in deleted {
+        let values = d.tombstone.values.ok_or_else(|| {
+            EditError::Forbidden(format!(
+                "this {} cannot be restored: its values were not kept",
+                def.noun
+            ))
+        })?;
+        if let Some(why) = integrity::check_row(c, table, &d.tombstone.id, &values)? {
+            return Err(EditError::Forbidden(match why {
+                Blocked::Parent { .. } => format!(
+                    "this {} belongs under a record that is deleted too: restore that first",
+                    def.noun
+                ),
+                other => format!("this {} cannot be restored: {other}", def.noun),
+            }));
+        }
+        let stamp = next_stamp(now, d.tombstone.last_updated);
+        back.push((d.tombstone.id, values, stamp));
+    }
+    let ids: Vec<String> = back.iter().map(|(id, _, _)| id.clone()).collect();
+    rows::insert(c, table, &back, actor)?;
+    rows::remove_tombstones(c, table, &ids)?;
+    let ids: std::collections::HashSet<String> = ids.into_iter().collect();
+    let mut restored = back.len();
+    for (child, fk) in def.children() {
+        let kids: Vec<rows::Deleted> = rows::deleted_together(c, child, change_id)?
+            .into_iter()
+            .filter(|d| {
+                d.tombstone
+                    .values
+                    .as_ref()
+                    .and_then(|v| v.get(fk).cloned().flatten())
+                    .is_some_and(|parent| ids.contains(&parent))
+            })
+            .collect();
+        restored += restore_rows(c, child, kids, change_id, now, actor)?;
+    }
+    Ok(restored)
+}

@@ -4,6 +4,7 @@
 pub mod api;
 pub mod auth;
 pub mod conflicts;
+pub mod deleted;
 pub mod devices;
 pub mod error;
 pub mod fleet;
@@ -170,7 +171,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .configure(records::configure)
     .configure(devices::configure)
     .configure(fleet::configure)
-    .configure(users::configure);
+    .configure(users::configure)
+    .configure(deleted::configure);
 }
 
 /// The offline copy's routes: the same pages, no sign-in, no device API.

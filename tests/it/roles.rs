@@ -12,6 +12,7 @@ on_both!(
     the_office_edits_every_field_but_deletes_no_site_or_asset,
     an_engineer_online_may_do_what_a_laptop_may,
     an_administrator_deletes_a_site,
+    a_deleted_site_comes_back_with_what_went_with_it,
 );
 
 /// Posts `fields` to a record's edit form, as the form is (its version and CSRF token).
@@ -140,4 +141,74 @@ fn an_administrator_deletes_a_site(b: Backend) {
     );
     assert_eq!(status, 303);
     assert!(app.row("sites", &site).is_none() && app.row("assets", &asset).is_none());
+}
+
+fn a_deleted_site_comes_back_with_what_went_with_it(b: Backend) {
+    let Some(app) = TestApp::spawn(b) else { return };
+    app.add_user_as("ada", "password", Role::Administrator);
+    app.add_user_as("olga", "password", Role::Office);
+    let (site, asset) = app.seed_asset();
+    let (inspection, reading) = app.seed_inspection(&asset);
+    let earlier = app.seed_readings(&inspection, 1).remove(0);
+    let mut laptop = app.device("olga");
+    laptop.sync(&[]);
+    // One reading deleted on its own first: not part of the site's delete.
+    app.online_delete("readings", &earlier);
+    let br = Browser::signed_in(&app, "ada");
+    let (_, confirm) = br.get(&format!("/sites/{site}/delete"));
+    let (status, _, _) = br.post(
+        &format!("/sites/{site}/delete"),
+        &[
+            ("csrf", &br.csrf(&confirm)),
+            ("version", &form_version(&confirm)),
+        ],
+    );
+    assert_eq!(status, 303);
+    assert!(app.row("sites", &site).is_none() && app.row("readings", &reading).is_none());
+    laptop.sync(&[]);
+
+    assert_eq!(Browser::signed_in(&app, "olga").get("/deleted").0, 403);
+    let (status, page) = br.get("/deleted");
+    assert_eq!(status, 200);
+    assert!(
+        page.contains("1 record under it"),
+        "the asset went with the site: {page}"
+    );
+    // The asset alone cannot come back while its site is deleted.
+    let (status, page, _) = br.post(
+        &format!("/deleted/assets/{asset}/restore"),
+        &[("csrf", &br.csrf(&page))],
+    );
+    assert_eq!(status, 409);
+    assert!(page.contains("restore that first"), "{page}");
+    let (status, _, to) = br.post(
+        &format!("/deleted/sites/{site}/restore"),
+        &[("csrf", &br.csrf(&page))],
+    );
+    assert_eq!((status, to), (303, Some(format!("/sites/{site}"))));
+    for (table, id) in [
+        ("sites", &site),
+        ("assets", &asset),
+        ("inspections", &inspection),
+        ("readings", &reading),
+    ] {
+        assert!(app.row(table, id).is_some(), "{table} {id} is back");
+    }
+    assert!(
+        app.row("readings", &earlier).is_none(),
+        "what was deleted on its own stays deleted"
+    );
+    // The laptop gets them back as new writes.
+    let (_, download) = laptop.sync(&[]);
+    for (table, id) in [("sites", &site), ("assets", &asset), ("readings", &reading)] {
+        assert!(
+            download.record(table, id).is_some(),
+            "{table} {id} sent again"
+        );
+    }
+    let (_, page) = br.get("/deleted");
+    assert!(
+        !page.contains(&format!("/deleted/sites/{site}/restore")),
+        "{page}"
+    );
 }

@@ -258,6 +258,74 @@ pub fn tombstones(
     Ok(out)
 }
 
+/// A tombstone with the id of the transaction that wrote it (the delete it went with).
+#[derive(Debug, Clone)]
+pub struct Deleted {
+    pub table: TableId,
+    pub tombstone: Tombstone,
+    pub change_id: i64,
+}
+
+fn deleted_of(raw: Vec<RawChangedTombstone>) -> Vec<Deleted> {
+    raw.into_iter()
+        .filter_map(|t| {
+            let table = crate::domain::table_by_name(&t.tombstone.table_name)?;
+            Some(Deleted {
+                table,
+                tombstone: t.tombstone.into_tombstone(),
+                change_id: t.change_id,
+            })
+        })
+        .collect()
+}
+
+/// The latest tombstones of `tables`, newest first.
+pub fn recently_deleted(
+    conn: &mut DbConn,
+    tables: &[TableId],
+    limit: usize,
+) -> Result<Vec<Deleted>, DbError> {
+    let mut sql = Sql::new(
+        "SELECT table_name, id, last_updated, row_data, changed_by, change_id \
+         FROM tombstones WHERE table_name IN (",
+    );
+    sql.params(tables.iter().map(|t| TABLES[*t].name))
+        .push(") ORDER BY last_updated DESC, id LIMIT ")
+        .param(limit as i64);
+    Ok(deleted_of(sql.load::<RawChangedTombstone>(conn)?))
+}
+
+/// The tombstone of one row, with its delete's transaction id.
+pub fn deleted_row(
+    conn: &mut DbConn,
+    table: TableId,
+    id: &str,
+) -> Result<Option<Deleted>, DbError> {
+    let mut sql = Sql::new(
+        "SELECT table_name, id, last_updated, row_data, changed_by, change_id \
+         FROM tombstones WHERE table_name = ",
+    );
+    sql.param(TABLES[table].name).push(" AND id = ").param(id);
+    Ok(deleted_of(sql.load::<RawChangedTombstone>(conn)?).pop())
+}
+
+/// The tombstones of `table` that one delete (transaction `change_id`) wrote.
+pub fn deleted_together(
+    conn: &mut DbConn,
+    table: TableId,
+    change_id: i64,
+) -> Result<Vec<Deleted>, DbError> {
+    let mut sql = Sql::new(
+        "SELECT table_name, id, last_updated, row_data, changed_by, change_id \
+         FROM tombstones WHERE table_name = ",
+    );
+    sql.param(TABLES[table].name)
+        .push(" AND change_id = ")
+        .param(change_id)
+        .push(" ORDER BY id");
+    Ok(deleted_of(sql.load::<RawChangedTombstone>(conn)?))
+}
+
 /// Gives a tombstone a new stamp (a resolution that keeps a row deleted is a new write).
 pub fn touch_tombstone(
     conn: &mut DbConn,

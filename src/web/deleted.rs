@@ -1,0 +1,164 @@
+//! "Recently deleted" for administrators: the sites and assets deleted lately, each with
+//! what went with it, and Restore (an administrator's undo, from the tombstone).
+
+use actix_session::Session;
+use actix_web::HttpResponse;
+use actix_web::http::StatusCode;
+use actix_web::web::{self, Data, Form, Path};
+use askama::Template;
+
+use super::auth::{Layout, Viewer, check_csrf, viewer};
+use super::error::PageError;
+use super::present::{row_label, timestamp};
+use super::{AppState, see_other};
+use crate::db::DbError;
+use crate::db::repo::rows;
+use crate::domain::{TABLES, table_by_name};
+use crate::editing::{self, EditError};
+use crate::logsafe::Escaped;
+
+/// How many deletions the page lists.
+const SHOWN: usize = 200;
+
+pub struct DeletedRow {
+    pub table: &'static str,
+    pub noun: &'static str,
+    pub id: String,
+    pub label: String,
+    pub when: String,
+    pub by: String,
+    /// Rows deleted with it below it.
+    pub with: usize,
+    pub restorable: bool,
+}
+
+#[derive(Template)]
+#[template(path = "deleted.html")]
+struct DeletedPage {
+    layout: Layout,
+    rows: Vec<DeletedRow>,
+    notice: Option<String>,
+    error: Option<String>,
+}
+
+async fn admin(state: &AppState, session: &Session) -> Result<Viewer, PageError> {
+    let v = viewer(state, session).await?;
+    if !v.user.is_admin {
+        return Err(PageError::new(
+            StatusCode::FORBIDDEN,
+            "Recently deleted records are for administrators.",
+        ));
+    }
+    Ok(v)
+}
+
+/// The tables whose deletes an administrator makes (and so undoes here).
+fn tables() -> Vec<usize> {
+    (0..TABLES.len())
+        .filter(|t| !TABLES[*t].offline_delete)
+        .collect()
+}
+
+async fn render(
+    state: &AppState,
+    v: Viewer,
+    status: StatusCode,
+    notice: Option<String>,
+    error: Option<String>,
+) -> Result<HttpResponse, PageError> {
+    let pool = state.pool.clone();
+    let list = super::block(move || {
+        let mut conn = pool.get()?;
+        let mut out = Vec::new();
+        for d in rows::recently_deleted(&mut conn, &tables(), SHOWN)? {
+            let def = &TABLES[d.table];
+            let mut with = 0;
+            for (child, fk) in def.children() {
+                with += rows::deleted_together(&mut conn, child, d.change_id)?
+                    .iter()
+                    .filter(|k| {
+                        k.tombstone
+                            .values
+                            .as_ref()
+                            .and_then(|v| v.get(fk).cloned().flatten())
+                            .is_some_and(|p| p == d.tombstone.id)
+                    })
+                    .count();
+            }
+            out.push(DeletedRow {
+                table: def.name,
+                noun: def.noun,
+                label: d
+                    .tombstone
+                    .values
+                    .as_ref()
+                    .map_or_else(|| d.tombstone.id.clone(), |v| row_label(d.table, v)),
+                restorable: d.tombstone.values.is_some(),
+                id: d.tombstone.id,
+                when: timestamp(d.tombstone.last_updated),
+                by: d.tombstone.changed_by.unwrap_or_default(),
+                with,
+            });
+        }
+        Ok::<_, DbError>(out)
+    })
+    .await??;
+    let page = DeletedPage {
+        layout: v.layout,
+        rows: list,
+        notice,
+        error,
+    };
+    Ok(super::page_with_status(status, page.render()?))
+}
+
+/// `GET /deleted`.
+async fn list(state: Data<AppState>, session: Session) -> Result<HttpResponse, PageError> {
+    let v = admin(&state, &session).await?;
+    render(&state, v, StatusCode::OK, None, None).await
+}
+
+#[derive(serde::Deserialize)]
+struct CsrfForm {
+    csrf: Option<String>,
+}
+
+/// `POST /deleted/{table}/{id}/restore`.
+async fn restore(
+    state: Data<AppState>,
+    session: Session,
+    path: Path<(String, String)>,
+    form: Form<CsrfForm>,
+) -> Result<HttpResponse, PageError> {
+    check_csrf(&session, form.csrf.as_deref())?;
+    let v = admin(&state, &session).await?;
+    let (name, id) = path.into_inner();
+    let table = table_by_name(&name)
+        .filter(|t| tables().contains(t))
+        .ok_or_else(PageError::not_found)?;
+    let pool = state.pool.clone();
+    let actor = v.user.name.clone();
+    let row_id = id.clone();
+    let outcome = super::block(move || {
+        let mut conn = pool.get().map_err(DbError::from)?;
+        Ok::<_, DbError>(editing::restore(&mut conn, table, &row_id, &actor))
+    })
+    .await??;
+    match outcome {
+        Ok(n) => {
+            tracing::info!(by = %Escaped(&v.user.name), table = name, id = %Escaped(&id), rows = n, "restored");
+            Ok(see_other(&format!("/{}/{id}", TABLES[table].name)))
+        }
+        Err(EditError::NotFound) => Err(PageError::not_found()),
+        Err(EditError::Forbidden(why)) => {
+            render(&state, v, StatusCode::CONFLICT, None, Some(why)).await
+        }
+        Err(EditError::Db(e)) => Err(e.into()),
+        Err(e) => Err(PageError::internal(e)),
+    }
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/deleted", web::get().to(list))
+        .route("/deleted/{table}/{id}/restore", web::post().to(restore));
+}
