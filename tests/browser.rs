@@ -167,7 +167,6 @@ fn an_engineer_resolves_a_conflict_by_clicking() {
             assert!(list.contains("No open conflicts"));
 
             wd.goto(format!("{base}/assets/{asset}")).await?;
-            wd.find(By::Css("a.button.danger")).await?;
             let record = wd.find(By::Css("dl.facts")).await?.text().await?;
             assert!(
                 record.contains("Seal leaking at the flange (laptop)"),
