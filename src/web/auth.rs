@@ -66,6 +66,24 @@ pub struct Viewer {
     pub rights: crate::editing::Rights,
 }
 
+/// The way in for every page: the signed-in user with their rights, or (as the handler's
+/// error) a redirect to the sign-in page. On the laptop copy, the laptop.
+impl actix_web::FromRequest for Viewer {
+    type Error = PageError;
+    type Future = futures_util::future::LocalBoxFuture<'static, Result<Viewer, PageError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        use actix_session::SessionExt;
+        let state = req.app_data::<Data<AppState>>().cloned();
+        let session = req.get_session();
+        Box::pin(async move {
+            let state =
+                state.ok_or_else(|| PageError::internal("the server's state is missing"))?;
+            viewer(&state, &session).await
+        })
+    }
+}
+
 /// The signed-in user, or a redirect to the sign-in page. The offline copy has no sign-in:
 /// the laptop's owner is the person at it.
 pub async fn viewer(state: &AppState, session: &Session) -> Result<Viewer, PageError> {
@@ -344,10 +362,10 @@ pub async fn logout(
 pub async fn logout_everywhere(
     state: Data<AppState>,
     session: Session,
+    v: Viewer,
     form: Form<CsrfOnly>,
 ) -> Result<HttpResponse, PageError> {
     check_csrf(&session, form.csrf.as_deref())?;
-    let v = viewer(&state, &session).await?;
     let pool = state.pool.clone();
     let user_id = v.user.id.clone();
     let ended = super::block(move || {

@@ -6,10 +6,10 @@ use std::collections::HashMap;
 use actix_session::Session;
 use actix_web::HttpResponse;
 use actix_web::http::StatusCode;
-use actix_web::web::{self, Data, Form, Html, Path, Query};
+use actix_web::web::{Data, Form, Html, Path, Query};
 use askama::Template;
 
-use super::auth::{Layout, Viewer, check_csrf, viewer};
+use super::auth::{Layout, Viewer, check_csrf};
 use super::error::PageError;
 use super::present::{field_label, row_label, timestamp};
 use super::{AppState, page_with_status, see_other};
@@ -180,10 +180,9 @@ fn user_scope(v: &Viewer) -> Option<String> {
 /// `GET /conflicts`.
 pub async fn list(
     state: Data<AppState>,
-    session: Session,
+    v: Viewer,
     query: Query<ListQuery>,
 ) -> Result<Html, PageError> {
-    let v = viewer(&state, &session).await?;
     let q = query.into_inner();
     let page = super::present::page_number(q.page);
     let table = q
@@ -507,10 +506,9 @@ fn conflict_page(
 /// `GET /conflicts/{id}`.
 pub async fn show_conflict(
     state: Data<AppState>,
-    session: Session,
+    v: Viewer,
     path: Path<String>,
 ) -> Result<Html, PageError> {
-    let v = viewer(&state, &session).await?;
     let id = path.into_inner();
     let pool = state.pool.clone();
     let page = super::block(move || {
@@ -580,10 +578,10 @@ fn side(word: &str) -> Option<Choice> {
 pub async fn resolve_conflict(
     state: Data<AppState>,
     session: Session,
+    v: Viewer,
     path: Path<String>,
     form: Form<Vec<(String, String)>>,
 ) -> Result<HttpResponse, PageError> {
-    let v = viewer(&state, &session).await?;
     let pairs = form.into_inner();
     let posted_csrf = pairs
         .iter()
@@ -633,9 +631,9 @@ pub async fn resolve_conflict(
 pub async fn resolve_bulk(
     state: Data<AppState>,
     session: Session,
+    v: Viewer,
     form: Form<Vec<(String, String)>>,
 ) -> Result<HttpResponse, PageError> {
-    let v = viewer(&state, &session).await?;
     let pairs = form.into_inner();
     check_csrf(
         &session,
@@ -719,10 +717,9 @@ pub struct PageQuery {
 /// `GET /resolutions`: who chose what, and when.
 pub async fn history(
     state: Data<AppState>,
-    session: Session,
+    v: Viewer,
     query: Query<PageQuery>,
 ) -> Result<Html, PageError> {
-    let v = viewer(&state, &session).await?;
     let page = super::present::page_number(query.page);
     let pool = state.pool.clone();
     let user = user_scope(&v);
@@ -787,13 +784,4 @@ pub async fn history(
         total,
     };
     Ok(Html::new(page.render()?))
-}
-
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    // Fixed paths before /conflicts/{id}, which would take them as ids.
-    cfg.route("/conflicts", web::get().to(list))
-        .route("/resolutions", web::get().to(history))
-        .route("/conflicts/bulk", web::post().to(resolve_bulk))
-        .route("/conflicts/{id}", web::get().to(show_conflict))
-        .route("/conflicts/{id}", web::post().to(resolve_conflict));
 }

@@ -4,10 +4,10 @@
 use actix_session::Session;
 use actix_web::HttpResponse;
 use actix_web::http::StatusCode;
-use actix_web::web::{self, Data, Form, Path};
+use actix_web::web::{Data, Form, Path};
 use askama::Template;
 
-use super::auth::{Layout, Viewer, check_csrf, viewer};
+use super::auth::{Layout, Viewer, check_csrf};
 use super::error::PageError;
 use super::present::{row_label, timestamp};
 use super::{AppState, see_other};
@@ -41,8 +41,8 @@ struct DeletedPage {
     error: Option<String>,
 }
 
-async fn admin(state: &AppState, session: &Session) -> Result<Viewer, PageError> {
-    let v = viewer(state, session).await?;
+/// The viewer, if an administrator.
+fn admin(v: Viewer) -> Result<Viewer, PageError> {
     if !v.user.is_admin {
         return Err(PageError::new(
             StatusCode::FORBIDDEN,
@@ -113,25 +113,26 @@ async fn render(
 }
 
 /// `GET /deleted`.
-async fn list(state: Data<AppState>, session: Session) -> Result<HttpResponse, PageError> {
-    let v = admin(&state, &session).await?;
+pub async fn list(state: Data<AppState>, v: Viewer) -> Result<HttpResponse, PageError> {
+    let v = admin(v)?;
     render(&state, v, StatusCode::OK, None, None).await
 }
 
 #[derive(serde::Deserialize)]
-struct CsrfForm {
+pub struct CsrfForm {
     csrf: Option<String>,
 }
 
 /// `POST /deleted/{table}/{id}/restore`.
-async fn restore(
+pub async fn restore(
     state: Data<AppState>,
     session: Session,
+    v: Viewer,
     path: Path<(String, String)>,
     form: Form<CsrfForm>,
 ) -> Result<HttpResponse, PageError> {
     check_csrf(&session, form.csrf.as_deref())?;
-    let v = admin(&state, &session).await?;
+    let v = admin(v)?;
     let (name, id) = path.into_inner();
     let table = table_by_name(&name)
         .filter(|t| tables().contains(t))
@@ -156,9 +157,4 @@ async fn restore(
         Err(EditError::Db(e)) => Err(e.into()),
         Err(e) => Err(PageError::internal(e)),
     }
-}
-
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/deleted", web::get().to(list))
-        .route("/deleted/{table}/{id}/restore", web::post().to(restore));
 }

@@ -4,10 +4,10 @@
 use actix_session::Session;
 use actix_web::HttpResponse;
 use actix_web::http::StatusCode;
-use actix_web::web::{self, Data, Form, Html, Path, Query};
+use actix_web::web::{Data, Form, Html, Path, Query};
 use askama::Template;
 
-use super::auth::{Layout, Viewer, check_csrf, viewer};
+use super::auth::{Layout, Viewer, check_csrf};
 use super::error::PageError;
 use super::present::timestamp;
 use super::{AppState, page_with_status, see_other};
@@ -78,8 +78,7 @@ fn devices_page(
 }
 
 /// `GET /devices`.
-pub async fn list(state: Data<AppState>, session: Session) -> Result<Html, PageError> {
-    let v = viewer(&state, &session).await?;
+pub async fn list(state: Data<AppState>, v: Viewer) -> Result<Html, PageError> {
     let pool = state.pool.clone();
     let page = super::block(move || {
         let mut conn = pool.get()?;
@@ -99,9 +98,9 @@ pub struct LabelForm {
 pub async fn register(
     state: Data<AppState>,
     session: Session,
+    v: Viewer,
     form: Form<LabelForm>,
 ) -> Result<HttpResponse, PageError> {
-    let v = viewer(&state, &session).await?;
     check_csrf(&session, form.csrf.as_deref())?;
     let label = form.label.trim().to_owned();
     let pool = state.pool.clone();
@@ -197,11 +196,10 @@ pub struct PageQuery {
 /// `GET /devices/{id}`: the device and its sync history.
 pub async fn show(
     state: Data<AppState>,
-    session: Session,
+    v: Viewer,
     path: Path<String>,
     query: Query<PageQuery>,
 ) -> Result<Html, PageError> {
-    let v = viewer(&state, &session).await?;
     let id = path.into_inner();
     let page = query.page.unwrap_or(1).max(1);
     let pool = state.pool.clone();
@@ -233,10 +231,10 @@ pub async fn show(
 pub async fn rename(
     state: Data<AppState>,
     session: Session,
+    v: Viewer,
     path: Path<String>,
     form: Form<LabelForm>,
 ) -> Result<HttpResponse, PageError> {
-    let v = viewer(&state, &session).await?;
     check_csrf(&session, form.csrf.as_deref())?;
     let label = form.label.trim().to_owned();
     if label.is_empty() || label.len() > 200 {
@@ -267,10 +265,10 @@ pub struct CsrfForm {
 pub async fn revoke(
     state: Data<AppState>,
     session: Session,
+    v: Viewer,
     path: Path<String>,
     form: Form<CsrfForm>,
 ) -> Result<HttpResponse, PageError> {
-    let v = viewer(&state, &session).await?;
     check_csrf(&session, form.csrf.as_deref())?;
     let id = path.into_inner();
     let pool = state.pool.clone();
@@ -284,12 +282,4 @@ pub async fn revoke(
     })
     .await??;
     Ok(see_other(&target))
-}
-
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/devices", web::get().to(list))
-        .route("/devices", web::post().to(register))
-        .route("/devices/{id}", web::get().to(show))
-        .route("/devices/{id}/rename", web::post().to(rename))
-        .route("/devices/{id}/revoke", web::post().to(revoke));
 }

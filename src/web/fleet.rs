@@ -1,14 +1,13 @@
 //! `GET /fleet`: every active device with where its syncing stands, for administrators;
 //! `GET /metrics`: the metrics in Prometheus's text format, for the operators' scraper.
 
-use actix_session::Session;
 use actix_web::HttpResponse;
 use actix_web::http::StatusCode;
-use actix_web::web::{self, Data, Html, Query};
+use actix_web::web::{Data, Html, Query};
 use askama::Template;
 
 use super::AppState;
-use super::auth::{Layout, viewer};
+use super::auth::{Layout, Viewer};
 use super::error::PageError;
 use super::present::timestamp;
 use crate::db::repo::conflicts;
@@ -145,10 +144,9 @@ fn ordered(mut devices: Vec<FleetDevice>, sort: SortBy, now: Micros, days: u32) 
 
 pub async fn page(
     state: Data<AppState>,
-    session: Session,
+    v: Viewer,
     query: Query<FleetQuery>,
 ) -> Result<Html, PageError> {
-    let v = viewer(&state, &session).await?;
     if !v.user.is_admin {
         return Err(PageError::new(
             StatusCode::FORBIDDEN,
@@ -194,11 +192,6 @@ pub async fn metrics(state: Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(crate::telemetry::render())
-}
-
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/fleet", web::get().to(page))
-        .route("/metrics", web::get().to(metrics));
 }
 
 #[cfg(test)]

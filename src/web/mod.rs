@@ -1,7 +1,11 @@
-//! The HTTP edge: routes, shared state, middleware. Handlers are thin: they authenticate,
-//! move work to the blocking pool and call the engine; pages are askama templates.
+//! The HTTP edge. Every route of the main site and of the laptop copy is in [`routes`];
+//! every request meets the same checks on its way in (the laptop's [`laptop`] guard, the
+//! page rules, a request id), and a handler's own way in is its extractors: the signed-in
+//! [`auth::Viewer`] with its rights, the device's [`api::BearerToken`]. Handlers are thin:
+//! they move work to the blocking pool and call the engine; pages are askama templates.
 
 pub mod api;
+mod assets;
 pub mod auth;
 pub mod conflicts;
 pub mod deleted;
@@ -13,6 +17,7 @@ pub mod laptop;
 pub mod offline;
 pub mod present;
 pub mod records;
+pub mod routes;
 pub mod users;
 
 use std::net::TcpListener;
@@ -31,7 +36,6 @@ use crate::accounts::{SessionTimeouts, SignInLimits};
 use crate::db::Pool;
 use crate::editing::Mode;
 use crate::logsafe::Escaped;
-use crate::sync::code::ErrorCode;
 use crate::sync::session::Limits;
 
 /// What every handler shares.
@@ -93,25 +97,8 @@ pub fn page_with_status(status: actix_web::http::StatusCode, body: String) -> Ht
         .body(body)
 }
 
-const STYLESHEET: &str = include_str!("../../static/offsync.css");
-const SCRIPT: &str = include_str!("../../static/offsync.js");
-
-async fn stylesheet() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/css; charset=utf-8")
-        .insert_header(("Cache-Control", "public, max-age=3600"))
-        .body(STYLESHEET)
-}
-
-async fn script() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/javascript; charset=utf-8")
-        .insert_header(("Cache-Control", "public, max-age=3600"))
-        .body(SCRIPT)
-}
-
 /// `GET /healthz`: 200 when the database answers.
-async fn healthz(state: Data<AppState>) -> HttpResponse {
+pub async fn healthz(state: Data<AppState>) -> HttpResponse {
     let pool = state.pool.clone();
     let ok = block(move || {
         let mut conn = pool.get()?;
@@ -129,64 +116,6 @@ async fn healthz(state: Data<AppState>) -> HttpResponse {
             .content_type(ContentType::plaintext())
             .body("database unavailable\n")
     }
-}
-
-/// Routes and their state; used by `serve` and by tests.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::scope("/api")
-            .app_data(web::QueryConfig::default().error_handler(|e, _| {
-                error::ApiError::new(
-                    actix_web::http::StatusCode::BAD_REQUEST,
-                    ErrorCode::Malformed,
-                    format!("a bad query string: {e}"),
-                )
-                .into()
-            }))
-            .route("/sync/sessions", web::post().to(api::open_session))
-            .route("/sync/sessions/{id}/upload", web::post().to(api::upload))
-            .route(
-                "/sync/sessions/{id}/changes",
-                web::get().to(api::download_changes),
-            )
-            .route(
-                "/sync/sessions/{id}/complete",
-                web::post().to(api::complete_session),
-            )
-            .route("/sync/state", web::get().to(api::sync_state))
-            .default_service(web::to(api::api_not_found)),
-    )
-    .route("/", web::get().to(auth::home))
-    .route("/login", web::get().to(auth::login_form))
-    .route("/login", web::post().to(auth::login))
-    .route("/logout", web::post().to(auth::logout))
-    .route(
-        "/logout/everywhere",
-        web::post().to(auth::logout_everywhere),
-    )
-    .route("/static/offsync.css", web::get().to(stylesheet))
-    .route("/static/offsync.js", web::get().to(script))
-    .route("/healthz", web::get().to(healthz))
-    .configure(conflicts::configure)
-    .configure(records::configure)
-    .configure(devices::configure)
-    .configure(fleet::configure)
-    .configure(users::configure)
-    .configure(deleted::configure);
-}
-
-/// The offline copy's routes: the same pages, no sign-in, no device API.
-pub fn configure_offline(cfg: &mut web::ServiceConfig) {
-    cfg.route("/", web::get().to(offline_home))
-        .route("/static/offsync.css", web::get().to(stylesheet))
-        .route("/static/offsync.js", web::get().to(script))
-        .route("/healthz", web::get().to(healthz))
-        .configure(offline::configure)
-        .configure(records::configure);
-}
-
-async fn offline_home() -> HttpResponse {
-    see_other("/sites")
 }
 
 /// `web::block` with the request's tracing span (and so its id) carried into the blocking
@@ -386,8 +315,8 @@ pub fn serve(
             .wrap_fn(move |req, srv| laptop::guard(guard.as_ref(), req, srv))
             .wrap_fn(with_request_id)
             .configure(|cfg| match state.mode {
-                Mode::Online => configure(cfg),
-                Mode::Offline => configure_offline(cfg),
+                Mode::Online => routes::main_site(cfg),
+                Mode::Offline => routes::laptop(cfg),
             })
     })
     // No Nagle: a response's last small write (the chunked body's end) must not wait for

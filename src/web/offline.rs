@@ -6,10 +6,10 @@ use std::sync::{Arc, Mutex};
 
 use actix_session::Session;
 use actix_web::HttpResponse;
-use actix_web::web::{self, Data, Form, Html};
+use actix_web::web::{Data, Form, Html};
 use askama::Template;
 
-use super::auth::{Layout, check_csrf, viewer};
+use super::auth::{Layout, Viewer, check_csrf};
 use super::error::PageError;
 use super::present::{field_label, timestamp};
 use super::{AppState, see_other};
@@ -210,8 +210,7 @@ fn record_name(
 }
 
 /// `GET /conflicts` on the laptop: local changes the server kept its own value for.
-pub async fn conflicts(state: Data<AppState>, session: Session) -> Result<Html, PageError> {
-    let v = viewer(&state, &session).await?;
+pub async fn conflicts(state: Data<AppState>, v: Viewer) -> Result<Html, PageError> {
     let pool = state.pool.clone();
     let (items, held) = super::block(move || {
         let mut conn = pool.get()?;
@@ -285,8 +284,7 @@ pub async fn discard_change(
     Ok(see_other("/conflicts"))
 }
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/sync", web::post().to(sync_now))
-        .route("/changes/discard", web::post().to(discard_change))
-        .route("/conflicts", web::get().to(conflicts));
+/// `GET /`: the laptop opens on its sites.
+pub async fn home() -> HttpResponse {
+    see_other("/sites")
 }

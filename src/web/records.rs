@@ -7,10 +7,10 @@ use std::collections::{BTreeMap, HashMap};
 use actix_session::Session;
 use actix_web::HttpResponse;
 use actix_web::http::StatusCode;
-use actix_web::web::{self, Data, Form, Html, Path, Query};
+use actix_web::web::{Data, Form, Html, Path, Query};
 use askama::Template;
 
-use super::auth::{Layout, check_csrf, viewer};
+use super::auth::{Layout, Viewer, check_csrf};
 use super::error::PageError;
 use super::present::{self, field_label, row_label, table_title};
 use super::{AppState, page_with_status, see_other};
@@ -135,11 +135,10 @@ pub struct ListQuery {
 /// `GET /{table}`: a searchable, paginated list.
 pub async fn list(
     state: Data<AppState>,
-    session: Session,
+    v: Viewer,
     path: Path<String>,
     query: Query<ListQuery>,
 ) -> Result<Html, PageError> {
-    let v = viewer(&state, &session).await?;
     let v_rights = v.rights;
     let table = table_of(&path)?;
     let q = query.q.clone().unwrap_or_default();
@@ -241,10 +240,9 @@ fn ancestors(
 /// `GET /{table}/{id}`: a record with its parents above and its children below.
 pub async fn show(
     state: Data<AppState>,
-    session: Session,
+    v: Viewer,
     path: Path<(String, String)>,
 ) -> Result<Html, PageError> {
-    let v = viewer(&state, &session).await?;
     let (name, id) = path.into_inner();
     let table = table_of(&name)?;
     let pool = state.pool.clone();
@@ -471,11 +469,10 @@ pub struct NewQuery {
 /// `GET /{table}/new[?parent=ID]`.
 pub async fn new_form(
     state: Data<AppState>,
-    session: Session,
+    v: Viewer,
     path: Path<String>,
     query: Query<NewQuery>,
 ) -> Result<Html, PageError> {
-    let v = viewer(&state, &session).await?;
     let table = table_of(&path)?;
     let def = &TABLES[table];
     if !v.rights.may_create(def) {
@@ -539,10 +536,10 @@ fn posted(pairs: Vec<(String, String)>) -> (BTreeMap<String, String>, Option<Str
 pub async fn create(
     state: Data<AppState>,
     session: Session,
+    v: Viewer,
     path: Path<String>,
     form: Form<Vec<(String, String)>>,
 ) -> Result<HttpResponse, PageError> {
-    let v = viewer(&state, &session).await?;
     let table = table_of(&path)?;
     let (values, csrf, _) = posted(form.into_inner());
     check_csrf(&session, csrf.as_deref())?;
@@ -603,10 +600,9 @@ fn edit_error(e: EditError) -> PageError {
 /// `GET /{table}/{id}/edit`.
 pub async fn edit_form(
     state: Data<AppState>,
-    session: Session,
+    v: Viewer,
     path: Path<(String, String)>,
 ) -> Result<Html, PageError> {
-    let v = viewer(&state, &session).await?;
     let (name, id) = path.into_inner();
     let table = table_of(&name)?;
     let pool = state.pool.clone();
@@ -639,10 +635,10 @@ pub async fn edit_form(
 pub async fn update(
     state: Data<AppState>,
     session: Session,
+    v: Viewer,
     path: Path<(String, String)>,
     form: Form<Vec<(String, String)>>,
 ) -> Result<HttpResponse, PageError> {
-    let v = viewer(&state, &session).await?;
     let (name, id) = path.into_inner();
     let table = table_of(&name)?;
     let (values, csrf, version) = posted(form.into_inner());
@@ -756,10 +752,9 @@ struct DeletePage {
 /// `GET /{table}/{id}/delete`: asks first (and says what goes with it).
 pub async fn delete_form(
     state: Data<AppState>,
-    session: Session,
+    v: Viewer,
     path: Path<(String, String)>,
 ) -> Result<Html, PageError> {
-    let v = viewer(&state, &session).await?;
     let (name, id) = path.into_inner();
     let table = table_of(&name)?;
     if !v.rights.may_delete(&TABLES[table]) {
@@ -806,10 +801,10 @@ pub async fn delete_form(
 pub async fn delete(
     state: Data<AppState>,
     session: Session,
+    v: Viewer,
     path: Path<(String, String)>,
     form: Form<Vec<(String, String)>>,
 ) -> Result<HttpResponse, PageError> {
-    let v = viewer(&state, &session).await?;
     let (name, id) = path.into_inner();
     let table = table_of(&name)?;
     let (_, csrf, version) = posted(form.into_inner());
@@ -843,21 +838,4 @@ pub async fn delete(
         )),
         Err(e) => Err(edit_error(e)),
     }
-}
-
-/// Registers the routes of every table.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    let names: Vec<&str> = TABLES.iter().map(|t| t.name).collect();
-    let table = format!("/{{table:{}}}", names.join("|"));
-    cfg.route(&table, web::get().to(list))
-        .route(&format!("{table}/new"), web::get().to(new_form))
-        .route(&format!("{table}/new"), web::post().to(create))
-        .route(&format!("{table}/{{id}}"), web::get().to(show))
-        .route(&format!("{table}/{{id}}/edit"), web::get().to(edit_form))
-        .route(&format!("{table}/{{id}}/edit"), web::post().to(update))
-        .route(
-            &format!("{table}/{{id}}/delete"),
-            web::get().to(delete_form),
-        )
-        .route(&format!("{table}/{{id}}/delete"), web::post().to(delete));
 }

@@ -5,10 +5,10 @@
 use actix_session::Session;
 use actix_web::HttpResponse;
 use actix_web::http::StatusCode;
-use actix_web::web::{self, Data, Form, Path};
+use actix_web::web::{Data, Form, Path};
 use askama::Template;
 
-use super::auth::{Layout, Viewer, check_csrf, viewer};
+use super::auth::{Layout, Viewer, check_csrf};
 use super::error::PageError;
 use super::present::timestamp;
 use super::{AppState, see_other};
@@ -35,8 +35,8 @@ struct UsersPage {
     error: Option<String>,
 }
 
-async fn admin(state: &AppState, session: &Session) -> Result<Viewer, PageError> {
-    let v = viewer(state, session).await?;
+/// The viewer, if an administrator.
+fn admin(v: Viewer) -> Result<Viewer, PageError> {
     if !v.user.is_admin {
         return Err(PageError::new(
             StatusCode::FORBIDDEN,
@@ -82,26 +82,27 @@ async fn render(
 }
 
 /// `GET /users`.
-async fn list(state: Data<AppState>, session: Session) -> Result<HttpResponse, PageError> {
-    let v = admin(&state, &session).await?;
+pub async fn list(state: Data<AppState>, v: Viewer) -> Result<HttpResponse, PageError> {
+    let v = admin(v)?;
     render(&state, v, StatusCode::OK, None, None).await
 }
 
 #[derive(serde::Deserialize)]
-struct ActionForm {
+pub struct ActionForm {
     csrf: Option<String>,
     password: Option<String>,
 }
 
 /// `POST /users/{id}/{action}`: disable, enable, password, sign-out.
-async fn act(
+pub async fn act(
     state: Data<AppState>,
     session: Session,
+    v: Viewer,
     path: Path<(String, String)>,
     form: Form<ActionForm>,
 ) -> Result<HttpResponse, PageError> {
     check_csrf(&session, form.csrf.as_deref())?;
-    let v = admin(&state, &session).await?;
+    let v = admin(v)?;
     let (id, action) = path.into_inner();
     if v.user.id == id && action == "disable" {
         return render(
@@ -165,9 +166,4 @@ async fn act(
         Err(AccountError::Db(e)) => Err(e.into()),
         Err(e) => Err(PageError::internal(e)),
     }
-}
-
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/users", web::get().to(list))
-        .route("/users/{id}/{action}", web::post().to(act));
 }
