@@ -43,6 +43,58 @@ pub fn check_csrf(session: &Session, posted: Option<&str>) -> Result<(), PageErr
     }
 }
 
+/// A form that carries the CSRF token of the session it was shown in.
+pub trait CsrfField {
+    fn csrf(&self) -> Option<&str>;
+}
+
+/// A posted form, taken only when its CSRF token is the session's (403 otherwise): the way
+/// in for every state-changing page request.
+pub struct Checked<T>(pub T);
+
+impl<T> actix_web::FromRequest for Checked<T>
+where
+    T: serde::de::DeserializeOwned + CsrfField + 'static,
+{
+    type Error = actix_web::Error;
+    type Future = futures_util::future::LocalBoxFuture<'static, Result<Checked<T>, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut actix_web::dev::Payload) -> Self::Future {
+        use actix_session::SessionExt;
+        let session = req.get_session();
+        let form = Form::<T>::from_request(req, payload);
+        Box::pin(async move {
+            let form = form.await?.into_inner();
+            check_csrf(&session, form.csrf())?;
+            Ok(Checked(form))
+        })
+    }
+}
+
+/// Forms whose token is their `csrf` field.
+#[macro_export]
+macro_rules! csrf_field {
+    ($($form:ty),* $(,)?) => {
+        $(impl $crate::web::auth::CsrfField for $form {
+            fn csrf(&self) -> Option<&str> {
+                self.csrf.as_deref()
+            }
+        })*
+    };
+}
+
+/// A form read as name/value pairs (the record forms, whose fields come from the
+/// declaration): its token is the pair named `csrf`.
+impl CsrfField for Vec<(String, String)> {
+    fn csrf(&self) -> Option<&str> {
+        self.iter()
+            .find(|(k, _)| k == "csrf")
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+csrf_field!(LoginForm, CsrfOnly);
+
 pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
@@ -181,10 +233,8 @@ pub async fn login(
     state: Data<AppState>,
     session: Session,
     req: HttpRequest,
-    form: Form<LoginForm>,
+    Checked(form): Checked<LoginForm>,
 ) -> Result<HttpResponse, PageError> {
-    let form = form.into_inner();
-    check_csrf(&session, form.csrf.as_deref())?;
     let address = client_address(&req, state.proxies);
     let pool = state.pool.clone();
     let limits = state.sign_in;
@@ -342,9 +392,8 @@ pub struct CsrfOnly {
 pub async fn logout(
     state: Data<AppState>,
     session: Session,
-    form: Form<CsrfOnly>,
+    Checked(_form): Checked<CsrfOnly>,
 ) -> Result<HttpResponse, PageError> {
-    check_csrf(&session, form.csrf.as_deref())?;
     if let Some(secret) = session.get::<String>(SESSION_KEY).ok().flatten() {
         let pool = state.pool.clone();
         super::block(move || {
@@ -363,9 +412,8 @@ pub async fn logout_everywhere(
     state: Data<AppState>,
     session: Session,
     v: Viewer,
-    form: Form<CsrfOnly>,
+    Checked(_form): Checked<CsrfOnly>,
 ) -> Result<HttpResponse, PageError> {
-    check_csrf(&session, form.csrf.as_deref())?;
     let pool = state.pool.clone();
     let user_id = v.user.id.clone();
     let ended = super::block(move || {

@@ -1,13 +1,12 @@
 //! "Recently deleted" for administrators: the sites and assets deleted lately, each with
 //! what went with it, and Restore (an administrator's undo, from the tombstone).
 
-use actix_session::Session;
 use actix_web::HttpResponse;
 use actix_web::http::StatusCode;
-use actix_web::web::{Data, Form, Path};
+use actix_web::web::{Data, Path};
 use askama::Template;
 
-use super::auth::{Layout, Viewer, check_csrf};
+use super::auth::{Checked, Layout, Viewer};
 use super::error::PageError;
 use super::present::{row_label, timestamp};
 use super::{AppState, see_other};
@@ -126,12 +125,10 @@ pub struct CsrfForm {
 /// `POST /deleted/{table}/{id}/restore`.
 pub async fn restore(
     state: Data<AppState>,
-    session: Session,
     v: Viewer,
     path: Path<(String, String)>,
-    form: Form<CsrfForm>,
+    Checked(_form): Checked<CsrfForm>,
 ) -> Result<HttpResponse, PageError> {
-    check_csrf(&session, form.csrf.as_deref())?;
     let v = admin(v)?;
     let (name, id) = path.into_inner();
     let table = table_by_name(&name)
@@ -158,3 +155,5 @@ pub async fn restore(
         Err(e) => Err(PageError::internal(e)),
     }
 }
+
+crate::csrf_field!(CsrfForm);

@@ -1,13 +1,12 @@
 //! Devices: registering a laptop (its token shown once), renaming, revoking, and each
 //! device's sync history. People see their own devices; administrators everyone's.
 
-use actix_session::Session;
 use actix_web::HttpResponse;
 use actix_web::http::StatusCode;
-use actix_web::web::{Data, Form, Html, Path, Query};
+use actix_web::web::{Data, Html, Path, Query};
 use askama::Template;
 
-use super::auth::{Layout, Viewer, check_csrf};
+use super::auth::{Checked, Layout, Viewer};
 use super::error::PageError;
 use super::present::timestamp;
 use super::{AppState, page_with_status, see_other};
@@ -97,11 +96,9 @@ pub struct LabelForm {
 /// `POST /devices`: registers a device for the signed-in person and shows its token once.
 pub async fn register(
     state: Data<AppState>,
-    session: Session,
     v: Viewer,
-    form: Form<LabelForm>,
+    Checked(form): Checked<LabelForm>,
 ) -> Result<HttpResponse, PageError> {
-    check_csrf(&session, form.csrf.as_deref())?;
     let label = form.label.trim().to_owned();
     let pool = state.pool.clone();
     let (page, status) = super::block(move || {
@@ -230,12 +227,10 @@ pub async fn show(
 /// `POST /devices/{id}/rename`.
 pub async fn rename(
     state: Data<AppState>,
-    session: Session,
     v: Viewer,
     path: Path<String>,
-    form: Form<LabelForm>,
+    Checked(form): Checked<LabelForm>,
 ) -> Result<HttpResponse, PageError> {
-    check_csrf(&session, form.csrf.as_deref())?;
     let label = form.label.trim().to_owned();
     if label.is_empty() || label.len() > 200 {
         return Err(PageError::new(
@@ -264,12 +259,10 @@ pub struct CsrfForm {
 /// `POST /devices/{id}/revoke`: the token stops working at once.
 pub async fn revoke(
     state: Data<AppState>,
-    session: Session,
     v: Viewer,
     path: Path<String>,
-    form: Form<CsrfForm>,
+    Checked(_form): Checked<CsrfForm>,
 ) -> Result<HttpResponse, PageError> {
-    check_csrf(&session, form.csrf.as_deref())?;
     let id = path.into_inner();
     let pool = state.pool.clone();
     let target = format!("/devices/{id}");
@@ -283,3 +276,5 @@ pub async fn revoke(
     .await??;
     Ok(see_other(&target))
 }
+
+crate::csrf_field!(LabelForm, CsrfForm);

@@ -6,10 +6,10 @@ use std::sync::{Arc, Mutex};
 
 use actix_session::Session;
 use actix_web::HttpResponse;
-use actix_web::web::{Data, Form, Html};
+use actix_web::web::{Data, Html};
 use askama::Template;
 
-use super::auth::{Layout, Viewer, check_csrf};
+use super::auth::{Checked, Layout, Viewer};
 use super::error::PageError;
 use super::present::{field_label, timestamp};
 use super::{AppState, see_other};
@@ -149,10 +149,8 @@ pub struct CsrfForm {
 /// `POST /sync`: "Sync now".
 pub async fn sync_now(
     state: Data<AppState>,
-    session: Session,
-    form: Form<CsrfForm>,
+    Checked(form): Checked<CsrfForm>,
 ) -> Result<HttpResponse, PageError> {
-    check_csrf(&session, form.csrf.as_deref())?;
     let Some(app) = &state.offline else {
         return Err(PageError::not_found());
     };
@@ -268,11 +266,8 @@ pub struct DiscardForm {
 /// server last sent it; the rest of the laptop's changes are untouched.
 pub async fn discard_change(
     state: Data<AppState>,
-    session: Session,
-    form: Form<DiscardForm>,
+    Checked(form): Checked<DiscardForm>,
 ) -> Result<HttpResponse, PageError> {
-    check_csrf(&session, form.csrf.as_deref())?;
-    let form = form.into_inner();
     let table = table_by_name(&form.table).ok_or_else(PageError::not_found)?;
     let pool = state.pool.clone();
     super::block(move || {
@@ -288,3 +283,5 @@ pub async fn discard_change(
 pub async fn home() -> HttpResponse {
     see_other("/sites")
 }
+
+crate::csrf_field!(CsrfForm, DiscardForm);

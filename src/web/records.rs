@@ -4,13 +4,12 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use actix_session::Session;
 use actix_web::HttpResponse;
 use actix_web::http::StatusCode;
-use actix_web::web::{Data, Form, Html, Path, Query};
+use actix_web::web::{Data, Html, Path, Query};
 use askama::Template;
 
-use super::auth::{Layout, Viewer, check_csrf};
+use super::auth::{Checked, Layout, Viewer};
 use super::error::PageError;
 use super::present::{self, field_label, row_label, table_title};
 use super::{AppState, page_with_status, see_other};
@@ -535,14 +534,12 @@ fn posted(pairs: Vec<(String, String)>) -> (BTreeMap<String, String>, Option<Str
 /// `POST /{table}/new`.
 pub async fn create(
     state: Data<AppState>,
-    session: Session,
     v: Viewer,
     path: Path<String>,
-    form: Form<Vec<(String, String)>>,
+    Checked(form): Checked<Vec<(String, String)>>,
 ) -> Result<HttpResponse, PageError> {
     let table = table_of(&path)?;
-    let (values, csrf, _) = posted(form.into_inner());
-    check_csrf(&session, csrf.as_deref())?;
+    let (values, _, _) = posted(form);
     let pool = state.pool.clone();
     let actor = v.user.name.clone();
     let rights = v.rights;
@@ -634,15 +631,13 @@ pub async fn edit_form(
 /// `POST /{table}/{id}/edit`.
 pub async fn update(
     state: Data<AppState>,
-    session: Session,
     v: Viewer,
     path: Path<(String, String)>,
-    form: Form<Vec<(String, String)>>,
+    Checked(form): Checked<Vec<(String, String)>>,
 ) -> Result<HttpResponse, PageError> {
     let (name, id) = path.into_inner();
     let table = table_of(&name)?;
-    let (values, csrf, version) = posted(form.into_inner());
-    check_csrf(&session, csrf.as_deref())?;
+    let (values, _, version) = posted(form);
     let pool = state.pool.clone();
     let actor = v.user.name.clone();
     let rights = v.rights;
@@ -800,15 +795,13 @@ pub async fn delete_form(
 /// `POST /{table}/{id}/delete`.
 pub async fn delete(
     state: Data<AppState>,
-    session: Session,
     v: Viewer,
     path: Path<(String, String)>,
-    form: Form<Vec<(String, String)>>,
+    Checked(form): Checked<Vec<(String, String)>>,
 ) -> Result<HttpResponse, PageError> {
     let (name, id) = path.into_inner();
     let table = table_of(&name)?;
-    let (_, csrf, version) = posted(form.into_inner());
-    check_csrf(&session, csrf.as_deref())?;
+    let (_, _, version) = posted(form);
     let pool = state.pool.clone();
     let actor = v.user.name.clone();
     let rights = v.rights;

@@ -5,10 +5,10 @@
 use actix_session::Session;
 use actix_web::HttpResponse;
 use actix_web::http::StatusCode;
-use actix_web::web::{Data, Form, Path};
+use actix_web::web::{Data, Path};
 use askama::Template;
 
-use super::auth::{Layout, Viewer, check_csrf};
+use super::auth::{Checked, Layout, Viewer};
 use super::error::PageError;
 use super::present::timestamp;
 use super::{AppState, see_other};
@@ -99,9 +99,8 @@ pub async fn act(
     session: Session,
     v: Viewer,
     path: Path<(String, String)>,
-    form: Form<ActionForm>,
+    Checked(form): Checked<ActionForm>,
 ) -> Result<HttpResponse, PageError> {
-    check_csrf(&session, form.csrf.as_deref())?;
     let v = admin(v)?;
     let (id, action) = path.into_inner();
     if v.user.id == id && action == "disable" {
@@ -167,3 +166,5 @@ pub async fn act(
         Err(e) => Err(PageError::internal(e)),
     }
 }
+
+crate::csrf_field!(ActionForm);
