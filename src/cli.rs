@@ -6,13 +6,14 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use clap::{Args, Parser, Subcommand};
+use clap::{Parser, Subcommand};
 
+use crate::config::{OfflineArgs, ServeArgs, UpstreamArgs};
 use crate::db::{self, Pool, Target};
 use crate::offline::client::Upstream;
 use crate::offline::sync::{self as offline_sync, Progress, Step};
 use crate::sync::session::Limits;
-use crate::{accounts, demo, sync, web};
+use crate::{accounts, config, demo, sync, web};
 
 /// offsync: the sync server for field inspection data, and its offline copy.
 #[derive(Debug, Parser)]
@@ -47,106 +48,6 @@ enum Command {
     Offline(OfflineArgs),
     /// Sync the laptop's database with the main server once (open, upload, download, complete).
     Sync(UpstreamArgs),
-}
-
-#[derive(Debug, Args)]
-struct UpstreamArgs {
-    /// The main server, e.g. https://offsync.example.org. Kept in the laptop's database
-    /// once given, so later runs need it no more.
-    #[arg(long, env = "OFFSYNC_UPSTREAM")]
-    upstream: Option<String>,
-    /// This laptop's device token (from `offsync device add` or the Devices page). Kept in
-    /// the laptop's database once given. A command line is visible to every user of the
-    /// machine (`ps`) and stays in shell history: prefer --token-file or OFFSYNC_TOKEN.
-    #[arg(long, env = "OFFSYNC_TOKEN", hide_env_values = true)]
-    token: Option<String>,
-    /// A file holding this laptop's device token.
-    #[arg(long, env = "OFFSYNC_TOKEN_FILE", conflicts_with = "token")]
-    token_file: Option<PathBuf>,
-}
-
-#[derive(Debug, Args)]
-struct OfflineArgs {
-    #[command(flatten)]
-    upstream: UpstreamArgs,
-    /// Address to listen on. Loopback unless told otherwise: any other address needs a
-    /// password for the pages (OFFSYNC_OFFLINE_PASSWORD or --password-file).
-    #[arg(long, default_value = "127.0.0.1:8081")]
-    bind: String,
-    /// A file holding the password the pages ask for (HTTP Basic; any user name).
-    #[arg(long, env = "OFFSYNC_OFFLINE_PASSWORD_FILE")]
-    password_file: Option<PathBuf>,
-}
-
-#[derive(Debug, Args)]
-struct ServeArgs {
-    /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1:8080")]
-    bind: String,
-    /// Largest accepted upload, compressed, in bytes.
-    #[arg(long, env = "OFFSYNC_MAX_UPLOAD_BYTES", default_value_t = 64 << 20)]
-    max_upload_bytes: u64,
-    /// Largest accepted upload after decompression, in bytes.
-    #[arg(long, env = "OFFSYNC_MAX_DECOMPRESSED_BYTES", default_value_t = 1 << 30)]
-    max_decompressed_bytes: u64,
-    /// File holding the key that signs session cookies (made when missing). Give every
-    /// instance the same file. Default: beside the SQLite database, or ./offsync-session.key.
-    #[arg(long, env = "OFFSYNC_SESSION_KEY_FILE")]
-    session_key_file: Option<PathBuf>,
-    /// Mark session cookies Secure (when served behind TLS).
-    #[arg(long, env = "OFFSYNC_SECURE_COOKIES")]
-    secure_cookies: bool,
-    /// A browser session ends after this many minutes without a request.
-    #[arg(long, env = "OFFSYNC_SESSION_IDLE_MINUTES", default_value_t = 8 * 60)]
-    session_idle_minutes: u64,
-    /// A browser session ends this many hours after sign-in, however busy.
-    #[arg(long, env = "OFFSYNC_SESSION_MAX_HOURS", default_value_t = 7 * 24)]
-    session_max_hours: u64,
-    /// Failed sign-ins allowed per account name from one client address within 15 minutes.
-    #[arg(long, env = "OFFSYNC_SIGN_IN_PER_ACCOUNT", default_value_t = 5)]
-    sign_in_per_account: u32,
-    /// Failed sign-ins allowed per account name from all addresses together within 15
-    /// minutes.
-    #[arg(
-        long,
-        env = "OFFSYNC_SIGN_IN_PER_ACCOUNT_CEILING",
-        default_value_t = 100
-    )]
-    sign_in_per_account_ceiling: u32,
-    /// Failed sign-ins allowed per client address within 15 minutes.
-    #[arg(long, env = "OFFSYNC_SIGN_IN_PER_ADDRESS", default_value_t = 20)]
-    sign_in_per_address: u32,
-    /// How many proxies stand in front of this server (each appending to X-Forwarded-For):
-    /// the client's address is taken that many places from the right. 0: the TCP peer.
-    #[arg(long, env = "OFFSYNC_TRUSTED_PROXIES", default_value_t = 0)]
-    trusted_proxies: usize,
-    /// The proxies write RFC 7239 `Forwarded` instead of X-Forwarded-For.
-    #[arg(long, env = "OFFSYNC_FORWARDED_HEADER")]
-    forwarded_header: bool,
-    /// The same as --trusted-proxies 1 (kept for existing deployments).
-    #[arg(long, env = "OFFSYNC_TRUST_FORWARDED_FOR", hide = true)]
-    trust_forwarded_for: bool,
-    /// HTTP worker threads (default: one per core).
-    #[arg(long, env = "OFFSYNC_WORKERS")]
-    workers: Option<usize>,
-    /// Database connections in the pool.
-    #[arg(long, env = "OFFSYNC_POOL_SIZE", default_value_t = 16)]
-    pool_size: u32,
-    /// How long a request waits for a pooled connection before it is answered 503 with
-    /// Retry-After, in milliseconds.
-    #[arg(long, env = "OFFSYNC_POOL_WAIT_MS", default_value_t = 5000)]
-    pool_wait_ms: u64,
-    /// Uploads applied at once by this instance (default: half the pool). Others wait
-    /// their turn without holding a connection.
-    #[arg(long, env = "OFFSYNC_UPLOADS_AT_ONCE")]
-    uploads_at_once: Option<usize>,
-    /// How long an upload waits for its turn before it is answered 503 with Retry-After,
-    /// in milliseconds.
-    #[arg(long, env = "OFFSYNC_UPLOAD_WAIT_MS", default_value_t = 20000)]
-    upload_wait_ms: u64,
-    /// Load the demo data set first if the database is empty.
-    #[arg(long)]
-    demo: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -216,7 +117,7 @@ fn init_logging(default: &str) {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     // One JSON object per line for log collectors; otherwise key=value text.
-    let _ = if std::env::var("OFFSYNC_LOG_FORMAT").is_ok_and(|f| f == "json") {
+    let _ = if config::tuning().json_logs {
         logs.json().try_init()
     } else {
         logs.try_init()
@@ -489,19 +390,29 @@ fn offline(url: &str, args: OfflineArgs) -> anyhow::Result<()> {
     }
     let pool = open(url, 4)?;
     let upstream = upstream(&args.upstream, &pool)?;
-    let password = match (
-        &args.password_file,
-        std::env::var("OFFSYNC_OFFLINE_PASSWORD"),
-    ) {
+    let password = match (&args.password_file, &config::tuning().laptop_password) {
         (Some(path), _) => Some(read_password(path)?),
-        (None, Ok(p)) if !p.is_empty() => {
+        (None, Some(p)) => {
             if p.chars().count() < 8 {
                 bail!("the laptop copy's password must have at least 8 characters");
             }
-            Some(p)
+            Some(p.clone())
         }
-        _ => None,
+        (None, None) => None,
     };
+    // Before binding: a copy that may not listen there never listens, even for a moment.
+    if password.is_none() {
+        let beyond = std::net::ToSocketAddrs::to_socket_addrs(args.bind.as_str())
+            .with_context(|| format!("the address to listen on, {}", args.bind))?
+            .any(web::laptop::Guard::needs_password);
+        if beyond {
+            bail!(
+                "the laptop copy listens beyond loopback ({}) only with a password for its \
+                 pages (OFFSYNC_OFFLINE_PASSWORD or --password-file)",
+                args.bind
+            );
+        }
+    }
     let listener =
         TcpListener::bind(&args.bind).with_context(|| format!("binding {}", args.bind))?;
     let address = listener.local_addr()?;

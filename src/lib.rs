@@ -8,6 +8,7 @@
 //! - `sync` (the server's engine: codec, apply, download, sessions, conflicts), `offline`
 //!   (the laptop's change log and sync), `editing` (online and offline edits from the
 //!   pages), `accounts` (users, passwords, device tokens);
+//! - `config`: every setting, read in one place (used by every layer);
 //! - `telemetry`: the metrics operators watch (used by every layer above `db`);
 //! - `db`: connections, migrations, and the repository functions;
 //! - `domain`: the synced tables declared once, values and times; `logsafe`: client text
@@ -15,6 +16,7 @@
 
 pub mod accounts;
 pub mod cli;
+pub mod config;
 pub mod db;
 pub mod demo;
 pub mod domain;

@@ -65,20 +65,10 @@ pub fn for_update(conn: &DbConn) -> &'static str {
     }
 }
 
-/// How much of the database a SQLite connection keeps in memory while it applies an upload
-/// or an import, in MiB (`OFFSYNC_SQLITE_UPLOAD_CACHE_MIB`, 64 by default): the judge looks up
-/// every uploaded row by its index, and with SQLite's default 2 MiB every batch read its
-/// pages from the file again (a third of an upload's time at 100,000 rows). Only the
-/// connection applying the upload holds it, and SQLite applies one at a time.
+/// The upload's page cache, in MiB ([`crate::config::Tuning::sqlite_upload_cache_mib`]):
+/// only the connection applying the upload holds it, and SQLite applies one at a time.
 fn upload_cache_mib() -> i64 {
-    static MIB: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
-    *MIB.get_or_init(|| {
-        std::env::var("OFFSYNC_SQLITE_UPLOAD_CACHE_MIB")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .filter(|m| *m > 0)
-            .unwrap_or(64)
-    })
+    crate::config::tuning().sqlite_upload_cache_mib
 }
 
 /// Gives the connection the large page cache for a bulk write (`true`), or SQLite's

@@ -176,16 +176,8 @@ impl Target {
     }
 }
 
-/// How long a SQLite writer waits for the write lock before its request is answered 503
-/// "the database is busy": `OFFSYNC_SQLITE_BUSY_TIMEOUT_MS`, 30 s by default.
-fn sqlite_busy_timeout_ms() -> u64 {
-    static MS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
-    *MS.get_or_init(|| {
-        std::env::var("OFFSYNC_SQLITE_BUSY_TIMEOUT_MS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(30_000)
-    })
+fn sqlite_busy_timeout_ms() -> u128 {
+    crate::config::tuning().sqlite_busy_timeout.as_millis()
 }
 
 /// Opens connections for the pool, picking the backend by URL scheme.

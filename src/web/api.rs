@@ -118,18 +118,8 @@ fn clock_from_form(body: &[u8]) -> Option<String> {
 /// What the parts of an upload other than `changes` may hold together, in bytes.
 const OTHER_PARTS_LIMIT: usize = 64 << 10;
 
-/// How long an upload's body may send nothing before it is refused
-/// (`OFFSYNC_BODY_IDLE_SECONDS`, 60 by default): a client that stops mid-body holds no
-/// worker and no temporary file for longer.
 fn body_idle() -> std::time::Duration {
-    static SECONDS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
-    std::time::Duration::from_secs(*SECONDS.get_or_init(|| {
-        std::env::var("OFFSYNC_BODY_IDLE_SECONDS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .filter(|s| *s > 0)
-            .unwrap_or(60)
-    }))
+    crate::config::tuning().body_idle
 }
 
 /// The next part or chunk of a multipart body, unless the client sends nothing for
