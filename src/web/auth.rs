@@ -139,7 +139,7 @@ impl actix_web::FromRequest for Viewer {
 /// The signed-in user, or a redirect to the sign-in page. The offline copy has no sign-in:
 /// the laptop's owner is the person at it.
 pub async fn viewer(state: &AppState, session: &Session) -> Result<Viewer, PageError> {
-    if state.mode == crate::editing::Mode::Offline {
+    if state.laptop().is_some() {
         let layout = super::offline::offline_layout(state, session).await?;
         let user = User {
             id: String::new(),

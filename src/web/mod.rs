@@ -38,18 +38,41 @@ use crate::editing::Mode;
 use crate::logsafe::Escaped;
 use crate::sync::session::Limits;
 
+/// Which of the two this server is.
+pub enum Site {
+    /// The main site.
+    Main,
+    /// The offline copy on a laptop: its upstream and sync status.
+    Laptop(offline::OfflineApp),
+}
+
 /// What every handler shares.
 pub struct AppState {
     pub pool: Pool,
     pub limits: Limits,
-    /// The main site, or the offline copy on a laptop.
-    pub mode: Mode,
-    /// The offline copy's upstream and sync status (offline mode only).
-    pub offline: Option<offline::OfflineApp>,
+    pub site: Site,
     pub sign_in: SignInLimits,
     pub sessions: SessionTimeouts,
     pub proxies: auth::Proxies,
     pub uploads: std::sync::Arc<gate::UploadGate>,
+}
+
+impl AppState {
+    /// The laptop copy's own state, on a laptop.
+    pub fn laptop(&self) -> Option<&offline::OfflineApp> {
+        match &self.site {
+            Site::Laptop(app) => Some(app),
+            Site::Main => None,
+        }
+    }
+
+    /// Where edits are made: stamped by this server, or logged on a laptop.
+    pub fn mode(&self) -> Mode {
+        match self.site {
+            Site::Main => Mode::Online,
+            Site::Laptop(_) => Mode::Offline,
+        }
+    }
 }
 
 /// Settings of the web layer.
@@ -238,19 +261,17 @@ pub fn serve(
     let state = Data::new(AppState {
         pool,
         limits: settings.limits,
-        mode: if offline.is_some() {
-            Mode::Offline
-        } else {
-            Mode::Online
+        site: match offline {
+            Some(app) => Site::Laptop(app),
+            None => Site::Main,
         },
-        offline,
         sign_in: settings.sign_in,
         sessions: settings.sessions,
         proxies: settings.proxies,
         uploads: gate::UploadGate::new(settings.uploads),
     });
     let address = listener.local_addr()?;
-    let guard = match &state.offline {
+    let guard = match state.laptop() {
         Some(app) => {
             if app.password.is_none() && laptop::Guard::needs_password(address) {
                 return Err(std::io::Error::new(
@@ -268,7 +289,7 @@ pub fn serve(
     let key = settings.session_key.clone();
     let secure = settings.secure_cookies;
     // Each its own cookie: on one machine, signing in to one must not sign out the other.
-    let cookie = match state.mode {
+    let cookie = match state.mode() {
         Mode::Online => "offsync",
         Mode::Offline => "offsync-laptop",
     };
@@ -314,7 +335,7 @@ pub fn serve(
             .wrap_fn(page_rules)
             .wrap_fn(move |req, srv| laptop::guard(guard.as_ref(), req, srv))
             .wrap_fn(with_request_id)
-            .configure(|cfg| match state.mode {
+            .configure(|cfg| match state.mode() {
                 Mode::Online => routes::main_site(cfg),
                 Mode::Offline => routes::laptop(cfg),
             })

@@ -103,7 +103,7 @@ pub struct OfflineBar {
 
 /// The layout facts of the offline copy (no sign-in: the laptop is its device).
 pub async fn offline_layout(state: &AppState, session: &Session) -> Result<Layout, PageError> {
-    let Some(app) = &state.offline else {
+    let Some(app) = state.laptop() else {
         return Err(PageError::not_found());
     };
     let pool = state.pool.clone();
@@ -151,7 +151,7 @@ pub async fn sync_now(
     state: Data<AppState>,
     Checked(form): Checked<CsrfForm>,
 ) -> Result<HttpResponse, PageError> {
-    let Some(app) = &state.offline else {
+    let Some(app) = state.laptop() else {
         return Err(PageError::not_found());
     };
     app.start_sync(state.pool.clone());
@@ -242,8 +242,7 @@ pub async fn conflicts(state: Data<AppState>, v: Viewer) -> Result<Html, PageErr
     })
     .await??;
     let upstream = state
-        .offline
-        .as_ref()
+        .laptop()
         .map(|o| o.upstream.base.clone())
         .unwrap_or_default();
     let page = ConflictsPage {
