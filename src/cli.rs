@@ -20,7 +20,8 @@ use crate::{accounts, config, demo, sync, web};
 #[command(name = "offsync", version, about)]
 pub struct Cli {
     /// Database to use: sqlite://PATH or postgres://USER:PASSWORD@HOST/NAME. Default:
-    /// sqlite://offsync.db, or sqlite://offsync-offline.db for `offline` and `sync`.
+    /// sqlite://offsync.db; for `offline` and `sync`, offsync-offline.db in the platform's
+    /// data directory (~/.local/share/offsync on Linux).
     #[arg(long, global = true, env = "DATABASE_URL")]
     database_url: Option<String>,
     #[command(subcommand)]
@@ -144,14 +145,11 @@ fn redact(url: &str) -> String {
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     let on_laptop = matches!(cli.command, Command::Offline(_) | Command::Sync(_));
-    let url = cli.database_url.unwrap_or_else(|| {
-        if on_laptop {
-            "sqlite://offsync-offline.db"
-        } else {
-            "sqlite://offsync.db"
-        }
-        .to_owned()
-    });
+    let url = match cli.database_url {
+        Some(url) => url,
+        None if on_laptop => config::laptop_database_url()?,
+        None => "sqlite://offsync.db".to_owned(),
+    };
     let url = url.as_str();
     match cli.command {
         Command::Offline(args) => offline(url, args),

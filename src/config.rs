@@ -155,3 +155,27 @@ pub fn tuning() -> &'static Tuning {
             .filter(|p| !p.is_empty()),
     })
 }
+
+/// The laptop's database when none is given: `offsync-offline.db` in the platform's data
+/// directory for offsync (`~/.local/share/offsync` on Linux, or `$XDG_DATA_HOME/offsync`;
+/// `~/Library/Application Support/offsync` on macOS; `%APPDATA%\\offsync\\data` on
+/// Windows), made (owner only) when missing. Not the current directory: started from
+/// another folder, a laptop would silently show an empty copy.
+pub fn laptop_database_url() -> anyhow::Result<String> {
+    use anyhow::Context;
+    let dirs = directories::ProjectDirs::from("", "", "offsync").context(
+        "this account has no home directory to keep the laptop's data in: give --database-url",
+    )?;
+    let dir = dirs.data_dir();
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder
+        .create(dir)
+        .with_context(|| format!("making the laptop's data directory {}", dir.display()))?;
+    Ok(format!(
+        "sqlite://{}",
+        dir.join("offsync-offline.db").display()
+    ))
+}

@@ -18,7 +18,10 @@ pub enum ClientError {
         status: u16,
         refusal: Box<Refusal>,
     },
-    /// The network or the server failed, even after retries.
+    /// No answer from the server at all, even after retries: down, or no network.
+    #[error("cannot reach {base}: {reason}")]
+    CannotReach { base: String, reason: String },
+    /// The server failed, even after retries.
     #[error("{what} failed after {attempts} attempts: {reason}")]
     Unreachable {
         what: &'static str,
@@ -101,6 +104,55 @@ fn attr(xml: &str, name: &str) -> Option<String> {
     )
 }
 
+/// Why a request got no usable answer.
+enum Failure {
+    /// Nothing came back: refused, timed out, no route, a name that does not resolve.
+    NoAnswer(String),
+    /// Something on this side (the file to upload, building the request).
+    Other(String),
+}
+
+impl From<reqwest::Error> for Failure {
+    fn from(e: reqwest::Error) -> Failure {
+        if e.is_connect() || e.is_timeout() {
+            Failure::NoAnswer(root_cause(&e, e.is_timeout()))
+        } else if e.is_request() || e.is_body() {
+            // Cut off while sending or reading: the line dropped.
+            Failure::NoAnswer(root_cause(&e, false))
+        } else {
+            Failure::Other(e.to_string())
+        }
+    }
+}
+
+impl From<std::io::Error> for Failure {
+    fn from(e: std::io::Error) -> Failure {
+        Failure::Other(e.to_string())
+    }
+}
+
+/// The innermost cause in words ("connection refused", "timed out"), without the
+/// operating system's error number: what a person reads first.
+fn root_cause(e: &(dyn std::error::Error + 'static), timeout: bool) -> String {
+    if timeout {
+        return "no answer in time (timed out)".into();
+    }
+    let mut cause: &dyn std::error::Error = e;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    let text = cause.to_string();
+    let text = match text.find(" (os error") {
+        Some(i) => &text[..i],
+        None => text.as_str(),
+    };
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => "no answer".into(),
+    }
+}
+
 impl Upstream {
     pub fn new(base: &str, token: &str) -> Result<Upstream, ClientError> {
         let http = Client::builder()
@@ -127,10 +179,11 @@ impl Upstream {
     fn with_retries(
         &self,
         what: &'static str,
-        send: impl Fn() -> Result<Response, String>,
+        send: impl Fn() -> Result<Response, Failure>,
     ) -> Result<Response, ClientError> {
         let mut pause = self.backoff;
         let mut last;
+        let mut no_answer;
         let mut waited = Duration::ZERO;
         let mut attempt = 1;
         loop {
@@ -146,18 +199,33 @@ impl Upstream {
                     continue;
                 }
                 Ok(r) if is_transient(r.status()) => {
-                    last = format!("the server answered {}", r.status())
+                    last = format!("the server answered {}", r.status());
+                    no_answer = false;
                 }
                 Ok(r) => return Err(refused(what, r)),
-                Err(e) => last = e.to_string(),
+                Err(Failure::NoAnswer(reason)) => {
+                    last = reason;
+                    no_answer = true;
+                }
+                Err(Failure::Other(reason)) => {
+                    last = reason;
+                    no_answer = false;
+                }
             }
             if attempt >= self.attempts.max(1) {
                 break;
             }
-            tracing::warn!(what, attempt, reason = %last, "retrying");
+            // Not a warning: the outcome, after the last attempt, is what a person reads.
+            tracing::info!(what, attempt, reason = %last, "retrying");
             std::thread::sleep(pause);
             pause *= 2;
             attempt += 1;
+        }
+        if no_answer {
+            return Err(ClientError::CannotReach {
+                base: self.base.clone(),
+                reason: last,
+            });
         }
         Err(ClientError::Unreachable {
             what,
@@ -178,7 +246,7 @@ impl Upstream {
                 .post(&url)
                 .bearer_auth(&self.token)
                 .send()
-                .map_err(|e| e.to_string())
+                .map_err(Failure::from)
         })?;
         let body = text(r, "opening a session")?;
         Ok(OpenSession {
@@ -192,19 +260,19 @@ impl Upstream {
     pub fn upload(&self, session: &str, file: &Path) -> Result<UploadResult, ClientError> {
         let url = format!("{}/api/sync/sessions/{session}/upload", self.base);
         let r = self.with_retries("uploading", || {
-            let opened = std::fs::File::open(file).map_err(|e| e.to_string())?;
-            let length = opened.metadata().map_err(|e| e.to_string())?.len();
+            let opened = std::fs::File::open(file).map_err(Failure::from)?;
+            let length = opened.metadata().map_err(Failure::from)?.len();
             let part = reqwest::blocking::multipart::Part::reader_with_length(opened, length)
                 .file_name("changes.xml.gz")
                 .mime_str("application/gzip")
-                .map_err(|e| e.to_string())?;
+                .map_err(Failure::from)?;
             let form = reqwest::blocking::multipart::Form::new().part("changes", part);
             self.http
                 .post(&url)
                 .bearer_auth(&self.token)
                 .multipart(form)
                 .send()
-                .map_err(|e| e.to_string())
+                .map_err(Failure::from)
         })?;
         let body = text(r, "uploading")?;
         let n = |k| {
@@ -227,7 +295,7 @@ impl Upstream {
                 .get(&url)
                 .bearer_auth(&self.token)
                 .send()
-                .map_err(|e| e.to_string())
+                .map_err(Failure::from)
         })
     }
 
@@ -251,7 +319,7 @@ impl Upstream {
                 .get(&url)
                 .bearer_auth(&self.token)
                 .send()
-                .map_err(|e| e.to_string())
+                .map_err(Failure::from)
         })
     }
 
@@ -262,7 +330,7 @@ impl Upstream {
                 .post(&url)
                 .bearer_auth(&self.token)
                 .send()
-                .map_err(|e| e.to_string())
+                .map_err(Failure::from)
         })?;
         Ok(())
     }

@@ -75,11 +75,12 @@ impl SyncLock {
         };
         let mut lock_path = path.into_os_string();
         lock_path.push(".sync-lock");
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)?;
+        let mut options = std::fs::OpenOptions::new();
+        options.create(true).truncate(false).write(true);
+        // Like every file offsync makes: the owner's alone.
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let file = options.open(&lock_path)?;
         match file.try_lock() {
             Ok(()) => Ok(SyncLock { _file: Some(file) }),
             Err(std::fs::TryLockError::WouldBlock) => Err(SyncFailure::Running),

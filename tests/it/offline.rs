@@ -525,10 +525,65 @@ fn the_sync_command_prints_one_summary_line_and_fails_clearly() {
         .output()
         .unwrap();
     assert!(!unreachable.status.success());
-    assert!(
-        String::from_utf8_lossy(&unreachable.stderr).contains("attempts"),
-        "it says it tried"
+    // One calm line naming the server and the reason, not a retry log and a URL error.
+    assert_eq!(
+        String::from_utf8_lossy(&unreachable.stderr),
+        "offsync: error: sync did not complete: cannot reach http://127.0.0.1:9: connection refused\n"
     );
+}
+
+/// Without --database-url the laptop's data lives in the platform's data directory, the
+/// same wherever offsync is started from, and only the owner can read it.
+#[test]
+fn the_laptops_data_lives_in_its_data_directory() {
+    let Some(app) = TestApp::spawn(Backend::Sqlite) else {
+        return;
+    };
+    app.seed_asset();
+    let device = app.device("jo");
+    let home = tempfile::tempdir().unwrap();
+    let run = |cwd: &std::path::Path, flags: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_offsync"))
+            .arg("sync")
+            .args(flags)
+            .current_dir(cwd)
+            .env("HOME", home.path())
+            .env_remove("XDG_DATA_HOME")
+            .env_remove("DATABASE_URL")
+            .env_remove("OFFSYNC_TOKEN")
+            .env_remove("OFFSYNC_UPSTREAM")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let (one, two) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let first = run(
+        one.path(),
+        &["--upstream", &app.base, "--token", &device.token],
+    );
+    assert!(first.contains("downloaded 2"), "{first}");
+    let dir = home.path().join(".local/share/offsync");
+    let db = dir.join("offsync-offline.db");
+    assert!(db.exists(), "{}", db.display());
+    // From another folder, with no flags: the same data (nothing new to download).
+    let again = run(two.path(), &[]);
+    assert!(again.contains("downloaded 0"), "{again}");
+    assert!(
+        std::fs::read_dir(one.path()).unwrap().next().is_none(),
+        "nothing in the cwd"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&db), 0o600);
+    }
 }
 
 fn a_child_of_a_row_deleted_offline_does_not_wedge_the_sync(b: Backend) {
