@@ -431,6 +431,12 @@ fn offline(url: &str, args: OfflineArgs) -> anyhow::Result<()> {
         redact(url)
     );
     let app = web::offline::OfflineApp::new(upstream).with_password(password);
+    if args.sync_every_minutes > 0 {
+        app.sync_in_background(
+            pool.clone(),
+            Duration::from_secs(args.sync_every_minutes.saturating_mul(60)),
+        );
+    }
     actix_web::rt::System::new()
         .block_on(async move { web::serve(listener, pool, settings, Some(app))?.await })?;
     Ok(())

@@ -32,6 +32,10 @@ pub struct OfflineArgs {
     /// password for the pages (OFFSYNC_OFFLINE_PASSWORD or --password-file).
     #[arg(long, default_value = "127.0.0.1:8081")]
     pub bind: String,
+    /// Sync by itself every this many minutes while the copy runs (also at start and soon
+    /// after a change); 0: only when "Sync now" is pressed.
+    #[arg(long, env = "OFFSYNC_SYNC_EVERY_MINUTES", default_value_t = 5)]
+    pub sync_every_minutes: u64,
     /// A file holding the password the pages ask for (HTTP Basic; any user name).
     #[arg(long, env = "OFFSYNC_OFFLINE_PASSWORD_FILE")]
     pub password_file: Option<PathBuf>,

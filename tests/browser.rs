@@ -11,6 +11,9 @@
 )]
 #[path = "it/helpers.rs"]
 mod helpers;
+#[allow(dead_code, reason = "the browser tests use its proxy only")]
+#[path = "it/laptop.rs"]
+mod laptop;
 
 use std::net::TcpListener;
 use std::path::Path;
@@ -304,7 +307,7 @@ fn an_inspection_made_offline_reaches_the_main_site_with_sync_now() {
                     .await?
                     .text()
                     .await?
-                    .contains("1 change waits")
+                    .contains("1 change waiting")
             );
 
             wd.find(By::Id("sync-now")).await?.click().await?;
@@ -397,6 +400,126 @@ fn each_role_signs_in_and_is_offered_what_it_may_do() {
         });
         outcome.expect("the browser session");
     }
+}
+
+/// A real `offsync offline` whose server is out of reach at first: the header says so,
+/// calmly; when the server comes back the copy syncs by itself, and the header goes from
+/// "Syncing… N of M rows" to "Synced just now" with no reload of the page.
+#[test]
+fn the_laptop_syncs_by_itself_when_the_server_comes_back_and_the_header_follows_live() {
+    if !browser_available() {
+        return;
+    }
+    let main = TestApp::spawn(Backend::Sqlite).expect("SQLite is always there");
+    let (site, _) = main.seed_asset();
+    // Enough rows that a slow line shows the download's progress.
+    let mut items = Vec::new();
+    for i in 0..2000 {
+        items.push(create(
+            "assets",
+            &uid(),
+            &[
+                ("site_id", Some(site.as_str())),
+                ("tag", Some(&format!("LIVE-{i:04}"))),
+                ("status", Some("ok")),
+                (
+                    "notes",
+                    Some("a note to give the download some bulk, repeated"),
+                ),
+            ],
+        ));
+    }
+    main.import(&doc(&items));
+    let device = main.device("jo");
+    let proxy = laptop::Proxy::start(&main.base);
+    proxy.set_down(true);
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, &device.token).unwrap();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut copy = Command::new(env!("CARGO_BIN_EXE_offsync"))
+        .args(["offline", "--bind", &format!("127.0.0.1:{port}")])
+        .args(["--upstream", &proxy.base, "--token-file"])
+        .arg(&token_file)
+        .arg("--database-url")
+        .arg(format!(
+            "sqlite://{}",
+            dir.path().join("laptop.db").display()
+        ))
+        .env("OFFSYNC_SYNC_EVERY_MINUTES", "1")
+        .env_remove("DATABASE_URL")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("offsync offline starts");
+    let laptop_base = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "offsync offline did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let driver = Driver::start();
+    let profile = tempfile::tempdir().unwrap();
+    let screenshot =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots/laptop-syncing.png");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let outcome: WebDriverResult<()> = runtime.block_on(async {
+        let wd = chromium(&driver, profile.path()).await?;
+        let result = async {
+            wd.goto(format!("{laptop_base}/sites")).await?;
+            wait_for_text(&wd, "Server unreachable since").await?;
+            // From here on the page is never reloaded: a mark in it would not survive one.
+            wd.execute("window.offsyncMark = 'still this page';", vec![]).await?;
+            let mark = || async {
+                wd.execute("return window.offsyncMark || '';", vec![])
+                    .await?
+                    .convert::<String>()
+            };
+            proxy.set_slow(800);
+            proxy.set_down(false);
+            // The syncer retries by itself; the bar shows the download's progress.
+            let mut seen_progress = String::new();
+            let deadline = Instant::now() + Duration::from_secs(90);
+            loop {
+                // Read in one step: the script may replace the bar between a find and a read.
+                let bar = wd
+                    .execute(
+                        "const b = document.querySelector('.offline-bar'); return b ? b.innerText : '';",
+                        vec![],
+                    )
+                    .await?
+                    .convert::<String>()?;
+                if bar.contains("Syncing…") && bar.contains(" rows") && seen_progress.is_empty() {
+                    seen_progress = bar.clone();
+                    let png = wd.screenshot_as_png().await?;
+                    std::fs::write(&screenshot, png).expect("the screenshot is written");
+                }
+                if bar.contains("Synced just now") {
+                    assert!(bar.contains("0 changes waiting"), "{bar}");
+                    assert!(!bar.contains("unreachable"), "{bar}");
+                    break;
+                }
+                assert!(Instant::now() < deadline, "never synced: {bar}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            assert!(
+                seen_progress.contains("rows"),
+                "the bar showed the progress: {seen_progress:?}"
+            );
+            assert_eq!(mark().await?, "still this page", "no reload");
+            Ok(())
+        }
+        .await;
+        wd.quit().await?;
+        result
+    });
+    let _ = copy.kill();
+    let _ = copy.wait();
+    outcome.expect("the browser session");
 }
 
 /// Signs in on the main site's form, as a person types it (the test users' password).

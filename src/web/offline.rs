@@ -2,7 +2,8 @@
 //! the waiting changes and the "Sync now" button; running a sync in the background; and the
 //! list of local changes the server did not take.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
 
 use actix_session::Session;
 use actix_web::HttpResponse;
@@ -14,10 +15,11 @@ use super::error::PageError;
 use super::present::{field_label, timestamp};
 use super::{AppState, see_other};
 use crate::db::{DbError, Pool};
+use crate::domain::Micros;
 use crate::domain::{table_by_name, time};
-use crate::offline::client::Upstream;
+use crate::offline::client::{ClientError, Upstream};
 use crate::offline::store;
-use crate::offline::sync::{self, Quiet};
+use crate::offline::sync;
 
 /// What the offline copy shares between its pages.
 pub struct OfflineApp {
@@ -26,15 +28,55 @@ pub struct OfflineApp {
     /// ([`super::laptop::Guard`]).
     pub password: Option<String>,
     status: Arc<Mutex<SyncStatus>>,
+    /// Wakes the background syncer (a change was made, or "Sync now").
+    wake: Arc<(Mutex<Wake>, Condvar)>,
+    /// Whether a background syncer runs ([`OfflineApp::sync_in_background`]).
+    background: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Debug, Clone, Default)]
 struct SyncStatus {
     running: bool,
+    /// Rows of the download so far, and how many it holds once the server has said.
+    done: u64,
+    total: Option<u64>,
     /// The last sync's outcome, for the header.
     message: Option<String>,
     failed: bool,
+    /// Since when the server has not answered, and why.
+    unreachable: Option<(Micros, String)>,
+    /// When a sync last completed (this laptop's clock).
+    last_success: Option<Micros>,
 }
+
+/// Why the background syncer should run before its next tick.
+#[derive(Debug, Default)]
+struct Wake {
+    /// "Sync now": at once, whatever the backoff.
+    now: bool,
+    /// A change was made here: soon, once the server answers.
+    changed: bool,
+}
+
+/// Reports a running sync's progress into the header's status.
+struct ToStatus(Arc<Mutex<SyncStatus>>);
+
+impl sync::Progress for ToStatus {
+    fn downloaded(&self, rows: u64) {
+        if let Ok(mut s) = self.0.lock() {
+            s.done = rows;
+        }
+    }
+
+    fn expect(&self, rows: u64) {
+        if let Ok(mut s) = self.0.lock() {
+            s.total = Some(rows);
+        }
+    }
+}
+
+/// The first wait after the server did not answer; it doubles up to the sync interval.
+const FIRST_RETRY: Duration = Duration::from_secs(15);
 
 impl OfflineApp {
     pub fn new(upstream: Upstream) -> OfflineApp {
@@ -42,6 +84,8 @@ impl OfflineApp {
             upstream,
             password: None,
             status: Arc::new(Mutex::new(SyncStatus::default())),
+            wake: Arc::new((Mutex::new(Wake::default()), Condvar::new())),
+            background: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -55,50 +99,163 @@ impl OfflineApp {
         self.status.lock().map(|s| s.clone()).unwrap_or_default()
     }
 
-    /// Starts a sync in the background unless one is running; false if one was.
+    /// Starts a sync on a thread of its own unless one is running; false if one was.
     pub fn start_sync(&self, pool: Pool) -> bool {
-        {
-            let Ok(mut s) = self.status.lock() else {
-                return false;
-            };
-            if s.running {
-                return false;
-            }
-            s.running = true;
+        if self.status().running {
+            return false;
         }
-        let status = self.status.clone();
-        let upstream = self.upstream.clone();
+        let (status, upstream) = (self.status.clone(), self.upstream.clone());
         // Its own thread: the blocking HTTP client must not run on the server's runtime.
-        std::thread::spawn(move || {
-            let outcome = sync::sync(&pool, &upstream, &Quiet);
-            let (message, failed) = match outcome {
-                Ok(s) => (s.to_string(), false),
-                Err(e) => (format!("sync failed: {e}"), true),
-            };
-            tracing::info!(%message, "sync finished");
-            if let Ok(mut s) = status.lock() {
-                *s = SyncStatus {
-                    running: false,
-                    message: Some(message),
-                    failed,
-                };
-            }
-        });
+        std::thread::spawn(move || run_once(&status, &upstream, &pool));
         true
     }
+
+    /// Syncs by itself while the copy runs: at once, soon after a change here, and every
+    /// `every`; while the server does not answer, again after 15 s, 30 s, 1 min… up to
+    /// `every`. Never two syncs at once (and `sync::sync` holds the laptop's sync lock).
+    pub fn sync_in_background(&self, pool: Pool, every: Duration) {
+        self.background
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        let (status, upstream, wake) = (
+            self.status.clone(),
+            self.upstream.clone(),
+            self.wake.clone(),
+        );
+        std::thread::spawn(move || {
+            let mut retry = FIRST_RETRY;
+            loop {
+                run_once(&status, &upstream, &pool);
+                let unreachable = status.lock().is_ok_and(|s| s.unreachable.is_some());
+                let wait = if unreachable {
+                    let wait = retry.min(every);
+                    retry = (retry * 2).min(every);
+                    wait
+                } else {
+                    retry = FIRST_RETRY;
+                    every
+                };
+                let (lock, signal) = &*wake;
+                let Ok(mut woken) = lock.lock() else { return };
+                let deadline = std::time::Instant::now() + wait;
+                loop {
+                    // A change waits for the server to answer; "Sync now" does not.
+                    if woken.now || (woken.changed && !unreachable) {
+                        break;
+                    }
+                    let left = deadline.saturating_duration_since(std::time::Instant::now());
+                    if left.is_zero() {
+                        break;
+                    }
+                    woken = match signal.wait_timeout(woken, left) {
+                        Ok((guard, _)) => guard,
+                        Err(_) => return,
+                    };
+                }
+                *woken = Wake::default();
+            }
+        });
+    }
+
+    /// A change was made on this laptop: the background syncer takes it up soon.
+    pub fn changed(&self) {
+        self.nudge(|w| w.changed = true);
+    }
+
+    /// "Sync now": the background syncer runs at once, or without one a sync starts.
+    fn sync_now(&self, pool: Pool) {
+        if self.background.load(std::sync::atomic::Ordering::Relaxed) {
+            self.nudge(|w| w.now = true);
+        } else {
+            self.start_sync(pool);
+        }
+    }
+
+    fn nudge(&self, set: impl FnOnce(&mut Wake)) {
+        let (lock, signal) = &*self.wake;
+        if let Ok(mut w) = lock.lock() {
+            set(&mut w);
+            signal.notify_all();
+        }
+    }
+}
+
+fn run_once(status: &Arc<Mutex<SyncStatus>>, upstream: &Upstream, pool: &Pool) -> bool {
+    {
+        let Ok(mut s) = status.lock() else {
+            return false;
+        };
+        if s.running {
+            return false;
+        }
+        s.running = true;
+        s.done = 0;
+        s.total = None;
+    }
+    let outcome = sync::sync(pool, upstream, &ToStatus(status.clone()));
+    let now = time::now();
+    if let Ok(mut s) = status.lock() {
+        s.running = false;
+        match outcome {
+            Ok(summary) => {
+                s.message = Some(summary.to_string());
+                s.failed = false;
+                s.unreachable = None;
+                s.last_success = Some(now);
+            }
+            Err(sync::SyncFailure::Client(ClientError::CannotReach { reason, .. })) => {
+                // One calm line, kept since the first failure.
+                if s.unreachable.is_none() {
+                    tracing::info!(reason = %reason, "the server is unreachable; retrying later");
+                }
+                let since = s.unreachable.as_ref().map_or(now, |(t, _)| *t);
+                s.unreachable = Some((since, reason));
+                s.message = None;
+                s.failed = false;
+            }
+            Err(e) => {
+                s.message = Some(format!("sync failed: {e}"));
+                s.failed = true;
+                s.unreachable = None;
+            }
+        }
+    }
+    true
 }
 
 /// The offline header's facts.
 pub struct OfflineBar {
     pub upstream: String,
+    /// "Synced 4 min ago", "Not synced yet".
+    pub synced: String,
+    /// When, in full, for the hover.
     pub last_sync: String,
     pub pending: i64,
     pub conflicts: i64,
     /// Changes the server refused, held on the laptop.
     pub held: usize,
     pub running: bool,
+    /// "12,400 of 80,000 rows" while a download runs.
+    pub progress: String,
+    /// "Server unreachable since 10:14 (connection refused)".
+    pub unreachable: String,
     pub message: String,
     pub failed: bool,
+}
+
+/// "4 min ago" and the like, from `then` to `now`.
+fn ago(then: Micros, now: Micros) -> String {
+    let seconds = (now - then).max(0) / 1_000_000;
+    match seconds {
+        0..=59 => "just now".into(),
+        60..=3599 => format!("{} min ago", seconds / 60),
+        3600..=86_399 => format!("{} h ago", seconds / 3600),
+        _ => format!("{} days ago", seconds / 86_400),
+    }
+}
+
+/// 12400 → "12,400" (indicatif's, already here for the command line's bar).
+fn grouped(n: u64) -> String {
+    indicatif::HumanCount(n).to_string()
 }
 
 /// The layout facts of the offline copy (no sign-in: the laptop is its device).
@@ -119,6 +276,10 @@ pub async fn offline_layout(state: &AppState, session: &Session) -> Result<Layou
     })
     .await??;
     let status = app.status();
+    let now = time::now();
+    let last = status
+        .last_success
+        .or_else(|| last_sync.and_then(|t| time::parse(&t)));
     Ok(Layout {
         user_name: None,
         is_admin: false,
@@ -127,13 +288,27 @@ pub async fn offline_layout(state: &AppState, session: &Session) -> Result<Layou
         csrf: super::auth::csrf_token(session),
         offline: Some(OfflineBar {
             upstream: app.upstream.base.clone(),
-            last_sync: last_sync
-                .and_then(|t| time::parse(&t))
-                .map_or_else(|| "never".into(), timestamp),
+            synced: last.map_or_else(
+                || "Not synced yet".into(),
+                |t| format!("Synced {}", ago(t, now)),
+            ),
+            last_sync: last.map_or_else(|| "never".into(), timestamp),
             pending,
             conflicts,
             held,
             running: status.running,
+            progress: match (status.running, status.total) {
+                (true, Some(total)) => {
+                    format!("{} of {} rows", grouped(status.done), grouped(total))
+                }
+                _ => String::new(),
+            },
+            unreachable: status.unreachable.map_or_else(String::new, |(since, why)| {
+                let at = chrono::DateTime::<chrono::Utc>::from_timestamp_micros(since)
+                    .map(|t| t.with_timezone(&chrono::Local).format("%H:%M").to_string())
+                    .unwrap_or_default();
+                format!("Server unreachable since {at} ({why})")
+            }),
             message: status.message.unwrap_or_default(),
             failed: status.failed,
         }),
@@ -154,7 +329,7 @@ pub async fn sync_now(
     let Some(app) = state.laptop() else {
         return Err(PageError::not_found());
     };
-    app.start_sync(state.pool.clone());
+    app.sync_now(state.pool.clone());
     // Back to the page the button was on (a path of this site only).
     Ok(see_other(
         super::local_path(form.back.as_deref()).unwrap_or("/"),
@@ -284,3 +459,38 @@ pub async fn home() -> HttpResponse {
 }
 
 crate::csrf_field!(CsrfForm, DiscardForm);
+
+#[derive(Template)]
+#[template(path = "offline_bar.html")]
+struct BarFragment {
+    layout: Layout,
+    o: OfflineBar,
+}
+
+/// `GET /sync/bar`: the header's bar alone, as the page shows it, for the page's script to
+/// put in place every few seconds (no reload; without the script a reload shows the same).
+pub async fn bar(state: Data<AppState>, session: Session) -> Result<HttpResponse, PageError> {
+    let mut layout = offline_layout(&state, &session).await?;
+    let o = layout.offline.take().ok_or_else(PageError::not_found)?;
+    let body = BarFragment { layout, o }.render()?;
+    Ok(HttpResponse::Ok()
+        .content_type(actix_web::http::header::ContentType::html())
+        .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
+        .body(body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bar_says_counts_and_times_as_people_do() {
+        assert_eq!(grouped(12_400), "12,400");
+        assert_eq!(grouped(80_000_000), "80,000,000");
+        let now = 1_800_000_000_000_000;
+        assert_eq!(ago(now - 5_000_000, now), "just now");
+        assert_eq!(ago(now - 4 * 60_000_000, now), "4 min ago");
+        assert_eq!(ago(now - 3 * 3_600_000_000, now), "3 h ago");
+        assert_eq!(ago(now - 50 * 3_600_000_000, now), "2 days ago");
+    }
+}

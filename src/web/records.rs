@@ -551,7 +551,10 @@ pub async fn create(
     .await?;
     let def = &TABLES[table];
     match outcome {
-        Ok(id) => Ok(see_other(&href(table, &id))),
+        Ok(id) => {
+            changed_here(&state);
+            Ok(see_other(&href(table, &id)))
+        }
         Err(EditError::Invalid(errors)) => {
             let page = FormPage {
                 readonly_why: readonly_why(v.rights),
@@ -571,6 +574,13 @@ pub async fn create(
             ))
         }
         Err(e) => Err(edit_error(e)),
+    }
+}
+
+/// On a laptop, a change was made: its background syncer takes it up soon.
+fn changed_here(state: &AppState) {
+    if let Some(app) = state.laptop() {
+        app.changed();
     }
 }
 
@@ -679,7 +689,10 @@ pub async fn update(
         invalid,
     };
     match outcome {
-        (Ok(()), _) => Ok(see_other(&href(table, &id))),
+        (Ok(()), _) => {
+            changed_here(&state);
+            Ok(see_other(&href(table, &id)))
+        }
         (Err(EditError::Invalid(errors)), _) => {
             let shown = shown_of(&values);
             let p = page(
@@ -817,9 +830,12 @@ pub async fn delete(
     })
     .await??;
     match outcome {
-        Ok(_) => Ok(see_other(
-            &parent.unwrap_or_else(|| format!("/{}", TABLES[table].name)),
-        )),
+        Ok(_) => {
+            changed_here(&state);
+            Ok(see_other(
+                &parent.unwrap_or_else(|| format!("/{}", TABLES[table].name)),
+            ))
+        }
         Err(EditError::Stale(row)) => Err(PageError::new(
             StatusCode::CONFLICT,
             format!(

@@ -78,6 +78,7 @@ pub fn main_site(cfg: &mut web::ServiceConfig) {
 pub fn laptop(cfg: &mut web::ServiceConfig) {
     cfg.route("/", web::get().to(offline::home))
         .route("/sync", web::post().to(offline::sync_now))
+        .route("/sync/bar", web::get().to(offline::bar))
         .route("/changes/discard", web::post().to(offline::discard_change))
         .route("/conflicts", web::get().to(offline::conflicts));
     shared(cfg);

@@ -145,6 +145,10 @@ pub struct Proxy {
     pub base: String,
     cut: Arc<Mutex<Option<(String, usize)>>>,
     requests: Arc<Mutex<Vec<String>>>,
+    /// While set, connections are closed at once: the server is out of reach.
+    down: Arc<std::sync::atomic::AtomicBool>,
+    /// Milliseconds to wait before passing on each piece of an answer: a slow line.
+    slow: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Proxy {
@@ -156,8 +160,16 @@ impl Proxy {
         let rule = cut.clone();
         let requests: Arc<Mutex<Vec<String>>> = Arc::default();
         let log = requests.clone();
+        let down: Arc<std::sync::atomic::AtomicBool> = Arc::default();
+        let slow: Arc<std::sync::atomic::AtomicU64> = Arc::default();
+        let (is_down, delay) = (down.clone(), slow.clone());
         std::thread::spawn(move || {
             for client in listener.incoming().flatten() {
+                if is_down.load(std::sync::atomic::Ordering::SeqCst) {
+                    drop(client);
+                    continue;
+                }
+                let delay = delay.clone();
                 let Ok(server) = TcpStream::connect(&target) else {
                     continue;
                 };
@@ -201,6 +213,10 @@ impl Proxy {
                                 current.lock().unwrap().contains(pattern.as_str())
                             })
                             .map(|(_, limit)| limit);
+                        let pause = delay.load(std::sync::atomic::Ordering::SeqCst);
+                        if pause > 0 {
+                            std::thread::sleep(std::time::Duration::from_millis(pause));
+                        }
                         let take = match limit {
                             Some(l) if sent + n > l => l.saturating_sub(sent),
                             _ => n,
@@ -223,7 +239,21 @@ impl Proxy {
             base,
             cut,
             requests,
+            down,
+            slow,
         }
+    }
+
+    /// The server out of reach (`true`) or back (`false`).
+    #[allow(dead_code, reason = "used by some of the tests that share the proxy")]
+    pub fn set_down(&self, down: bool) {
+        self.down.store(down, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Waits this long before passing on each piece of an answer.
+    #[allow(dead_code, reason = "used by some of the tests that share the proxy")]
+    pub fn set_slow(&self, millis: u64) {
+        self.slow.store(millis, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// The first line of every request that went through, in order.

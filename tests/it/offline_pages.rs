@@ -124,7 +124,7 @@ fn offline_edits_wait_and_sync_now_sends_them() {
     assert_eq!(status, 303);
     let (_, sites) = br.get("/sites");
     assert!(
-        sites.contains("3 changes wait to be synced"),
+        sites.contains("3 changes waiting"),
         "the header counts them"
     );
     assert_eq!(
@@ -137,7 +137,7 @@ fn offline_edits_wait_and_sync_now_sends_them() {
         after.contains("sync complete: uploaded 3, downloaded"),
         "{after}"
     );
-    assert!(after.contains("0 changes wait"));
+    assert!(after.contains("0 changes waiting"));
     assert_eq!(
         main.row("assets", &asset).unwrap().fields["notes"].as_deref(),
         Some("checked offline")
