@@ -167,11 +167,21 @@ const SEEN_EVERY: i64 = 60_000_000;
 
 /// Starts a browser session for the user: the secret its cookie will carry. The server
 /// keeps only the secret's digest.
-pub fn start_session(conn: &mut DbConn, user_id: &str) -> Result<String, DbError> {
+pub fn start_session(
+    conn: &mut DbConn,
+    user_id: &str,
+    timeouts: &SessionTimeouts,
+) -> Result<String, DbError> {
     let mut secret = [0u8; 32];
     rand::rng().fill_bytes(&mut secret);
     let secret = hex::encode(secret);
     write_txn(conn, |c, now| -> Result<(), DbError> {
+        // Sessions of anyone that can no longer be used go: the table holds only live ones.
+        web_sessions::delete_expired(
+            c,
+            now.saturating_sub(micros(timeouts.idle)),
+            now.saturating_sub(micros(timeouts.absolute)),
+        )?;
         web_sessions::insert(c, &token_hash(&secret), user_id, now)
     })?;
     Ok(secret)
@@ -216,15 +226,8 @@ pub fn session_user(
 
 /// Signs one browser out for good: its cookie, or any copy of it, is worthless after.
 pub fn end_session(conn: &mut DbConn, secret: &str) -> Result<(), DbError> {
-    write_txn(conn, |c, now| -> Result<(), DbError> {
-        web_sessions::delete(c, &token_hash(secret))?;
-        // Expired sessions of anyone go too: the table holds only what could be used.
-        let defaults = SessionTimeouts::default();
-        web_sessions::delete_expired(
-            c,
-            now.saturating_sub(micros(defaults.absolute)),
-            now.saturating_sub(micros(defaults.absolute)),
-        )
+    write_txn(conn, |c, _| -> Result<(), DbError> {
+        web_sessions::delete(c, &token_hash(secret))
     })
 }
 

@@ -610,13 +610,7 @@ fn restore_rows(
     for (child, fk) in def.children() {
         let kids: Vec<rows::Deleted> = rows::deleted_together(c, child, change_id)?
             .into_iter()
-            .filter(|d| {
-                d.tombstone
-                    .values
-                    .as_ref()
-                    .and_then(|v| v.get(fk).cloned().flatten())
-                    .is_some_and(|parent| ids.contains(&parent))
-            })
+            .filter(|d| d.parent(fk).is_some_and(|p| ids.contains(p)))
             .collect();
         restored += restore_rows(c, child, kids, change_id, now, actor)?;
     }

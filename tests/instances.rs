@@ -695,13 +695,6 @@ fn a_wrong_postgres_setting_is_one_clear_line_at_once() {
 }
 
 /// The ids of the records in a piece of a changeset.
-fn record_ids(xml: &str) -> Vec<String> {
-    xml.split("<record ")
-        .skip(1)
-        .filter_map(|r| attr(r, "id"))
-        .collect()
-}
-
 /// A download cut part way on one instance goes on from its last checkpoint on the other:
 /// together the two parts are every row once.
 #[test]
@@ -834,20 +827,7 @@ fn a_sign_in_name_cannot_forge_or_flood_a_log_line() {
 fn a_copied_cookie_dies_with_sign_out_and_disable_stops_a_user_at_once() {
     let dir = tempfile::tempdir().expect("a directory");
     let url = format!("sqlite://{}", dir.path().join("sessions.db").display());
-    let offsync = |args: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_offsync"))
-            .args(args)
-            .args(["--database-url", &url])
-            .env_remove("DATABASE_URL")
-            .output()
-            .expect("offsync runs");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
-    };
+    let offsync = |args: &[&str]| offsync_cli(&url, args);
     offsync(&["user", "add", "alice", "--password", "password"]);
     let token = offsync(&[
         "device",
@@ -959,20 +939,7 @@ fn a_stalled_upload_body_times_out_and_extra_parts_are_bounded() {
     use std::io::{Read, Write};
     let dir = tempfile::tempdir().expect("a directory");
     let url = format!("sqlite://{}", dir.path().join("limits.db").display());
-    let cli = |args: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_offsync"))
-            .args(args)
-            .args(["--database-url", &url])
-            .env_remove("DATABASE_URL")
-            .output()
-            .expect("offsync runs");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
-    };
+    let cli = |args: &[&str]| offsync_cli(&url, args);
     cli(&["user", "add", "alice", "--password", "password"]);
     let token = cli(&["device", "add", "--user", "alice", "--name", "laptop"]);
     let server = Serve::start_with_env(

@@ -720,6 +720,7 @@ mod fleet {
                                 e,
                                 SyncFailure::Client(
                                     offsync::offline::client::ClientError::Unreachable { .. }
+                                        | offsync::offline::client::ClientError::CannotReach { .. }
                                 )
                             ),
                             "only the line fails it: {e}"

@@ -85,6 +85,12 @@ impl Sql {
         self
     }
 
+    /// Forgets the values, keeping the text: to run one statement again with others.
+    pub fn clear_binds(&mut self) -> &mut Self {
+        self.binds.clear();
+        self
+    }
+
     /// Adds a value for a `?` already in the text.
     pub fn bind(&mut self, value: impl Into<Bind>) -> &mut Self {
         self.binds.push(value.into());

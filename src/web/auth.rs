@@ -118,6 +118,19 @@ pub struct Viewer {
     pub rights: crate::editing::Rights,
 }
 
+impl Viewer {
+    /// The viewer, if an administrator; else 403 saying `what` is for administrators.
+    pub fn administrator(self, what: &str) -> Result<Viewer, PageError> {
+        if !self.user.is_admin {
+            return Err(PageError::new(
+                StatusCode::FORBIDDEN,
+                format!("{what} for administrators."),
+            ));
+        }
+        Ok(self)
+    }
+}
+
 /// The way in for every page: the signed-in user with their rights, or (as the handler's
 /// error) a redirect to the sign-in page. On the laptop copy, the laptop.
 impl actix_web::FromRequest for Viewer {
@@ -298,9 +311,10 @@ pub async fn login(
     // before it is worthless after: the next page makes a new token.
     let pool = state.pool.clone();
     let user_id = user.id.clone();
+    let timeouts = state.sessions;
     let secret = super::block(move || {
         let mut conn = pool.get()?;
-        accounts::start_session(&mut conn, &user_id)
+        accounts::start_session(&mut conn, &user_id, &timeouts)
     })
     .await??;
     session.remove(CSRF_KEY);

@@ -1,6 +1,9 @@
 //! "Recently deleted" for administrators: the sites and assets deleted lately, each with
 //! what went with it, and Restore (an administrator's undo, from the tombstone).
 
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+
 use actix_web::HttpResponse;
 use actix_web::http::StatusCode;
 use actix_web::web::{Data, Path};
@@ -40,17 +43,6 @@ struct DeletedPage {
     error: Option<String>,
 }
 
-/// The viewer, if an administrator.
-fn admin(v: Viewer) -> Result<Viewer, PageError> {
-    if !v.user.is_admin {
-        return Err(PageError::new(
-            StatusCode::FORBIDDEN,
-            "Recently deleted records are for administrators.",
-        ));
-    }
-    Ok(v)
-}
-
 /// The tables whose deletes an administrator makes (and so undoes here).
 fn tables() -> Vec<usize> {
     (0..TABLES.len())
@@ -69,20 +61,26 @@ async fn render(
     let list = super::block(move || {
         let mut conn = pool.get()?;
         let mut out = Vec::new();
+        // How many rows each delete took under each parent, read once per delete and
+        // child table (one delete often shows several rows here).
+        let mut under: HashMap<(usize, i64), HashMap<String, usize>> = HashMap::new();
         for d in rows::recently_deleted(&mut conn, &tables(), SHOWN)? {
             let def = &TABLES[d.table];
             let mut with = 0;
             for (child, fk) in def.children() {
-                with += rows::deleted_together(&mut conn, child, d.change_id)?
-                    .iter()
-                    .filter(|k| {
-                        k.tombstone
-                            .values
-                            .as_ref()
-                            .and_then(|v| v.get(fk).cloned().flatten())
-                            .is_some_and(|p| p == d.tombstone.id)
-                    })
-                    .count();
+                let counts = match under.entry((child, d.change_id)) {
+                    Entry::Occupied(e) => e.into_mut(),
+                    Entry::Vacant(e) => {
+                        let mut counts = HashMap::new();
+                        for kid in rows::deleted_together(&mut conn, child, d.change_id)? {
+                            if let Some(parent) = kid.parent(fk) {
+                                *counts.entry(parent.to_owned()).or_insert(0) += 1;
+                            }
+                        }
+                        e.insert(counts)
+                    }
+                };
+                with += counts.get(&d.tombstone.id).copied().unwrap_or(0);
             }
             out.push(DeletedRow {
                 table: def.name,
@@ -113,7 +111,7 @@ async fn render(
 
 /// `GET /deleted`.
 pub async fn list(state: Data<AppState>, v: Viewer) -> Result<HttpResponse, PageError> {
-    let v = admin(v)?;
+    let v = v.administrator("Recently deleted records are")?;
     render(&state, v, StatusCode::OK, None, None).await
 }
 
@@ -129,7 +127,7 @@ pub async fn restore(
     path: Path<(String, String)>,
     Checked(_form): Checked<CsrfForm>,
 ) -> Result<HttpResponse, PageError> {
-    let v = admin(v)?;
+    let v = v.administrator("Recently deleted records are")?;
     let (name, id) = path.into_inner();
     let table = table_by_name(&name)
         .filter(|t| tables().contains(t))

@@ -2,7 +2,6 @@
 //! `GET /metrics`: the metrics in Prometheus's text format, for the operators' scraper.
 
 use actix_web::HttpResponse;
-use actix_web::http::StatusCode;
 use actix_web::web::{Data, Html, Query};
 use askama::Template;
 
@@ -147,12 +146,7 @@ pub async fn page(
     v: Viewer,
     query: Query<FleetQuery>,
 ) -> Result<Html, PageError> {
-    if !v.user.is_admin {
-        return Err(PageError::new(
-            StatusCode::FORBIDDEN,
-            "The fleet page is for administrators.",
-        ));
-    }
+    let v = v.administrator("The fleet page is")?;
     let sort = query.sort.unwrap_or_default();
     let days = query.days.unwrap_or(7).clamp(1, 3650);
     let pool = state.pool.clone();

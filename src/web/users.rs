@@ -35,17 +35,6 @@ struct UsersPage {
     error: Option<String>,
 }
 
-/// The viewer, if an administrator.
-fn admin(v: Viewer) -> Result<Viewer, PageError> {
-    if !v.user.is_admin {
-        return Err(PageError::new(
-            StatusCode::FORBIDDEN,
-            "The users page is for administrators.",
-        ));
-    }
-    Ok(v)
-}
-
 async fn render(
     state: &AppState,
     v: Viewer,
@@ -83,7 +72,7 @@ async fn render(
 
 /// `GET /users`.
 pub async fn list(state: Data<AppState>, v: Viewer) -> Result<HttpResponse, PageError> {
-    let v = admin(v)?;
+    let v = v.administrator("The users page is")?;
     render(&state, v, StatusCode::OK, None, None).await
 }
 
@@ -101,7 +90,7 @@ pub async fn act(
     path: Path<(String, String)>,
     Checked(form): Checked<ActionForm>,
 ) -> Result<HttpResponse, PageError> {
-    let v = admin(v)?;
+    let v = v.administrator("The users page is")?;
     let (id, action) = path.into_inner();
     if v.user.id == id && action == "disable" {
         return render(

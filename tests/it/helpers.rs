@@ -399,6 +399,24 @@ pub struct ServerRow {
     pub fields: HashMap<String, Option<String>>,
 }
 
+/// `offsync ARGS --database-url URL` as a process; its stdout, trimmed. Panics with its
+/// stderr when it fails.
+#[allow(dead_code, reason = "for the process-level tests")]
+pub fn offsync_cli(url: &str, args: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_offsync"))
+        .args(args)
+        .args(["--database-url", url])
+        .env_remove("DATABASE_URL")
+        .output()
+        .expect("offsync runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
 pub fn client() -> reqwest::blocking::Client {
     reqwest::blocking::Client::builder()
         .timeout(std::time::Duration::from_secs(60))
@@ -608,6 +626,14 @@ impl Answer {
 }
 
 /// An attribute of the first element of `xml`.
+/// The ids of the records a changeset's text carries, in order.
+pub fn record_ids(xml: &str) -> Vec<String> {
+    xml.split("<record ")
+        .skip(1)
+        .filter_map(|r| attr(r, "id"))
+        .collect()
+}
+
 pub fn attr(xml: &str, name: &str) -> Option<String> {
     let needle = format!(" {name}=\"");
     let start = xml.find(&needle)? + needle.len();

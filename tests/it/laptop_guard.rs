@@ -85,10 +85,6 @@ fn browser() -> reqwest::blocking::Client {
         .expect("a client")
 }
 
-fn csrf_of(page: &str) -> String {
-    attr_after(page, "name=\"csrf\"", "value").expect("a CSRF field")
-}
-
 #[test]
 fn the_laptop_copy_answers_only_its_own_address_and_pages() {
     let Some(app) = TestApp::spawn(Backend::Sqlite) else {
@@ -131,13 +127,21 @@ fn the_laptop_copy_answers_only_its_own_address_and_pages() {
         assert_eq!(r.status(), 200, "Host: {host}");
     }
 
-    // A form post needs the copy's own origin, even with the right Host and token.
-    let page = http
-        .get(copy.url("/sites"))
-        .send()
-        .and_then(|r| r.text())
-        .expect("the sites page");
-    let csrf = csrf_of(&page);
+    // A form post needs the copy's own origin, even with the right Host and token. The
+    // copy syncs by itself at start; its "Sync now" form (with the token) is back after.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let csrf = loop {
+        let page = http
+            .get(copy.url("/sites"))
+            .send()
+            .and_then(|r| r.text())
+            .expect("the sites page");
+        if let Some(csrf) = attr_after(&page, "name=\"csrf\"", "value") {
+            break csrf;
+        }
+        assert!(Instant::now() < deadline, "no Sync now form: {page}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
     let post = |origin: Option<&str>, referer: Option<&str>, back: &str| {
         let mut req = http
             .post(copy.url("/sync"))
@@ -178,8 +182,8 @@ fn the_laptop_copy_answers_only_its_own_address_and_pages() {
         );
     }
 
-    // Its own cookie, apart from the main site's.
-    let cookie = http
+    // Its own cookie, apart from the main site's (a fresh browser is given one).
+    let cookie = browser()
         .get(copy.url("/sites"))
         .send()
         .expect("an answer")
@@ -189,7 +193,8 @@ fn the_laptop_copy_answers_only_its_own_address_and_pages() {
         .filter_map(|v| v.to_str().ok().map(str::to_owned))
         .collect::<Vec<_>>();
     assert!(
-        cookie.iter().all(|c| !c.starts_with("offsync=")),
+        cookie.iter().any(|c| c.starts_with("offsync-laptop="))
+            && cookie.iter().all(|c| !c.starts_with("offsync=")),
         "{cookie:?}"
     );
 

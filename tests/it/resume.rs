@@ -100,14 +100,6 @@ fn a_first_download_cut_at_80_percent_resumes_where_it_stopped(b: Backend) {
     );
 }
 
-/// The ids of the rows a download's text carries, in order.
-fn record_ids(xml: &str) -> Vec<String> {
-    xml.split("<record ")
-        .skip(1)
-        .filter_map(|r| attr(&format!("<record {r}"), "id"))
-        .collect()
-}
-
 /// Resumed from a checkpoint in the middle, the rest is every row after it once, even when
 /// the database was compacted in between (SQLite documents that VACUUM may renumber the
 /// rowids a first download walks by) and a row already sent was edited since.

@@ -279,6 +279,13 @@ fn deleted_of(raw: Vec<RawChangedTombstone>) -> Vec<Deleted> {
         .collect()
 }
 
+impl Deleted {
+    /// The parent it was under, by its `fk` field, where its values were kept.
+    pub fn parent(&self, fk: usize) -> Option<&str> {
+        self.tombstone.values.as_ref()?.get(fk)?.as_deref()
+    }
+}
+
 /// The latest tombstones of `tables`, newest first.
 pub fn recently_deleted(
     conn: &mut DbConn,
@@ -435,7 +442,7 @@ enum Walk {
     /// `rowid` on SQLite, for a window with no start (a first download): the table in file
     /// order. One import writes all its rows with one change id, so the `(change_id, id)`
     /// order visits their pages at random (2.7× the floor's time for 100k rows; in file
-    /// order 1.6×). A row keeps its rowid when updated. SQLite says VACUUM may renumber the
+    /// order 1.4×). A row keeps its rowid when updated. SQLite says VACUUM may renumber the
     /// rowids of a table like these (its copy keeps them today) and would keep their
     /// order, so a position is taken from its row's id while that row exists.
     Rowid,
@@ -733,8 +740,8 @@ pub fn update_many(
 
 /// [`update_many`] on SQLite: one prepared statement per set of fields, run once per row.
 /// With no round trips to save, a many-row `UPDATE … FROM (VALUES …)` only adds work there
-/// (the VALUES table, its join, a statement journal): per-row statements took an upload of
-/// 100k edits from 3.4 s to … s.
+/// (the VALUES table, its join, a statement journal): per-row statements took 26% off the
+/// CPU time of the thread applying an upload of 100k edits (docs/performance.md).
 fn update_each(
     conn: &mut DbConn,
     def: &Table,
@@ -750,9 +757,11 @@ fn update_each(
         text.push_str("last_updated = ?, changed_by = ?, change_id = ");
         text.push_str(change_id_sql(conn));
         text.push_str(" WHERE id = ?");
+        // One text for every row: only the values change.
+        let mut sql = Sql::new(text);
         for (id, values, stamp) in rows {
-            let mut sql = Sql::new(text.as_str());
-            sql.bind_all(values.iter().map(|(_, v)| v.clone()))
+            sql.clear_binds()
+                .bind_all(values.iter().map(|(_, v)| v.clone()))
                 .bind(*stamp)
                 .bind(actor)
                 .bind(id.as_str());
