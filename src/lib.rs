@@ -23,6 +23,7 @@ pub mod domain;
 pub mod editing;
 pub mod logsafe;
 pub mod offline;
+pub mod services;
 pub mod sync;
 pub mod telemetry;
 pub mod web;

@@ -11,7 +11,7 @@ use askama::Template;
 
 use super::auth::{Layout, Viewer, check_csrf};
 use super::error::PageError;
-use super::present::{field_label, row_label, timestamp};
+use crate::services::present::{field_label, row_label, timestamp};
 use super::{AppState, page_with_status, see_other};
 use crate::db::repo::accounts::{self, device_labels};
 use crate::db::repo::conflicts::{
@@ -184,7 +184,7 @@ pub async fn list(
     query: Query<ListQuery>,
 ) -> Result<Html, PageError> {
     let q = query.into_inner();
-    let page = super::present::page_number(q.page);
+    let page = crate::services::present::page_number(q.page);
     let table = q
         .table
         .filter(|t| table_by_name(t).is_some())
@@ -720,7 +720,7 @@ pub async fn history(
     v: Viewer,
     query: Query<PageQuery>,
 ) -> Result<Html, PageError> {
-    let page = super::present::page_number(query.page);
+    let page = crate::services::present::page_number(query.page);
     let pool = state.pool.clone();
     let user = user_scope(&v);
     let (items, total) = super::block(move || {

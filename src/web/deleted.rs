@@ -11,7 +11,7 @@ use askama::Template;
 
 use super::auth::{Checked, Layout, Viewer};
 use super::error::PageError;
-use super::present::{row_label, timestamp};
+use crate::services::present::{row_label, timestamp};
 use super::{AppState, see_other};
 use crate::db::DbError;
 use crate::db::repo::rows;

@@ -8,7 +8,7 @@ use askama::Template;
 
 use super::auth::{Checked, Layout, Viewer};
 use super::error::PageError;
-use super::present::timestamp;
+use crate::services::present::timestamp;
 use super::{AppState, page_with_status, see_other};
 use crate::accounts::{self, AccountError};
 use crate::db::repo::accounts::{self as repo, Device, DeviceSummary};

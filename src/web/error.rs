@@ -8,6 +8,7 @@ use actix_web::{HttpResponse, ResponseError};
 use askama::Template;
 
 use crate::db::DbError;
+use crate::editing::EditError;
 use crate::sync::SyncError;
 use crate::sync::code::ErrorCode;
 use crate::sync::resolve::ResolveError;
@@ -262,6 +263,17 @@ impl From<ResolveError> for PageError {
                 PageError::new(StatusCode::UNPROCESSABLE_ENTITY, m)
             }
             ResolveError::Db(db) => db.into(),
+        }
+    }
+}
+
+impl From<EditError> for PageError {
+    fn from(e: EditError) -> Self {
+        match e {
+            EditError::NotFound => PageError::not_found(),
+            EditError::Forbidden(m) => PageError::new(StatusCode::FORBIDDEN, m),
+            EditError::Db(db) => db.into(),
+            other => PageError::internal(other),
         }
     }
 }

@@ -8,7 +8,7 @@ use askama::Template;
 use super::AppState;
 use super::auth::{Layout, Viewer};
 use super::error::PageError;
-use super::present::timestamp;
+use crate::services::present::timestamp;
 use crate::db::repo::conflicts;
 use crate::db::repo::fleet::{self, FleetDevice};
 use crate::domain::Micros;

@@ -15,7 +15,6 @@ pub mod fleet;
 pub mod gate;
 pub mod laptop;
 pub mod offline;
-pub mod present;
 pub mod records;
 pub mod routes;
 pub mod users;
@@ -37,6 +36,27 @@ use crate::db::Pool;
 use crate::editing::Mode;
 use crate::logsafe::Escaped;
 use crate::sync::session::Limits;
+
+/// A page: the layout every page has around the view model its service returned, which
+/// the template reads through `Deref` (`{{ title }}` is the view's `title`).
+macro_rules! page {
+    ($name:ident, $path:tt, $view:ty) => {
+        #[derive(askama::Template)]
+        #[template(path = $path)]
+        struct $name {
+            layout: $crate::web::auth::Layout,
+            view: $view,
+        }
+
+        impl std::ops::Deref for $name {
+            type Target = $view;
+            fn deref(&self) -> &$view {
+                &self.view
+            }
+        }
+    };
+}
+pub(crate) use page;
 
 /// Which of the two this server is.
 pub enum Site {
@@ -64,6 +84,23 @@ impl AppState {
             Site::Laptop(app) => Some(app),
             Site::Main => None,
         }
+    }
+
+    /// Runs `work` on the blocking pool with a pooled connection: the one way a handler
+    /// reaches the database. `work` is a service call (or a few), which owns its
+    /// transactions; its errors become the page's.
+    pub async fn db<T, E, F>(&self, work: F) -> Result<T, error::PageError>
+    where
+        F: FnOnce(&mut crate::db::DbConn) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: Into<error::PageError> + Send + 'static,
+    {
+        let pool = self.pool.clone();
+        block(move || {
+            let mut conn = pool.get().map_err(crate::db::DbError::from)?;
+            work(&mut conn).map_err(Into::into)
+        })
+        .await?
     }
 
     /// Where edits are made: stamped by this server, or logged on a laptop.

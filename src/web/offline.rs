@@ -12,7 +12,7 @@ use askama::Template;
 
 use super::auth::{Checked, Layout, Viewer};
 use super::error::PageError;
-use super::present::{field_label, timestamp};
+use crate::services::present::{field_label, timestamp};
 use super::{AppState, see_other};
 use crate::db::{DbError, Pool};
 use crate::domain::Micros;
@@ -377,7 +377,7 @@ fn record_name(
     };
     let noun = crate::domain::TABLES[t].noun;
     Ok(match crate::db::repo::rows::get(conn, t, id)? {
-        Some(row) => format!("{noun} {}", super::present::row_label(t, &row.values)),
+        Some(row) => format!("{noun} {}", crate::services::present::row_label(t, &row.values)),
         None => format!("{noun} {id}"),
     })
 }

@@ -10,7 +10,7 @@ use askama::Template;
 
 use super::auth::{Checked, Layout, Viewer};
 use super::error::PageError;
-use super::present::timestamp;
+use crate::services::present::timestamp;
 use super::{AppState, see_other};
 use crate::accounts::{self, AccountError};
 use crate::db::DbError;
