@@ -335,9 +335,10 @@ fn serve(url: &str, args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The laptop's upstream and device token: as given (then kept in the laptop's database for
-/// the next run), else as kept there.
-fn upstream(args: &UpstreamArgs, pool: &Pool) -> anyhow::Result<Upstream> {
+/// What the laptop knows of its main server: its address and, once connected, the
+/// upstream to sync with (address and device token). Both as given (then kept in the
+/// laptop's database for the next run), else as kept there.
+fn connection(args: &UpstreamArgs, pool: &Pool) -> anyhow::Result<(String, Option<Upstream>)> {
     use crate::offline::store;
     let mut conn = pool.get()?;
     let given_token = match (&args.token, &args.token_file) {
@@ -362,14 +363,38 @@ fn upstream(args: &UpstreamArgs, pool: &Pool) -> anyhow::Result<Upstream> {
         }
         store::set_state(&mut conn, store::DEVICE_TOKEN, token)?;
     }
-    let url = store::get_state(&mut conn, store::UPSTREAM)?.context(
-        "this laptop has no main server yet: give --upstream https://… (kept for next time)",
-    )?;
-    let token = store::get_state(&mut conn, store::DEVICE_TOKEN)?.context(
-        "this laptop has no device token yet: give --token-file FILE or OFFSYNC_TOKEN \
-         (from the Devices page of the main site; kept for next time)",
-    )?;
-    Ok(Upstream::new(&url, &token)?)
+    let url = store::get_state(&mut conn, store::UPSTREAM)?;
+    let token = store::get_state(&mut conn, store::DEVICE_TOKEN)?;
+    let upstream = match (&url, token) {
+        (Some(url), Some(token)) => Some(Upstream::new(url, &token)?),
+        _ => None,
+    };
+    Ok((url.unwrap_or_default(), upstream))
+}
+
+/// The upstream of a connected laptop, for `offsync sync`.
+fn upstream(args: &UpstreamArgs, pool: &Pool) -> anyhow::Result<Upstream> {
+    match connection(args, pool)? {
+        (_, Some(upstream)) => Ok(upstream),
+        (url, None) if url.is_empty() => bail!(
+            "this laptop is not connected to a main site yet: start `offsync offline` and \
+             connect it on its page, or give --upstream https://… and --token-file FILE"
+        ),
+        (url, None) => bail!(
+            "this laptop is not connected to {url} yet: start `offsync offline` and connect \
+             it on its page, or give --token-file FILE (from the main site's Devices page)"
+        ),
+    }
+}
+
+/// Opens `url` in the person's browser when there is a desktop to show it on.
+fn open_in_browser(url: &str) {
+    let desktop = !cfg!(target_os = "linux")
+        || std::env::var_os("DISPLAY").is_some()
+        || std::env::var_os("WAYLAND_DISPLAY").is_some();
+    if desktop && let Err(e) = webbrowser::open(url) {
+        eprintln!("(could not open a browser: {e}; open {url} yourself)");
+    }
 }
 
 fn read_password(path: &Path) -> anyhow::Result<String> {
@@ -387,7 +412,7 @@ fn offline(url: &str, args: OfflineArgs) -> anyhow::Result<()> {
         bail!("the offline copy keeps its data in SQLite: use --database-url sqlite://PATH");
     }
     let pool = open(url, 4)?;
-    let upstream = upstream(&args.upstream, &pool)?;
+    let (server, upstream) = connection(&args.upstream, &pool)?;
     let password = match (&args.password_file, &config::tuning().laptop_password) {
         (Some(path), _) => Some(read_password(path)?),
         (None, Some(p)) => {
@@ -425,12 +450,23 @@ fn offline(url: &str, args: OfflineArgs) -> anyhow::Result<()> {
         proxies: Default::default(),
         uploads: web::gate::UploadLimits::one_writer(),
     };
-    eprintln!(
-        "offsync offline copy of {} on http://{address}/ (data in {})",
-        upstream.base,
-        redact(url)
-    );
-    let app = web::offline::OfflineApp::new(upstream).with_password(password);
+    let page = format!("http://{address}/");
+    match &upstream {
+        Some(u) => eprintln!(
+            "offsync offline copy of {} on {page} (data in {})",
+            u.base,
+            redact(url)
+        ),
+        None => eprintln!(
+            "offsync offline copy on {page}: open it to connect this laptop to the main site \
+             (data in {})",
+            redact(url)
+        ),
+    }
+    if !args.no_open {
+        open_in_browser(&page);
+    }
+    let app = web::offline::OfflineApp::new(upstream, server).with_password(password);
     if args.sync_every_minutes > 0 {
         app.sync_in_background(
             pool.clone(),

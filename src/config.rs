@@ -39,6 +39,10 @@ pub struct OfflineArgs {
     /// A file holding the password the pages ask for (HTTP Basic; any user name).
     #[arg(long, env = "OFFSYNC_OFFLINE_PASSWORD_FILE")]
     pub password_file: Option<PathBuf>,
+    /// Do not open the copy's page in the browser at start (it is opened when run from a
+    /// desktop session).
+    #[arg(long, env = "OFFSYNC_NO_OPEN")]
+    pub no_open: bool,
 }
 
 #[derive(Debug, Args)]

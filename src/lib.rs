@@ -5,6 +5,8 @@
 //!   own, `src/bin/offsync-bench`);
 //! - `web`: actix-web handlers and askama pages; the only layer that knows HTTP on the
 //!   server side (`offline::client` is the laptop's HTTP client);
+//! - `services`: what the pages do, without HTTP: each call takes a connection and returns
+//!   the view model its page shows;
 //! - `sync` (the server's engine: codec, apply, download, sessions, conflicts), `offline`
 //!   (the laptop's change log and sync), `editing` (online and offline edits from the
 //!   pages), `accounts` (users, passwords, device tokens);

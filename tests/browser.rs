@@ -442,7 +442,12 @@ fn the_laptop_syncs_by_itself_when_the_server_comes_back_and_the_header_follows_
         .unwrap()
         .port();
     let mut copy = Command::new(env!("CARGO_BIN_EXE_offsync"))
-        .args(["offline", "--bind", &format!("127.0.0.1:{port}")])
+        .args([
+            "offline",
+            "--no-open",
+            "--bind",
+            &format!("127.0.0.1:{port}"),
+        ])
         .args(["--upstream", &proxy.base, "--token-file"])
         .arg(&token_file)
         .arg("--database-url")
@@ -520,6 +525,93 @@ fn the_laptop_syncs_by_itself_when_the_server_comes_back_and_the_header_follows_
     let _ = copy.kill();
     let _ = copy.wait();
     outcome.expect("the browser session");
+}
+
+/// `offsync offline` on its own database at `dir`, listening on a free port; its base URL.
+fn start_copy(dir: &Path, args: &[&str]) -> (Child, String) {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let copy = Command::new(env!("CARGO_BIN_EXE_offsync"))
+        .args([
+            "offline",
+            "--no-open",
+            "--bind",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .args(args)
+        .arg("--database-url")
+        .arg(format!("sqlite://{}", dir.join("laptop.db").display()))
+        .env_remove("DATABASE_URL")
+        .env_remove("OFFSYNC_TOKEN")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("offsync offline starts");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "offsync offline did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (copy, format!("http://127.0.0.1:{port}"))
+}
+
+#[test]
+fn an_engineer_connects_a_laptop_by_signing_in() {
+    if !browser_available() {
+        return;
+    }
+    let main = TestApp::spawn(Backend::Sqlite).expect("SQLite is always there");
+    main.add_user("jo", "password", false);
+    let (_, asset) = main.seed_asset();
+    let dir = tempfile::tempdir().unwrap();
+    let (mut copy, laptop_base) = start_copy(dir.path(), &["--upstream", &main.base]);
+    let driver = Driver::start();
+    let profile = tempfile::tempdir().unwrap();
+    let screenshot =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots/laptop-connect.png");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let outcome: WebDriverResult<()> = runtime.block_on(async {
+        let wd = chromium(&driver, profile.path()).await?;
+        let result = async {
+            // A laptop that was never connected opens on the connect page.
+            wd.goto(format!("{laptop_base}/")).await?;
+            wait_for_text(&wd, "Connect this laptop").await?;
+            let server = wd.find(By::Id("server")).await?.value().await?;
+            assert_eq!(server.as_deref(), Some(main.base.as_str()));
+            wd.find(By::Id("username")).await?.send_keys("jo").await?;
+            wd.find(By::Id("password"))
+                .await?
+                .send_keys("password")
+                .await?;
+            let label = wd.find(By::Id("label")).await?;
+            label.clear().await?;
+            label.send_keys("Jo's ThinkPad").await?;
+            let png = wd.screenshot_as_png().await?;
+            std::fs::write(&screenshot, png).expect("the screenshot is written");
+            wd.find(By::Id("connect")).await?.click().await?;
+            // Connected, it syncs at once; the live header says so without a reload.
+            wait_for_text(&wd, "Synced just now").await?;
+            wd.goto(format!("{laptop_base}/assets/{asset}")).await?;
+            wait_for_text(&wd, "Pump").await?;
+            Ok(())
+        }
+        .await;
+        wd.quit().await?;
+        result
+    });
+    let _ = copy.kill();
+    let _ = copy.wait();
+    outcome.expect("the browser session");
+    let mut conn = main.conn();
+    let jo = offsync::db::repo::accounts::user_by_name(&mut conn, "jo")
+        .unwrap()
+        .expect("jo");
+    let devices = offsync::db::repo::accounts::list_devices(&mut conn, Some(&jo.id)).unwrap();
+    assert_eq!(devices.len(), 1, "one device for the laptop");
+    assert_eq!(devices[0].label, "Jo's ThinkPad");
 }
 
 /// Signs in on the main site's form, as a person types it (the test users' password).

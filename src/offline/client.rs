@@ -234,6 +234,49 @@ impl Upstream {
         })
     }
 
+    /// Connects this laptop to the main server at `base` (docs/protocol.md §9): signs in as
+    /// `user` and registers a device named `label`. One attempt: a person is waiting, and a
+    /// wrong password must not count twice. The answer is the upstream to sync with.
+    pub fn enrol(
+        base: &str,
+        user: &str,
+        password: &str,
+        label: &str,
+    ) -> Result<Upstream, ClientError> {
+        let mut upstream = Upstream::new(base, "")?;
+        upstream.attempts = 1;
+        let url = format!("{}/api/devices", upstream.base);
+        let r = upstream
+            .http
+            .post(&url)
+            .timeout(Duration::from_secs(30))
+            .form(&[("username", user), ("password", password), ("label", label)])
+            .send();
+        let r = match r {
+            Ok(r) if r.status() == StatusCode::CREATED => r,
+            Ok(r) => return Err(refused("connecting this laptop", r)),
+            Err(e) => {
+                let reason = match Failure::from(e) {
+                    Failure::NoAnswer(reason) | Failure::Other(reason) => reason,
+                };
+                return Err(ClientError::CannotReach {
+                    base: upstream.base,
+                    reason,
+                });
+            }
+        };
+        let body = text(r, "connecting this laptop")?;
+        upstream.token =
+            attr(&body, "token").ok_or_else(|| protocol("connecting this laptop", &body))?;
+        upstream.attempts = 4;
+        Ok(upstream)
+    }
+
+    /// The device token, to keep in the laptop's database.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
     pub fn open(&self, clock: &str) -> Result<OpenSession, ClientError> {
         // The laptop's clock, so that the server can show change times corrected for it.
         let url = format!(
@@ -356,7 +399,9 @@ fn refused(what: &'static str, r: Response) -> ClientError {
             message: body
                 .split_once('>')
                 .and_then(|(_, rest)| rest.rsplit_once("</error>"))
-                .map(|(m, _)| m.to_owned())
+                .map(|(m, _)| {
+                    quick_xml::escape::unescape(m).map_or_else(|_| m.to_owned(), |m| m.into_owned())
+                })
                 .unwrap_or(body),
         }),
     }

@@ -508,3 +508,26 @@ pub fn set_state(conn: &mut DbConn, name: &str, value: &str) -> Result<(), DbErr
         .execute(conn)?;
     Ok(())
 }
+
+/// Forgets what the laptop downloaded and everything about its syncs (its upstream and token
+/// too): a laptop disconnected, or connected anew as a new device whose first download is
+/// whole. Tombstones and aliases included, so that nothing of the last data set lingers.
+pub fn forget_data(conn: &mut DbConn) -> Result<(), DbError> {
+    crate::db::write_txn(conn, |c, _| {
+        let fixed = [
+            "offline_changes",
+            "offline_shadow",
+            "offline_conflicts",
+            "offline_held",
+            "offline_state",
+            "tombstones",
+            "aliases",
+        ];
+        let synced = TABLES.iter().rev().map(|t| t.name);
+        for table in fixed.into_iter().chain(synced) {
+            // Names from this program's own lists, never from outside.
+            diesel::sql_query(format!("DELETE FROM {table}")).execute(c)?;
+        }
+        Ok::<_, DbError>(())
+    })
+}

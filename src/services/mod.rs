@@ -4,5 +4,8 @@
 //! template reads, or an outcome the page turns into a status. Handlers in [`crate::web`]
 //! only read the request, call one of these on the blocking pool and render.
 
+pub mod conflicts;
+pub mod deleted;
 pub mod present;
 pub mod records;
+pub mod users;

@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 
 use super::AppState;
 use super::error::ApiError;
-use crate::accounts;
+use crate::accounts::{self, AccountError, SignIn};
 use crate::db::repo::accounts::Device;
 use crate::domain::time;
 use crate::sync::code::ErrorCode;
@@ -375,4 +375,103 @@ pub async fn api_not_found() -> Result<HttpResponse, ApiError> {
         ErrorCode::NotFound,
         "no such API endpoint",
     ))
+}
+
+#[derive(serde::Deserialize)]
+pub struct EnrolForm {
+    username: String,
+    password: String,
+    label: String,
+}
+
+/// `POST /api/devices`: a laptop connects itself (docs/protocol.md §9). The person signs in
+/// with their main-site account, counted against the same limits as the sign-in page; a
+/// welcome registers a device of theirs and answers its token, once.
+pub async fn enrol(
+    state: Data<AppState>,
+    req: HttpRequest,
+    form: web::Form<EnrolForm>,
+) -> Result<HttpResponse, ApiError> {
+    let address = super::auth::client_address(&req, state.proxies);
+    let limits = state.sign_in;
+    let EnrolForm {
+        username,
+        password,
+        label,
+    } = form.into_inner();
+    let from = address.clone();
+    let who = username.clone();
+    let pool = state.pool.clone();
+    let outcome = super::block(move || {
+        let mut conn = pool.get()?;
+        let welcome = accounts::sign_in_limited(&mut conn, &username, &password, &from, &limits)?;
+        Ok::<_, crate::db::DbError>(match welcome {
+            SignIn::Welcome(user) => Ok(accounts::add_device(&mut conn, &user.name, &label)),
+            refused => Err(refused),
+        })
+    })
+    .await??;
+    let log_who = crate::logsafe::Escaped(&who);
+    let log_from = crate::logsafe::Escaped(&address);
+    match outcome {
+        Ok(Ok((device, token))) => {
+            tracing::info!(user = %log_who, device = %device.id, address = %log_from, "laptop connected");
+            Ok(xml(
+                StatusCode::CREATED,
+                format!(
+                    "<device id=\"{}\" label=\"{}\" token=\"{}\"/>",
+                    device.id,
+                    quick_xml::escape::escape(device.label.as_str()),
+                    token
+                ),
+            ))
+        }
+        Ok(Err(AccountError::Invalid(m))) => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::InvalidValue,
+            m,
+        )),
+        Ok(Err(e)) => Err(ApiError::internal(e)),
+        Err(refused) => {
+            tracing::info!(user = %log_who, address = %log_from, "laptop connection refused");
+            Err(enrol_refusal(&refused))
+        }
+    }
+}
+
+/// Why a laptop may not connect, in the sign-in page's words.
+fn enrol_refusal(outcome: &SignIn) -> ApiError {
+    match outcome {
+        SignIn::Disabled => ApiError::new(
+            StatusCode::FORBIDDEN,
+            ErrorCode::AccountDisabled,
+            "this account is disabled; ask an administrator to enable it",
+        ),
+        SignIn::Throttled {
+            account,
+            retry_after,
+        } => {
+            let whose = match account {
+                true => "for this account",
+                false => "from this address",
+            };
+            let minutes = retry_after.as_secs().div_ceil(60);
+            ApiError {
+                retry_after: Some(retry_after.as_secs()),
+                ..ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    ErrorCode::TooManyAttempts,
+                    format!(
+                        "too many failed sign-ins {whose}; wait {minutes} minute{} and try again",
+                        if minutes == 1 { "" } else { "s" }
+                    ),
+                )
+            }
+        }
+        SignIn::Refused | SignIn::Welcome(_) => ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            ErrorCode::Unauthorized,
+            "that user name and password do not match",
+        ),
+    }
 }

@@ -10,6 +10,7 @@ use rand::RngCore;
 use super::error::PageError;
 use super::{AppState, page_with_status, see_other};
 use crate::accounts::{self, SignIn};
+use crate::db::DbError;
 use crate::db::repo::accounts::User;
 use crate::db::repo::conflicts;
 use crate::logsafe::Escaped;
@@ -172,18 +173,17 @@ pub async fn viewer(state: &AppState, session: &Session) -> Result<Viewer, PageE
     let Some(secret) = session.get::<String>(SESSION_KEY).ok().flatten() else {
         return Err(PageError::sign_in());
     };
-    let pool = state.pool.clone();
     let timeouts = state.sessions;
-    let found = super::block(move || {
-        let mut conn = pool.get()?;
-        let user = accounts::session_user(&mut conn, &secret, &timeouts)?;
-        let open = match &user {
-            Some(u) => conflicts::count_open(&mut conn, Some(&u.id))?,
-            None => 0,
-        };
-        Ok::<_, crate::db::DbError>(user.map(|u| (u, open)))
-    })
-    .await??;
+    let found = state
+        .db(move |conn| {
+            let user = accounts::session_user(conn, &secret, &timeouts)?;
+            let open = match &user {
+                Some(u) => conflicts::count_open(conn, Some(&u.id))?,
+                None => 0,
+            };
+            Ok::<_, crate::db::DbError>(user.map(|u| (u, open)))
+        })
+        .await?;
     let Some((user, open)) = found else {
         session.purge();
         return Err(PageError::sign_in());
@@ -241,7 +241,7 @@ pub struct LoginForm {
 }
 
 /// `POST /login`: rate-limited per account name and per client address
-/// ([`accounts::SignInLimits`]).
+/// ([`accounts::SignInLimits`]). A welcome starts a server-side session.
 pub async fn login(
     state: Data<AppState>,
     session: Session,
@@ -249,74 +249,40 @@ pub async fn login(
     Checked(form): Checked<LoginForm>,
 ) -> Result<HttpResponse, PageError> {
     let address = client_address(&req, state.proxies);
-    let pool = state.pool.clone();
-    let limits = state.sign_in;
-    let (name, password) = (form.username.clone(), form.password);
-    let attempt_address = address.clone();
-    let outcome = super::block(move || {
-        let mut conn = pool.get()?;
-        accounts::sign_in_limited(&mut conn, &name, &password, &attempt_address, &limits)
-    })
-    .await??;
-    let refuse = |status: StatusCode, error: String| -> Result<HttpResponse, PageError> {
-        let page = LoginPage {
-            layout: anonymous_layout(&session),
-            username: form.username.clone(),
-            error: Some(error),
-        };
-        Ok(page_with_status(status, page.render()?))
-    };
-    let user = match outcome {
-        SignIn::Welcome(user) => user,
-        SignIn::Disabled => {
-            tracing::info!(user = %Escaped(&form.username), address = %Escaped(&address), "sign-in of a disabled user");
-            return refuse(
-                StatusCode::FORBIDDEN,
-                "This account is disabled. Ask an administrator to enable it.".into(),
-            );
-        }
-        SignIn::Refused => {
-            tracing::info!(user = %Escaped(&form.username), address = %Escaped(&address), "sign-in refused");
-            return refuse(
-                StatusCode::UNAUTHORIZED,
-                "That user name and password do not match. Please try again.".into(),
-            );
-        }
-        SignIn::Throttled {
-            account,
-            retry_after,
-        } => {
-            tracing::warn!(user = %Escaped(&form.username), address = %Escaped(&address), account, "sign-in throttled");
-            let minutes = retry_after.as_secs().div_ceil(60);
-            let whose = if account {
-                "for this account"
-            } else {
-                "from this address"
+    let (limits, timeouts) = (state.sign_in, state.sessions);
+    let (name, password, from) = (form.username.clone(), form.password, address.clone());
+    let outcome = state
+        .db(move |conn| {
+            let outcome = accounts::sign_in_limited(conn, &name, &password, &from, &limits)?;
+            let secret = match &outcome {
+                SignIn::Welcome(user) => Some(accounts::start_session(conn, &user.id, &timeouts)?),
+                _ => None,
             };
-            let mut response = refuse(
-                StatusCode::TOO_MANY_REQUESTS,
-                format!(
-                    "Too many failed sign-ins {whose}. Please wait {minutes} minute{} and try again.",
-                    if minutes == 1 { "" } else { "s" }
-                ),
-            )?;
-            response.headers_mut().insert(
-                actix_web::http::header::RETRY_AFTER,
-                actix_web::http::header::HeaderValue::from(retry_after.as_secs()),
-            );
+            Ok::<_, DbError>((outcome, secret))
+        })
+        .await?;
+    let (user, secret) = match outcome {
+        (SignIn::Welcome(user), Some(secret)) => (user, secret),
+        (refused, _) => {
+            let (status, error, retry_after) = refusal(&refused);
+            tracing::info!(user = %Escaped(&form.username), address = %Escaped(&address), %status, "sign-in refused");
+            let page = LoginPage {
+                layout: anonymous_layout(&session),
+                username: form.username,
+                error: Some(error),
+            };
+            let mut response = page_with_status(status, page.render()?);
+            if let Some(seconds) = retry_after {
+                response.headers_mut().insert(
+                    actix_web::http::header::RETRY_AFTER,
+                    actix_web::http::header::HeaderValue::from(seconds),
+                );
+            }
             return Ok(response);
         }
     };
     // A new session on sign-in, so that a session id or a CSRF token planted (or read)
     // before it is worthless after: the next page makes a new token.
-    let pool = state.pool.clone();
-    let user_id = user.id.clone();
-    let timeouts = state.sessions;
-    let secret = super::block(move || {
-        let mut conn = pool.get()?;
-        accounts::start_session(&mut conn, &user_id, &timeouts)
-    })
-    .await??;
     session.remove(CSRF_KEY);
     session.renew();
     session
@@ -324,6 +290,41 @@ pub async fn login(
         .map_err(PageError::internal)?;
     tracing::info!(user = %Escaped(&user.name), "signed in");
     Ok(see_other("/"))
+}
+
+/// Why a sign-in was refused, as the page says it: the status, the sentence, and the
+/// seconds to wait when it was throttled.
+fn refusal(outcome: &SignIn) -> (StatusCode, String, Option<u64>) {
+    match outcome {
+        SignIn::Disabled => (
+            StatusCode::FORBIDDEN,
+            "This account is disabled. Ask an administrator to enable it.".into(),
+            None,
+        ),
+        SignIn::Throttled {
+            account,
+            retry_after,
+        } => {
+            let minutes = retry_after.as_secs().div_ceil(60);
+            let whose = match account {
+                true => "for this account",
+                false => "from this address",
+            };
+            let plural = if minutes == 1 { "" } else { "s" };
+            (
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "Too many failed sign-ins {whose}. Please wait {minutes} minute{plural} and try again."
+                ),
+                Some(retry_after.as_secs()),
+            )
+        }
+        SignIn::Refused | SignIn::Welcome(_) => (
+            StatusCode::UNAUTHORIZED,
+            "That user name and password do not match. Please try again.".into(),
+            None,
+        ),
+    }
 }
 
 /// The proxies in front of the server: how many, and which header they write. Each one
@@ -409,12 +410,9 @@ pub async fn logout(
     Checked(_form): Checked<CsrfOnly>,
 ) -> Result<HttpResponse, PageError> {
     if let Some(secret) = session.get::<String>(SESSION_KEY).ok().flatten() {
-        let pool = state.pool.clone();
-        super::block(move || {
-            let mut conn = pool.get()?;
-            accounts::end_session(&mut conn, &secret)
-        })
-        .await??;
+        state
+            .db(move |conn| accounts::end_session(conn, &secret))
+            .await?;
     }
     session.purge();
     Ok(see_other("/login"))
@@ -428,13 +426,10 @@ pub async fn logout_everywhere(
     v: Viewer,
     Checked(_form): Checked<CsrfOnly>,
 ) -> Result<HttpResponse, PageError> {
-    let pool = state.pool.clone();
     let user_id = v.user.id.clone();
-    let ended = super::block(move || {
-        let mut conn = pool.get()?;
-        accounts::end_all_sessions(&mut conn, &user_id)
-    })
-    .await??;
+    let ended = state
+        .db(move |conn| accounts::end_all_sessions(conn, &user_id))
+        .await?;
     tracing::info!(user = %Escaped(&v.user.name), sessions = ended, "signed out everywhere");
     session.purge();
     Ok(see_other("/login"))

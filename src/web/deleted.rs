@@ -1,54 +1,22 @@
 //! "Recently deleted" for administrators: the sites and assets deleted lately, each with
-//! what went with it, and Restore (an administrator's undo, from the tombstone).
-
-use std::collections::HashMap;
-use std::collections::hash_map::Entry;
+//! what went with it, and Restore (an administrator's undo, from the tombstone). The work is
+//! in [`crate::services::deleted`].
 
 use actix_web::HttpResponse;
 use actix_web::http::StatusCode;
 use actix_web::web::{Data, Path};
 use askama::Template;
 
-use super::auth::{Checked, Layout, Viewer};
+use super::auth::{Checked, Viewer};
 use super::error::PageError;
-use crate::services::present::{row_label, timestamp};
-use super::{AppState, see_other};
+use super::{AppState, page, page_with_status, see_other};
 use crate::db::DbError;
-use crate::db::repo::rows;
-use crate::domain::{TABLES, table_by_name};
+use crate::domain::TABLES;
 use crate::editing::{self, EditError};
 use crate::logsafe::Escaped;
+use crate::services::deleted::{self, DeletedView, restorable_table};
 
-/// How many deletions the page lists.
-const SHOWN: usize = 200;
-
-pub struct DeletedRow {
-    pub table: &'static str,
-    pub noun: &'static str,
-    pub id: String,
-    pub label: String,
-    pub when: String,
-    pub by: String,
-    /// Rows deleted with it below it.
-    pub with: usize,
-    pub restorable: bool,
-}
-
-#[derive(Template)]
-#[template(path = "deleted.html")]
-struct DeletedPage {
-    layout: Layout,
-    rows: Vec<DeletedRow>,
-    notice: Option<String>,
-    error: Option<String>,
-}
-
-/// The tables whose deletes an administrator makes (and so undoes here).
-fn tables() -> Vec<usize> {
-    (0..TABLES.len())
-        .filter(|t| !TABLES[*t].offline_delete)
-        .collect()
-}
+page!(DeletedPage, "deleted.html", DeletedView);
 
 async fn render(
     state: &AppState,
@@ -57,56 +25,17 @@ async fn render(
     notice: Option<String>,
     error: Option<String>,
 ) -> Result<HttpResponse, PageError> {
-    let pool = state.pool.clone();
-    let list = super::block(move || {
-        let mut conn = pool.get()?;
-        let mut out = Vec::new();
-        // How many rows each delete took under each parent, read once per delete and
-        // child table (one delete often shows several rows here).
-        let mut under: HashMap<(usize, i64), HashMap<String, usize>> = HashMap::new();
-        for d in rows::recently_deleted(&mut conn, &tables(), SHOWN)? {
-            let def = &TABLES[d.table];
-            let mut with = 0;
-            for (child, fk) in def.children() {
-                let counts = match under.entry((child, d.change_id)) {
-                    Entry::Occupied(e) => e.into_mut(),
-                    Entry::Vacant(e) => {
-                        let mut counts = HashMap::new();
-                        for kid in rows::deleted_together(&mut conn, child, d.change_id)? {
-                            if let Some(parent) = kid.parent(fk) {
-                                *counts.entry(parent.to_owned()).or_insert(0) += 1;
-                            }
-                        }
-                        e.insert(counts)
-                    }
-                };
-                with += counts.get(&d.tombstone.id).copied().unwrap_or(0);
-            }
-            out.push(DeletedRow {
-                table: def.name,
-                noun: def.noun,
-                label: d
-                    .tombstone
-                    .values
-                    .as_ref()
-                    .map_or_else(|| d.tombstone.id.clone(), |v| row_label(d.table, v)),
-                restorable: d.tombstone.values.is_some(),
-                id: d.tombstone.id,
-                when: timestamp(d.tombstone.last_updated),
-                by: d.tombstone.changed_by.unwrap_or_default(),
-                with,
-            });
-        }
-        Ok::<_, DbError>(out)
-    })
-    .await??;
-    let page = DeletedPage {
-        layout: v.layout,
-        rows: list,
+    let rows = state.db(deleted::list).await?;
+    let view = DeletedView {
+        rows,
         notice,
         error,
     };
-    Ok(super::page_with_status(status, page.render()?))
+    let layout = v.layout;
+    Ok(page_with_status(
+        status,
+        DeletedPage { layout, view }.render()?,
+    ))
 }
 
 /// `GET /deleted`.
@@ -120,6 +49,8 @@ pub struct CsrfForm {
     csrf: Option<String>,
 }
 
+crate::csrf_field!(CsrfForm);
+
 /// `POST /deleted/{table}/{id}/restore`.
 pub async fn restore(
     state: Data<AppState>,
@@ -129,29 +60,19 @@ pub async fn restore(
 ) -> Result<HttpResponse, PageError> {
     let v = v.administrator("Recently deleted records are")?;
     let (name, id) = path.into_inner();
-    let table = table_by_name(&name)
-        .filter(|t| tables().contains(t))
-        .ok_or_else(PageError::not_found)?;
-    let pool = state.pool.clone();
-    let actor = v.user.name.clone();
-    let row_id = id.clone();
-    let outcome = super::block(move || {
-        let mut conn = pool.get().map_err(DbError::from)?;
-        Ok::<_, DbError>(editing::restore(&mut conn, table, &row_id, &actor))
-    })
-    .await??;
+    let table = restorable_table(&name).ok_or_else(PageError::not_found)?;
+    let (actor, row_id) = (v.user.name.clone(), id.clone());
+    let outcome = state
+        .db(move |conn| Ok::<_, DbError>(editing::restore(conn, table, &row_id, &actor)))
+        .await?;
     match outcome {
         Ok(n) => {
             tracing::info!(by = %Escaped(&v.user.name), table = name, id = %Escaped(&id), rows = n, "restored");
             Ok(see_other(&format!("/{}/{id}", TABLES[table].name)))
         }
-        Err(EditError::NotFound) => Err(PageError::not_found()),
         Err(EditError::Forbidden(why)) => {
             render(&state, v, StatusCode::CONFLICT, None, Some(why)).await
         }
-        Err(EditError::Db(e)) => Err(e.into()),
-        Err(e) => Err(PageError::internal(e)),
+        Err(e) => Err(e.into()),
     }
 }
-
-crate::csrf_field!(CsrfForm);

@@ -8,12 +8,12 @@ use askama::Template;
 
 use super::auth::{Checked, Layout, Viewer};
 use super::error::PageError;
-use crate::services::present::timestamp;
 use super::{AppState, page_with_status, see_other};
 use crate::accounts::{self, AccountError};
 use crate::db::repo::accounts::{self as repo, Device, DeviceSummary};
 use crate::db::repo::sessions::{self, SessionSummary};
 use crate::db::{DbConn, DbError, write_txn};
+use crate::services::present::timestamp;
 
 const PER_PAGE: i64 = 50;
 
@@ -78,12 +78,9 @@ fn devices_page(
 
 /// `GET /devices`.
 pub async fn list(state: Data<AppState>, v: Viewer) -> Result<Html, PageError> {
-    let pool = state.pool.clone();
-    let page = super::block(move || {
-        let mut conn = pool.get()?;
-        devices_page(&mut conn, v, String::new(), None, None)
-    })
-    .await??;
+    let page = state
+        .db(move |conn| devices_page(conn, v, String::new(), None, None))
+        .await?;
     Ok(Html::new(page.render()?))
 }
 
@@ -100,29 +97,22 @@ pub async fn register(
     Checked(form): Checked<LabelForm>,
 ) -> Result<HttpResponse, PageError> {
     let label = form.label.trim().to_owned();
-    let pool = state.pool.clone();
-    let (page, status) = super::block(move || {
-        let mut conn = pool.get().map_err(DbError::from)?;
-        match accounts::add_device(&mut conn, &v.user.name, &label) {
-            Ok((device, token)) => Ok::<_, PageError>((
-                devices_page(
-                    &mut conn,
-                    v,
-                    String::new(),
-                    None,
-                    Some((device.label, token)),
-                )?,
-                StatusCode::CREATED,
-            )),
-            Err(AccountError::Invalid(m)) => Ok((
-                devices_page(&mut conn, v, label, Some(m), None)?,
-                StatusCode::UNPROCESSABLE_ENTITY,
-            )),
-            Err(AccountError::Db(e)) => Err(e.into()),
-            Err(other) => Err(PageError::internal(other)),
-        }
-    })
-    .await??;
+    let (page, status) = state
+        .db(
+            move |conn| match accounts::add_device(conn, &v.user.name, &label) {
+                Ok((device, token)) => Ok::<_, PageError>((
+                    devices_page(conn, v, String::new(), None, Some((device.label, token)))?,
+                    StatusCode::CREATED,
+                )),
+                Err(AccountError::Invalid(m)) => Ok((
+                    devices_page(conn, v, label, Some(m), None)?,
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                )),
+                Err(AccountError::Db(e)) => Err(e.into()),
+                Err(other) => Err(PageError::internal(other)),
+            },
+        )
+        .await?;
     Ok(page_with_status(status, page.render()?))
 }
 
@@ -199,28 +189,27 @@ pub async fn show(
 ) -> Result<Html, PageError> {
     let id = path.into_inner();
     let page = query.page.unwrap_or(1).max(1);
-    let pool = state.pool.clone();
-    let out = super::block(move || {
-        let mut conn = pool.get().map_err(DbError::from)?;
-        let device = visible(&mut conn, &v, &id)?;
-        let total = sessions::count_for_device(&mut conn, &device.id)?;
-        let list = sessions::history(&mut conn, &device.id, PER_PAGE, (page - 1) * PER_PAGE)?;
-        let owner = repo::user_by_id(&mut conn, &device.user_id)?
-            .map(|u| u.name)
-            .unwrap_or_default();
-        Ok::<_, PageError>(DevicePage {
-            layout: v.layout,
-            id: device.id,
-            label: device.label,
-            owner,
-            revoked: device.revoked_at.is_some(),
-            sessions: list.into_iter().map(SessionLine::from).collect(),
-            page,
-            pages: ((total + PER_PAGE - 1) / PER_PAGE).max(1),
-            total,
+    let out = state
+        .db(move |conn| {
+            let device = visible(conn, &v, &id)?;
+            let total = sessions::count_for_device(conn, &device.id)?;
+            let list = sessions::history(conn, &device.id, PER_PAGE, (page - 1) * PER_PAGE)?;
+            let owner = repo::user_by_id(conn, &device.user_id)?
+                .map(|u| u.name)
+                .unwrap_or_default();
+            Ok::<_, PageError>(DevicePage {
+                layout: v.layout,
+                id: device.id,
+                label: device.label,
+                owner,
+                revoked: device.revoked_at.is_some(),
+                sessions: list.into_iter().map(SessionLine::from).collect(),
+                page,
+                pages: ((total + PER_PAGE - 1) / PER_PAGE).max(1),
+                total,
+            })
         })
-    })
-    .await??;
+        .await?;
     Ok(Html::new(out.render()?))
 }
 
@@ -239,15 +228,14 @@ pub async fn rename(
         ));
     }
     let id = path.into_inner();
-    let pool = state.pool.clone();
     let target = format!("/devices/{id}");
-    super::block(move || {
-        let mut conn = pool.get().map_err(DbError::from)?;
-        let device = visible(&mut conn, &v, &id)?;
-        write_txn(&mut conn, |c, _| repo::rename_device(c, &device.id, &label))?;
-        Ok::<_, PageError>(())
-    })
-    .await??;
+    state
+        .db(move |conn| {
+            let device = visible(conn, &v, &id)?;
+            write_txn(conn, |c, _| repo::rename_device(c, &device.id, &label))?;
+            Ok::<_, PageError>(())
+        })
+        .await?;
     Ok(see_other(&target))
 }
 
@@ -264,16 +252,14 @@ pub async fn revoke(
     Checked(_form): Checked<CsrfForm>,
 ) -> Result<HttpResponse, PageError> {
     let id = path.into_inner();
-    let pool = state.pool.clone();
     let target = format!("/devices/{id}");
-    super::block(move || {
-        let mut conn = pool.get().map_err(DbError::from)?;
-        let device = visible(&mut conn, &v, &id)?;
-        write_txn(&mut conn, |c, now| repo::revoke_device(c, &device.id, now))?;
+    state.db(move |conn| {
+        let device = visible(conn, &v, &id)?;
+        write_txn(conn, |c, now| repo::revoke_device(c, &device.id, now))?;
         tracing::info!(device = %device.id, by = %crate::logsafe::Escaped(&v.user.name), "device revoked");
         Ok::<_, PageError>(())
     })
-    .await??;
+    .await?;
     Ok(see_other(&target))
 }
 

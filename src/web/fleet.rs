@@ -8,10 +8,10 @@ use askama::Template;
 use super::AppState;
 use super::auth::{Layout, Viewer};
 use super::error::PageError;
-use crate::services::present::timestamp;
 use crate::db::repo::conflicts;
 use crate::db::repo::fleet::{self, FleetDevice};
 use crate::domain::Micros;
+use crate::services::present::timestamp;
 
 const DAY: Micros = 86_400_000_000;
 
@@ -149,12 +149,7 @@ pub async fn page(
     let v = v.administrator("The fleet page is")?;
     let sort = query.sort.unwrap_or_default();
     let days = query.days.unwrap_or(7).clamp(1, 3650);
-    let pool = state.pool.clone();
-    let devices = super::block(move || {
-        let mut conn = pool.get()?;
-        fleet::devices(&mut conn)
-    })
-    .await??;
+    let devices = state.db(fleet::devices).await?;
     let now = chrono::Utc::now().timestamp_micros();
     let devices = ordered(devices, sort, now, days);
     let page = FleetPage {

@@ -2,12 +2,14 @@
 //! every request meets the same checks on its way in (the laptop's [`laptop`] guard, the
 //! page rules, a request id), and a handler's own way in is its extractors: the signed-in
 //! [`auth::Viewer`] with its rights, the device's [`api::BearerToken`]. Handlers are thin:
-//! they move work to the blocking pool and call the engine; pages are askama templates.
+//! they read the request, call one [`crate::services`] function through [`AppState::db`]
+//! and render what it returns with an askama template ([`page!`]).
 
 pub mod api;
 mod assets;
 pub mod auth;
 pub mod conflicts;
+pub mod connect;
 pub mod deleted;
 pub mod devices;
 pub mod error;

@@ -2,7 +2,7 @@
 //! the waiting changes and the "Sync now" button; running a sync in the background; and the
 //! list of local changes the server did not take.
 
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::time::Duration;
 
 use actix_session::Session;
@@ -12,7 +12,6 @@ use askama::Template;
 
 use super::auth::{Checked, Layout, Viewer};
 use super::error::PageError;
-use crate::services::present::{field_label, timestamp};
 use super::{AppState, see_other};
 use crate::db::{DbError, Pool};
 use crate::domain::Micros;
@@ -20,10 +19,15 @@ use crate::domain::{table_by_name, time};
 use crate::offline::client::{ClientError, Upstream};
 use crate::offline::store;
 use crate::offline::sync;
+use crate::services::present::{field_label, timestamp};
 
 /// What the offline copy shares between its pages.
 pub struct OfflineApp {
-    pub upstream: Upstream,
+    /// The main server and this laptop's token there, once connected; `None` until the
+    /// engineer connects it (the connect page) or after "Disconnect".
+    connection: Arc<RwLock<Option<Upstream>>>,
+    /// The main server's address to offer on the connect page.
+    server_hint: Mutex<String>,
     /// Asked of every request when the copy listens beyond loopback
     /// ([`super::laptop::Guard`]).
     pub password: Option<String>,
@@ -45,6 +49,8 @@ struct SyncStatus {
     failed: bool,
     /// Since when the server has not answered, and why.
     unreachable: Option<(Micros, String)>,
+    /// The server refused this laptop's token (401): revoked, or its owner disabled.
+    rejected: bool,
     /// When a sync last completed (this laptop's clock).
     last_success: Option<Micros>,
 }
@@ -79,9 +85,12 @@ impl sync::Progress for ToStatus {
 const FIRST_RETRY: Duration = Duration::from_secs(15);
 
 impl OfflineApp {
-    pub fn new(upstream: Upstream) -> OfflineApp {
+    /// The copy, connected to `upstream` when it has a token, else showing the connect page
+    /// with `server_hint` (the main server's address, when known) filled in.
+    pub fn new(upstream: Option<Upstream>, server_hint: String) -> OfflineApp {
         OfflineApp {
-            upstream,
+            connection: Arc::new(RwLock::new(upstream)),
+            server_hint: Mutex::new(server_hint),
             password: None,
             status: Arc::new(Mutex::new(SyncStatus::default())),
             wake: Arc::new((Mutex::new(Wake::default()), Condvar::new())),
@@ -95,6 +104,52 @@ impl OfflineApp {
         self
     }
 
+    /// The main server and token to sync with, while connected.
+    pub fn upstream(&self) -> Option<Upstream> {
+        self.connection.read().ok().and_then(|c| c.clone())
+    }
+
+    /// The main server's address as the connect page offers it.
+    pub fn server_hint(&self) -> String {
+        match self.upstream() {
+            Some(u) => u.base,
+            None => self
+                .server_hint
+                .lock()
+                .map(|h| h.clone())
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Connected (the enrolment answered): syncs with `upstream` from now on, at once.
+    pub fn connect(&self, upstream: Upstream, pool: Pool) {
+        if let Ok(mut hint) = self.server_hint.lock() {
+            hint.clone_from(&upstream.base);
+        }
+        if let Ok(mut c) = self.connection.write() {
+            *c = Some(upstream);
+        }
+        if let Ok(mut s) = self.status.lock() {
+            *s = SyncStatus::default();
+        }
+        self.sync_now(pool);
+    }
+
+    /// Disconnected: no more syncs until connected again.
+    pub fn disconnect(&self) {
+        if let Ok(mut c) = self.connection.write() {
+            *c = None;
+        }
+        if let Ok(mut s) = self.status.lock() {
+            *s = SyncStatus::default();
+        }
+    }
+
+    /// Whether a sync is running now.
+    pub fn is_syncing(&self) -> bool {
+        self.status().running
+    }
+
     fn status(&self) -> SyncStatus {
         self.status.lock().map(|s| s.clone()).unwrap_or_default()
     }
@@ -104,9 +159,9 @@ impl OfflineApp {
         if self.status().running {
             return false;
         }
-        let (status, upstream) = (self.status.clone(), self.upstream.clone());
+        let (status, connection) = (self.status.clone(), self.connection.clone());
         // Its own thread: the blocking HTTP client must not run on the server's runtime.
-        std::thread::spawn(move || run_once(&status, &upstream, &pool));
+        std::thread::spawn(move || run_once(&status, &connection, &pool));
         true
     }
 
@@ -116,15 +171,15 @@ impl OfflineApp {
     pub fn sync_in_background(&self, pool: Pool, every: Duration) {
         self.background
             .store(true, std::sync::atomic::Ordering::Relaxed);
-        let (status, upstream, wake) = (
+        let (status, connection, wake) = (
             self.status.clone(),
-            self.upstream.clone(),
+            self.connection.clone(),
             self.wake.clone(),
         );
         std::thread::spawn(move || {
             let mut retry = FIRST_RETRY;
             loop {
-                run_once(&status, &upstream, &pool);
+                run_once(&status, &connection, &pool);
                 let unreachable = status.lock().is_ok_and(|s| s.unreachable.is_some());
                 let wait = if unreachable {
                     let wait = retry.min(every);
@@ -179,7 +234,15 @@ impl OfflineApp {
     }
 }
 
-fn run_once(status: &Arc<Mutex<SyncStatus>>, upstream: &Upstream, pool: &Pool) -> bool {
+/// One sync with the upstream connected now, unless not connected or one is running.
+fn run_once(
+    status: &Arc<Mutex<SyncStatus>>,
+    connection: &RwLock<Option<Upstream>>,
+    pool: &Pool,
+) -> bool {
+    let Some(upstream) = connection.read().ok().and_then(|c| c.clone()) else {
+        return false;
+    };
     {
         let Ok(mut s) = status.lock() else {
             return false;
@@ -191,7 +254,7 @@ fn run_once(status: &Arc<Mutex<SyncStatus>>, upstream: &Upstream, pool: &Pool) -
         s.done = 0;
         s.total = None;
     }
-    let outcome = sync::sync(pool, upstream, &ToStatus(status.clone()));
+    let outcome = sync::sync(pool, &upstream, &ToStatus(status.clone()));
     let now = time::now();
     if let Ok(mut s) = status.lock() {
         s.running = false;
@@ -200,6 +263,7 @@ fn run_once(status: &Arc<Mutex<SyncStatus>>, upstream: &Upstream, pool: &Pool) -
                 s.message = Some(summary.to_string());
                 s.failed = false;
                 s.unreachable = None;
+                s.rejected = false;
                 s.last_success = Some(now);
             }
             Err(sync::SyncFailure::Client(ClientError::CannotReach { reason, .. })) => {
@@ -211,6 +275,16 @@ fn run_once(status: &Arc<Mutex<SyncStatus>>, upstream: &Upstream, pool: &Pool) -
                 s.unreachable = Some((since, reason));
                 s.message = None;
                 s.failed = false;
+            }
+            Err(sync::SyncFailure::Client(ClientError::Refused { status: 401, .. })) => {
+                s.message = Some(
+                    "The main site no longer accepts this laptop: its device was revoked, or \
+                     its owner disabled. Connect it again to go on syncing."
+                        .into(),
+                );
+                s.failed = true;
+                s.rejected = true;
+                s.unreachable = None;
             }
             Err(e) => {
                 s.message = Some(format!("sync failed: {e}"));
@@ -225,6 +299,10 @@ fn run_once(status: &Arc<Mutex<SyncStatus>>, upstream: &Upstream, pool: &Pool) -
 /// The offline header's facts.
 pub struct OfflineBar {
     pub upstream: String,
+    /// Whether the laptop has a main server and a token (else: "Connect this laptop").
+    pub connected: bool,
+    /// The server refused the token: the laptop must be connected again.
+    pub rejected: bool,
     /// "Synced 4 min ago", "Not synced yet".
     pub synced: String,
     /// When, in full, for the hover.
@@ -263,18 +341,17 @@ pub async fn offline_layout(state: &AppState, session: &Session) -> Result<Layou
     let Some(app) = state.laptop() else {
         return Err(PageError::not_found());
     };
-    let pool = state.pool.clone();
-    let (last_sync, pending, conflicts, held) = super::block(move || {
-        let mut conn = pool.get()?;
-        let last = store::get_state(&mut conn, "last_sync")?;
-        Ok::<_, DbError>((
-            last,
-            store::pending_rows(&mut conn)?,
-            store::conflict_count(&mut conn)?,
-            store::held(&mut conn)?.len(),
-        ))
-    })
-    .await??;
+    let (last_sync, pending, conflicts, held) = state
+        .db(move |conn| {
+            let last = store::get_state(conn, "last_sync")?;
+            Ok::<_, DbError>((
+                last,
+                store::pending_rows(conn)?,
+                store::conflict_count(conn)?,
+                store::held(conn)?.len(),
+            ))
+        })
+        .await?;
     let status = app.status();
     let now = time::now();
     let last = status
@@ -287,7 +364,9 @@ pub async fn offline_layout(state: &AppState, session: &Session) -> Result<Layou
         conflicts: 0,
         csrf: super::auth::csrf_token(session),
         offline: Some(OfflineBar {
-            upstream: app.upstream.base.clone(),
+            upstream: app.server_hint(),
+            connected: app.upstream().is_some(),
+            rejected: status.rejected,
             synced: last.map_or_else(
                 || "Not synced yet".into(),
                 |t| format!("Synced {}", ago(t, now)),
@@ -377,48 +456,50 @@ fn record_name(
     };
     let noun = crate::domain::TABLES[t].noun;
     Ok(match crate::db::repo::rows::get(conn, t, id)? {
-        Some(row) => format!("{noun} {}", crate::services::present::row_label(t, &row.values)),
+        Some(row) => format!(
+            "{noun} {}",
+            crate::services::present::row_label(t, &row.values)
+        ),
         None => format!("{noun} {id}"),
     })
 }
 
 /// `GET /conflicts` on the laptop: local changes the server kept its own value for.
 pub async fn conflicts(state: Data<AppState>, v: Viewer) -> Result<Html, PageError> {
-    let pool = state.pool.clone();
-    let (items, held) = super::block(move || {
-        let mut conn = pool.get()?;
-        let mut held = Vec::new();
-        for h in store::held(&mut conn)? {
-            held.push(HeldView {
-                record: record_name(&mut conn, &h.table_name, &h.row_id)?,
-                href: format!("/{}/{}", h.table_name, h.row_id),
-                field: h.field.as_deref().map(field_label).unwrap_or_default(),
-                reason: h.message,
-                when: timestamp(h.held_at),
-                table: h.table_name,
-                id: h.row_id,
-            });
-        }
-        let items = store::conflicts(&mut conn)?
-            .into_iter()
-            .map(|c| LocalConflictView {
-                href: format!("/{}/{}", c.table_name, c.row_id),
-                record: table_by_name(&c.table_name).map_or_else(
-                    || c.table_name.clone(),
-                    |t| crate::domain::TABLES[t].noun.to_owned(),
-                ),
-                field: field_label(&c.field),
-                local: c.local_value.unwrap_or_else(|| "(empty)".into()),
-                server: c.server_value.unwrap_or_else(|| "(empty)".into()),
-                when: timestamp(c.marked_at),
-            })
-            .collect::<Vec<_>>();
-        Ok::<_, DbError>((items, held))
-    })
-    .await??;
+    let (items, held) = state
+        .db(move |conn| {
+            let mut held = Vec::new();
+            for h in store::held(conn)? {
+                held.push(HeldView {
+                    record: record_name(conn, &h.table_name, &h.row_id)?,
+                    href: format!("/{}/{}", h.table_name, h.row_id),
+                    field: h.field.as_deref().map(field_label).unwrap_or_default(),
+                    reason: h.message,
+                    when: timestamp(h.held_at),
+                    table: h.table_name,
+                    id: h.row_id,
+                });
+            }
+            let items = store::conflicts(conn)?
+                .into_iter()
+                .map(|c| LocalConflictView {
+                    href: format!("/{}/{}", c.table_name, c.row_id),
+                    record: table_by_name(&c.table_name).map_or_else(
+                        || c.table_name.clone(),
+                        |t| crate::domain::TABLES[t].noun.to_owned(),
+                    ),
+                    field: field_label(&c.field),
+                    local: c.local_value.unwrap_or_else(|| "(empty)".into()),
+                    server: c.server_value.unwrap_or_else(|| "(empty)".into()),
+                    when: timestamp(c.marked_at),
+                })
+                .collect::<Vec<_>>();
+            Ok::<_, DbError>((items, held))
+        })
+        .await?;
     let upstream = state
         .laptop()
-        .map(|o| o.upstream.base.clone())
+        .map(OfflineApp::server_hint)
         .unwrap_or_default();
     let page = ConflictsPage {
         layout: v.layout,
@@ -453,9 +534,12 @@ pub async fn discard_change(
     Ok(see_other("/conflicts"))
 }
 
-/// `GET /`: the laptop opens on its sites.
-pub async fn home() -> HttpResponse {
-    see_other("/sites")
+/// `GET /`: the records, or "Connect this laptop" on a laptop that is not connected.
+pub async fn home(state: Data<AppState>) -> HttpResponse {
+    match state.laptop().and_then(OfflineApp::upstream) {
+        Some(_) => see_other("/sites"),
+        None => see_other("/connect"),
+    }
 }
 
 crate::csrf_field!(CsrfForm, DiscardForm);

@@ -98,7 +98,10 @@ fn saved(state: &AppState, v: Viewer, outcome: Saved) -> Result<HttpResponse, Pa
         Saved::Stale(view) => (StatusCode::CONFLICT, view),
     };
     let layout = v.layout;
-    Ok(page_with_status(status, FormPage { layout, view }.render()?))
+    Ok(page_with_status(
+        status,
+        FormPage { layout, view }.render()?,
+    ))
 }
 
 /// `POST /{table}/new`.

@@ -9,7 +9,8 @@ use actix_web::web;
 
 use super::error::ApiError;
 use super::{
-    api, assets, auth, conflicts, deleted, devices, fleet, healthz, offline, records, users,
+    api, assets, auth, conflicts, connect, deleted, devices, fleet, healthz, offline, records,
+    users,
 };
 use crate::domain::TABLES;
 use crate::sync::code::ErrorCode;
@@ -36,7 +37,20 @@ pub fn main_site(cfg: &mut web::ServiceConfig) {
                 "/sync/sessions/{id}/complete",
                 web::post().to(api::complete_session),
             )
+            .app_data(
+                web::FormConfig::default()
+                    .limit(16 * 1024)
+                    .error_handler(|e, _| {
+                        ApiError::new(
+                            StatusCode::BAD_REQUEST,
+                            ErrorCode::Malformed,
+                            format!("a bad form: {e}"),
+                        )
+                        .into()
+                    }),
+            )
             .route("/sync/state", web::get().to(api::sync_state))
+            .route("/devices", web::post().to(api::enrol))
             .default_service(web::to(api::api_not_found)),
     )
     .route("/", web::get().to(auth::home))
@@ -77,6 +91,9 @@ pub fn main_site(cfg: &mut web::ServiceConfig) {
 /// conflicts and the changes the server did not take.
 pub fn laptop(cfg: &mut web::ServiceConfig) {
     cfg.route("/", web::get().to(offline::home))
+        .route("/connect", web::get().to(connect::form))
+        .route("/connect", web::post().to(connect::connect))
+        .route("/disconnect", web::post().to(connect::disconnect))
         .route("/sync", web::post().to(offline::sync_now))
         .route("/sync/bar", web::get().to(offline::bar))
         .route("/changes/discard", web::post().to(offline::discard_change))

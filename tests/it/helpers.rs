@@ -192,7 +192,10 @@ impl TestApp {
         Self::start(
             db,
             Limits::default(),
-            Some(offsync::web::offline::OfflineApp::new(up)),
+            Some(offsync::web::offline::OfflineApp::new(
+                Some(up),
+                upstream.to_owned(),
+            )),
             Default::default(),
         )
     }
@@ -203,7 +206,10 @@ impl TestApp {
             None,
             pool,
             Limits::default(),
-            Some(offsync::web::offline::OfflineApp::new(upstream)),
+            Some(offsync::web::offline::OfflineApp::new(
+                Some(upstream),
+                String::new(),
+            )),
             Default::default(),
         )
     }
@@ -641,6 +647,7 @@ pub fn attr(xml: &str, name: &str) -> Option<String> {
     Some(
         xml[start..end]
             .replace("&quot;", "\"")
+            .replace("&apos;", "'")
             .replace("&lt;", "<")
             .replace("&gt;", ">")
             .replace("&amp;", "&"),

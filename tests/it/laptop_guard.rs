@@ -8,13 +8,17 @@ use std::time::{Duration, Instant};
 use crate::helpers::*;
 
 /// `offsync offline` as a child process on a free loopback port.
-struct Copy {
+pub struct Copy {
     child: Child,
-    port: u16,
+    pub port: u16,
 }
 
 impl Copy {
-    fn start(db: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Result<Copy, String> {
+    pub fn start(
+        db: &std::path::Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<Copy, String> {
         let port = free_port();
         Self::start_on(db, &format!("127.0.0.1:{port}"), port, args, env)
     }
@@ -27,7 +31,7 @@ impl Copy {
         env: &[(&str, &str)],
     ) -> Result<Copy, String> {
         let mut child = Command::new(env!("CARGO_BIN_EXE_offsync"))
-            .args(["offline", "--bind", bind])
+            .args(["offline", "--no-open", "--bind", bind])
             .arg("--database-url")
             .arg(format!("sqlite://{}", db.display()))
             .args(args)
@@ -53,11 +57,11 @@ impl Copy {
         }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
-    fn stop(mut self) {
+    pub fn stop(mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

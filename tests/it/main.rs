@@ -11,6 +11,7 @@ mod conflicts;
 mod declaration;
 mod devices;
 mod duplicates;
+mod enrol;
 mod laptop_guard;
 mod never_stuck;
 mod offline;

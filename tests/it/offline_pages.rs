@@ -24,7 +24,9 @@ fn sync_now(br: &Browser, page: &str) -> String {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let (_, page) = br.get("/sites");
-        let finished = page.contains("sync complete") || page.contains("sync failed");
+        let finished = page.contains("sync complete")
+            || page.contains("sync failed")
+            || page.contains("no longer accepts this laptop");
         if finished && !page.contains("Syncing") {
             return page;
         }
@@ -188,8 +190,9 @@ fn sync_now_reports_a_failure_clearly() {
     let br = Browser::new(&laptop);
     let (_, page) = br.get("/sites");
     let after = sync_now(&br, &page);
+    // A token the server does not take (401) is said as what to do about it.
     assert!(
-        after.contains("sync failed") && after.contains("401"),
+        after.contains("no longer accepts this laptop") && after.contains("Connect again"),
         "{after}"
     );
     let (status, _, _) = br.post("/sync", &[("csrf", "forged")]);
