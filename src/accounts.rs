@@ -429,6 +429,37 @@ pub fn add_device(
     })
 }
 
+/// What a laptop's enrolment came to.
+pub enum Enrolment {
+    /// A new device of the person, and its token (shown once).
+    Welcome(Device, String),
+    /// Not signed in: why (wrong password, disabled, throttled).
+    Refused(SignIn),
+    /// Signed in, but the laptop's name does not fit.
+    Invalid(String),
+}
+
+/// A laptop connecting itself (docs/protocol.md §9): the sign-in page's check, under its
+/// limits, then a new device of that person named `label`.
+pub fn enrol(
+    conn: &mut DbConn,
+    name: &str,
+    password: &str,
+    address: &str,
+    limits: &SignInLimits,
+    label: &str,
+) -> Result<Enrolment, AccountError> {
+    let user = match sign_in_limited(conn, name, password, address, limits)? {
+        SignIn::Welcome(user) => user,
+        refused => return Ok(Enrolment::Refused(refused)),
+    };
+    match add_device(conn, &user.name, label) {
+        Ok((device, token)) => Ok(Enrolment::Welcome(device, token)),
+        Err(AccountError::Invalid(m)) => Ok(Enrolment::Invalid(m)),
+        Err(e) => Err(e),
+    }
+}
+
 /// The device a bearer token belongs to, unless unknown or revoked. The lookup is by the
 /// token's hash, so response times say nothing about how much of a guess was right.
 pub fn device_for_token(conn: &mut DbConn, token: &str) -> Result<Option<Device>, DbError> {

@@ -137,6 +137,10 @@ pub struct Tuning {
     /// The laptop copy's password for its pages (`OFFSYNC_OFFLINE_PASSWORD`), kept off the
     /// command line, where every user of the machine could read it.
     pub laptop_password: Option<String>,
+    /// The time zone pages show and read date-times in when the browser has not said its
+    /// own (`OFFSYNC_TIME_ZONE`, an IANA name such as `Europe/London`; else this machine's
+    /// zone, which on a laptop is the engineer's; else UTC).
+    pub time_zone: chrono_tz::Tz,
 }
 
 fn number<T: std::str::FromStr>(name: &str) -> Option<T> {
@@ -161,6 +165,11 @@ pub fn tuning() -> &'static Tuning {
         laptop_password: std::env::var("OFFSYNC_OFFLINE_PASSWORD")
             .ok()
             .filter(|p| !p.is_empty()),
+        time_zone: std::env::var("OFFSYNC_TIME_ZONE")
+            .ok()
+            .or_else(|| iana_time_zone::get_timezone().ok())
+            .and_then(|name| name.trim().parse().ok())
+            .unwrap_or(chrono_tz::UTC),
     })
 }
 

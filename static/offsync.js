@@ -38,3 +38,22 @@ document.querySelectorAll("[data-live]").forEach((bar) => {
   };
   setInterval(refresh, 2000);
 });
+// Date-times are shown and read in the browser's time zone: the server learns it from a
+// cookie. A form made before it knew (in the server's zone, as its `tz` says) is made
+// again once, in this one; without this script the server's zone is used throughout.
+(() => {
+  let zone;
+  try {
+    zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+  } catch (_) {
+    return;
+  }
+  if (!zone) return;
+  // IANA names ("America/Argentina/Buenos_Aires", "Etc/GMT+5") are valid cookie text.
+  if (document.cookie.split("; ").includes(`offsync-tz=${zone}`)) return;
+  document.cookie = `offsync-tz=${zone}; path=/; max-age=31536000; SameSite=Lax`;
+  const tz = document.querySelector('input[name="tz"]');
+  // Not a form sent back with messages (reloading would lose what was typed).
+  const fresh = !document.querySelector(".error, .field-error");
+  if (tz && tz.value !== zone && fresh) location.reload();
+})();

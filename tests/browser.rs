@@ -21,6 +21,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use helpers::*;
+use thirtyfour::components::SelectElement;
 use thirtyfour::prelude::*;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -42,6 +43,11 @@ struct Driver {
 
 impl Driver {
     fn start() -> Driver {
+        Driver::start_in("UTC")
+    }
+
+    /// A browser whose clock is in `zone` (an IANA name): what a person's laptop says.
+    fn start_in(zone: &str) -> Driver {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -49,6 +55,7 @@ impl Driver {
             .port();
         let child = Command::new(CHROMEDRIVER)
             .arg(format!("--port={port}"))
+            .env("TZ", zone)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -288,10 +295,7 @@ fn an_inspection_made_offline_reaches_the_main_site_with_sync_now() {
                 .await?
                 .click()
                 .await?;
-            wd.find(By::Id("f-inspected_at"))
-                .await?
-                .send_keys("2026-11-24T10:30:00Z")
-                .await?;
+            // "Inspected at" starts at now, which will do.
             wd.find(By::Id("f-inspector"))
                 .await?
                 .send_keys("Jo Bloggs")
@@ -566,14 +570,19 @@ fn an_engineer_connects_a_laptop_by_signing_in() {
     let main = TestApp::spawn(Backend::Sqlite).expect("SQLite is always there");
     main.add_user("jo", "password", false);
     let (_, asset) = main.seed_asset();
+    let tag = main.row("assets", &asset).unwrap().fields["tag"]
+        .clone()
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let (mut copy, laptop_base) = start_copy(dir.path(), &["--upstream", &main.base]);
-    let driver = Driver::start();
+    let form_shot =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots/laptop-new-inspection.png");
+    let driver = Driver::start_in("America/New_York");
     let profile = tempfile::tempdir().unwrap();
     let screenshot =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots/laptop-connect.png");
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let outcome: WebDriverResult<()> = runtime.block_on(async {
+    let outcome: WebDriverResult<String> = runtime.block_on(async {
         let wd = chromium(&driver, profile.path()).await?;
         let result = async {
             // A laptop that was never connected opens on the connect page.
@@ -596,7 +605,45 @@ fn an_engineer_connects_a_laptop_by_signing_in() {
             wait_for_text(&wd, "Synced just now").await?;
             wd.goto(format!("{laptop_base}/assets/{asset}")).await?;
             wait_for_text(&wd, "Pump").await?;
-            Ok(())
+
+            // A new inspection, offline: now by default, picked on the date-time picker in
+            // the browser's zone, the asset chosen by its name, the inspector the engineer
+            // who connected the laptop.
+            wd.goto(format!("{laptop_base}/inspections/new")).await?;
+            wait_for_text(&wd, "New inspection").await?;
+            let when = wd.find(By::Id("f-inspected_at")).await?;
+            assert_eq!(when.attr("type").await?.as_deref(), Some("datetime-local"));
+            assert!(
+                when.value().await?.is_some_and(|v| v.len() == 16),
+                "now, to the minute"
+            );
+            let inspector = wd.find(By::Id("f-inspector")).await?.value().await?;
+            assert_eq!(inspector.as_deref(), Some("jo"));
+            let zone = wd
+                .execute(
+                    "return Intl.DateTimeFormat().resolvedOptions().timeZone;",
+                    vec![],
+                )
+                .await?
+                .convert::<String>()?;
+            // The picker's fields, as a person types them (Chromium's en-US order).
+            when.send_keys("11212026").await?;
+            when.send_keys(Key::Tab).await?;
+            when.send_keys("0914AM").await?;
+            assert_eq!(when.value().await?.as_deref(), Some("2026-11-21T09:14"));
+            let asset_choice = SelectElement::new(&wd.find(By::Id("f-asset_id")).await?).await?;
+            asset_choice.select_by_partial_text(&tag).await?;
+            SelectElement::new(&wd.find(By::Id("f-result")).await?)
+                .await?
+                .select_by_value("pass")
+                .await?;
+            let png = wd.screenshot_as_png().await?;
+            std::fs::write(&form_shot, png).expect("the screenshot is written");
+            wd.find(By::Css("button.primary")).await?.click().await?;
+            wait_for_text(&wd, "Inspected at").await?;
+            wd.find(By::Id("sync-now")).await?.click().await?;
+            wait_for_text(&wd, "Synced just now").await?;
+            Ok::<String, WebDriverError>(zone)
         }
         .await;
         wd.quit().await?;
@@ -604,7 +651,15 @@ fn an_engineer_connects_a_laptop_by_signing_in() {
     });
     let _ = copy.kill();
     let _ = copy.wait();
-    outcome.expect("the browser session");
+    let zone: chrono_tz::Tz = outcome
+        .expect("the browser session")
+        .parse()
+        .expect("the browser's zone is an IANA name");
+    assert_eq!(
+        zone,
+        chrono_tz::America::New_York,
+        "the laptop's own zone, not the server's"
+    );
     let mut conn = main.conn();
     let jo = offsync::db::repo::accounts::user_by_name(&mut conn, "jo")
         .unwrap()
@@ -612,6 +667,34 @@ fn an_engineer_connects_a_laptop_by_signing_in() {
     let devices = offsync::db::repo::accounts::list_devices(&mut conn, Some(&jo.id)).unwrap();
     assert_eq!(devices.len(), 1, "one device for the laptop");
     assert_eq!(devices[0].label, "Jo's ThinkPad");
+    // The inspection reached the main site: under the chosen asset, at 09:14 in the
+    // browser's zone, kept as UTC, by jo.
+    let rows = offsync::db::repo::rows::under_parents(
+        &mut conn,
+        offsync::domain::table_by_name("inspections").unwrap(),
+        std::slice::from_ref(&asset),
+    )
+    .unwrap();
+    assert_eq!(rows.len(), 1, "one inspection under the asset");
+    let expected = chrono::TimeZone::from_local_datetime(
+        &zone,
+        &chrono::NaiveDate::from_ymd_opt(2026, 11, 21)
+            .unwrap()
+            .and_hms_opt(9, 14, 0)
+            .unwrap(),
+    )
+    .earliest()
+    .unwrap()
+    .timestamp_micros();
+    assert_eq!(
+        rows[0].values[1]
+            .as_deref()
+            .and_then(offsync::domain::time::parse),
+        Some(expected),
+        "{:?} in {zone}",
+        rows[0].values[1]
+    );
+    assert_eq!(rows[0].values[2].as_deref(), Some("jo"));
 }
 
 /// Signs in on the main site's form, as a person types it (the test users' password).

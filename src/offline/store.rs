@@ -491,6 +491,8 @@ pub fn pending_fields(
 pub const UPSTREAM: &str = "upstream";
 /// The laptop's device token, kept in its state (the database file is the owner's alone).
 pub const DEVICE_TOKEN: &str = "device_token";
+/// The main-site user who connected the laptop: a new inspection's inspector.
+pub const ENGINEER: &str = "engineer";
 
 pub fn get_state(conn: &mut DbConn, name: &str) -> Result<Option<String>, DbError> {
     Ok(offline_state::table
@@ -507,6 +509,24 @@ pub fn set_state(conn: &mut DbConn, name: &str, value: &str) -> Result<(), DbErr
         .values((offline_state::name.eq(name), offline_state::value.eq(value)))
         .execute(conn)?;
     Ok(())
+}
+
+/// Keeps a new connection: the main site, the device's token and who connected it. A
+/// laptop with nothing of its own waiting first forgets the data it holds: a new device's
+/// first download is whole, but carries no tombstones, so rows deleted meanwhile would
+/// linger. One with changes waiting keeps them, to upload with the new token.
+pub fn keep_connection(
+    conn: &mut DbConn,
+    upstream: &str,
+    token: &str,
+    engineer: &str,
+) -> Result<(), DbError> {
+    if pending_rows(conn)? == 0 && held(conn)?.is_empty() {
+        forget_data(conn)?;
+    }
+    set_state(conn, UPSTREAM, upstream)?;
+    set_state(conn, DEVICE_TOKEN, token)?;
+    set_state(conn, ENGINEER, engineer)
 }
 
 /// Forgets what the laptop downloaded and everything about its syncs (its upstream and token

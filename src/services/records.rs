@@ -5,10 +5,12 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use chrono_tz::Tz;
+
 use super::present::{self, field_label, row_label, table_title};
 use crate::db::repo::rows::{self, Filter, Row};
 use crate::db::{DbConn, DbError};
-use crate::domain::{Field, FieldType, TABLES, Table, TableId, table_by_name, value};
+use crate::domain::{Field, FieldType, TABLES, Table, TableId, table_by_name, time, value};
 use crate::editing::{self, EditError, Mode, Rights};
 use crate::offline::store as offline_store;
 
@@ -16,10 +18,24 @@ pub const PER_PAGE: i64 = 25;
 /// Child rows shown on a record page before "see all".
 const CHILDREN_SHOWN: i64 = 100;
 
+/// The person at the pages, as the record pages need them.
+#[derive(Debug, Clone)]
+pub struct Who {
+    pub rights: Rights,
+    /// Date-times are shown and read in this zone (the browser's, else the setting).
+    pub zone: Tz,
+    /// Who the changes are by (the user's name; "this laptop" on a laptop).
+    pub name: String,
+    /// The engineer a new inspection is by, when known (on a laptop: who connected it).
+    pub engineer: Option<String>,
+}
+
 /// One cell: text, and a link when it names another record.
 pub struct Cell {
     pub text: String,
     pub href: String,
+    /// Shown on hover: a date-time in UTC.
+    pub title: String,
 }
 
 pub struct RowView {
@@ -62,6 +78,7 @@ fn row_view(
     row: &Row,
     parents: &HashMap<String, String>,
     skip_parent: bool,
+    zone: Tz,
 ) -> RowView {
     let def = &TABLES[table];
     let cells = def
@@ -73,10 +90,17 @@ fn row_view(
             (FieldType::Parent(p), Some(id)) => Cell {
                 text: parents.get(id).cloned().unwrap_or_else(|| id.clone()),
                 href: format!("/{p}/{id}"),
+                title: String::new(),
+            },
+            (FieldType::Timestamp, Some(t)) => Cell {
+                text: present::instant_in(t, zone).unwrap_or_else(|| present::value(f.ty, Some(t))),
+                href: String::new(),
+                title: present::value(f.ty, Some(t)),
             },
             _ => Cell {
                 text: present::value(f.ty, v.as_deref()),
                 href: String::new(),
+                title: String::new(),
             },
         })
         .collect();
@@ -114,7 +138,7 @@ pub struct ListView {
 
 pub fn list(
     conn: &mut DbConn,
-    rights: Rights,
+    who: &Who,
     table: TableId,
     q: String,
     page: i64,
@@ -134,15 +158,15 @@ pub fn list(
         columns: columns(table, false),
         rows: list
             .iter()
-            .map(|r| row_view(table, r, &parents, false))
+            .map(|r| row_view(table, r, &parents, false, who.zone))
             .collect(),
         q,
         page,
         pages: ((total + PER_PAGE - 1) / PER_PAGE).max(1),
         total,
         can_create: def.parent().is_none()
-            && rights.mode() == Mode::Online
-            && rights.may_create(def),
+            && who.rights.mode() == Mode::Online
+            && who.rights.may_create(def),
     })
 }
 
@@ -205,7 +229,7 @@ fn ancestors(
 /// The children of `row` in one table, each with its own children (one query for those).
 fn section(
     conn: &mut DbConn,
-    rights: Rights,
+    who: &Who,
     row: &Row,
     child: TableId,
     fk: usize,
@@ -218,7 +242,7 @@ fn section(
     let kids = rows::list(conn, child, &filter, CHILDREN_SHOWN, 0)?;
     let mut views: Vec<RowView> = kids
         .iter()
-        .map(|k| row_view(child, k, &HashMap::new(), true))
+        .map(|k| row_view(child, k, &HashMap::new(), true, who.zone))
         .collect();
     // One level further down: an asset's page shows each inspection's readings.
     let (mut sub_title, mut sub_noun, mut sub_columns) = (String::new(), String::new(), Vec::new());
@@ -227,10 +251,13 @@ fn section(
         let mut by_parent: HashMap<String, Vec<RowView>> = HashMap::new();
         for g in rows::under_parents(conn, gc, &ids)? {
             let parent = g.values[gfk].clone().unwrap_or_default();
-            by_parent
-                .entry(parent)
-                .or_default()
-                .push(row_view(gc, &g, &HashMap::new(), true));
+            by_parent.entry(parent).or_default().push(row_view(
+                gc,
+                &g,
+                &HashMap::new(),
+                true,
+                who.zone,
+            ));
         }
         for (view, kid) in views.iter_mut().zip(&kids) {
             view.sub = by_parent.remove(&kid.id).unwrap_or_default();
@@ -241,7 +268,7 @@ fn section(
         sub_columns = columns(gc, true);
     }
     Ok(Section {
-        can_create: rights.may_create(&TABLES[child]),
+        can_create: who.rights.may_create(&TABLES[child]),
         title: table_title(child),
         noun: TABLES[child].noun.to_owned(),
         columns: columns(child, true),
@@ -257,16 +284,17 @@ fn section(
 /// The record `id` of `table`, or `None` when there is no such live row.
 pub fn record(
     conn: &mut DbConn,
-    rights: Rights,
+    who: &Who,
     table: TableId,
     id: &str,
 ) -> Result<Option<RecordView>, DbError> {
+    let rights = who.rights;
     let Some(row) = rows::get(conn, table, id)? else {
         return Ok(None);
     };
     let def = &TABLES[table];
     let parents = parent_labels(conn, table, std::slice::from_ref(&row))?;
-    let view = row_view(table, &row, &parents, false);
+    let view = row_view(table, &row, &parents, false, who.zone);
     let fields = def
         .fields
         .iter()
@@ -275,7 +303,7 @@ pub fn record(
         .collect();
     let sections = def
         .children()
-        .map(|(child, fk)| section(conn, rights, &row, child, fk))
+        .map(|(child, fk)| section(conn, who, &row, child, fk))
         .collect::<Result<Vec<_>, _>>()?;
     let (pending, not_taken) = match rights.mode() {
         Mode::Online => (false, Vec::new()),
@@ -311,9 +339,16 @@ pub fn record(
 pub struct FieldInput {
     pub name: String,
     pub label: String,
+    /// "text", "textarea", "select" or "datetime-local".
     pub kind: &'static str,
-    pub options: Vec<String>,
+    /// A select's choices: (the value posted, what the person reads).
+    pub options: Vec<(String, String)>,
+    /// A select that starts at "Choose…" until something is chosen (a parent; a set of
+    /// words starts at its first).
+    pub choose: bool,
     pub value: String,
+    /// What a read-only field shows: a parent's name, a date-time in the person's zone.
+    pub display: String,
     pub required: bool,
     pub hint: String,
     pub error: String,
@@ -340,6 +375,8 @@ pub struct FormView {
     pub invalid: bool,
     /// Why a field shown is not editable here.
     pub readonly_why: &'static str,
+    /// The zone the form's date-times are in (posted back as `tz`).
+    pub zone: String,
 }
 
 /// What a create or save did.
@@ -360,69 +397,141 @@ fn readonly_why(rights: Rights) -> &'static str {
     }
 }
 
-fn hint(field: &Field) -> String {
+fn hint(field: &Field, zone: Tz) -> String {
     match field.ty {
-        FieldType::Timestamp => "Date and time with its zone, e.g. 2026-11-21T09:00:00Z".into(),
+        FieldType::Timestamp => format!("In your time ({zone}); kept as UTC."),
         FieldType::Decimal => "A number such as 4.25".into(),
-        FieldType::Parent(p) => {
-            let parent = table_by_name(p).unwrap_or_default();
-            match TABLES[parent].natural_key {
-                Some(k) => format!("The {}'s {k}", TABLES[parent].noun),
-                None => format!("The {}'s id", TABLES[parent].noun),
-            }
-        }
         _ => String::new(),
     }
 }
 
-/// The form's inputs; `editable` says which fields may be changed.
+/// How many parents a form offers to choose from (the latest first).
+const PARENT_CHOICES: i64 = 500;
+
+/// The rows of `parent` a form offers, as (reference, name): "P-001 · 2026-11-19 09:00
+/// · Jo Bloggs" for an inspection (its asset, then its own label), a site's code for an
+/// asset. `current` (the reference the form holds) is always among them.
+fn parent_choices(
+    conn: &mut DbConn,
+    parent: TableId,
+    current: &str,
+) -> Result<Vec<(String, String)>, DbError> {
+    let filter = Filter {
+        search: None,
+        parent: None,
+    };
+    let rows = rows::list(conn, parent, &filter, PARENT_CHOICES, 0)?;
+    let above = parent_labels(conn, parent, &rows)?;
+    let def = &TABLES[parent];
+    let mut out: Vec<(String, String)> = rows
+        .iter()
+        .map(|r| {
+            let reference = def
+                .natural_key_index()
+                .and_then(|k| r.values[k].clone())
+                .unwrap_or_else(|| r.id.clone());
+            let own = row_label(parent, &r.values);
+            let name = match def.parent().and_then(|(fk, _)| r.values[fk].as_ref()) {
+                Some(pid) => match above.get(pid) {
+                    Some(p) => format!("{p} · {own}"),
+                    None => own,
+                },
+                None => own,
+            };
+            (reference, name)
+        })
+        .collect();
+    if !current.is_empty() && !out.iter().any(|(r, _)| r == current) {
+        let name = match rows::get(conn, parent, current)? {
+            Some(r) => row_label(parent, &r.values),
+            None => current.to_owned(),
+        };
+        out.insert(0, (current.to_owned(), name));
+    }
+    Ok(out)
+}
+
+/// The form's inputs; `editable` says which fields may be changed. Date-times are shown in
+/// the person's zone; a parent is a choice of names.
 fn inputs(
+    conn: &mut DbConn,
+    who: &Who,
     table: TableId,
     values: &BTreeMap<String, String>,
     errors: &BTreeMap<String, String>,
     editable: impl Fn(&Field) -> bool,
-) -> Vec<FieldInput> {
-    TABLES[table]
-        .fields
-        .iter()
-        .map(|f| {
-            let (kind, options) = match f.ty {
-                FieldType::Enum(words) => {
-                    ("select", words.iter().map(|w| (*w).to_owned()).collect())
-                }
-                FieldType::Text if present::is_multiline(f.name) => ("textarea", Vec::new()),
-                _ => ("text", Vec::new()),
-            };
-            FieldInput {
-                name: f.name.to_owned(),
-                label: field_label(f.name),
-                kind,
-                options,
-                value: values.get(f.name).cloned().unwrap_or_default(),
-                required: !f.nullable,
-                hint: hint(f),
-                error: errors.get(f.name).cloned().unwrap_or_default(),
-                server: String::new(),
-                readonly: !editable(f),
-                shown: None,
+) -> Result<Vec<FieldInput>, DbError> {
+    let mut out = Vec::new();
+    for f in TABLES[table].fields {
+        let raw = values.get(f.name).cloned().unwrap_or_default();
+        let (kind, options, value, display) = match f.ty {
+            FieldType::Enum(words) => (
+                "select",
+                words
+                    .iter()
+                    .map(|w| ((*w).to_owned(), (*w).to_owned()))
+                    .collect(),
+                raw.clone(),
+                raw,
+            ),
+            FieldType::Timestamp => {
+                let local = present::local_input(&raw, who.zone).unwrap_or(raw.clone());
+                let display = present::instant_in(&raw, who.zone).unwrap_or(raw);
+                ("datetime-local", Vec::new(), local, display)
             }
-        })
-        .collect()
+            FieldType::Parent(p) => {
+                let pt = table_by_name(p).unwrap_or_default();
+                let options = parent_choices(conn, pt, &raw)?;
+                let display = options
+                    .iter()
+                    .find(|(r, _)| *r == raw)
+                    .map_or_else(|| raw.clone(), |(_, name)| name.clone());
+                ("select", options, raw, display)
+            }
+            FieldType::Text if present::is_multiline(f.name) => {
+                ("textarea", Vec::new(), raw.clone(), raw)
+            }
+            _ => ("text", Vec::new(), raw.clone(), raw),
+        };
+        out.push(FieldInput {
+            name: f.name.to_owned(),
+            label: field_label(f.name),
+            kind,
+            options,
+            value,
+            display,
+            required: !f.nullable,
+            choose: matches!(f.ty, FieldType::Parent(_)),
+            hint: hint(f, who.zone),
+            error: errors.get(f.name).cloned().unwrap_or_default(),
+            server: String::new(),
+            readonly: !editable(f),
+            shown: None,
+        });
+    }
+    Ok(out)
 }
 
-/// An edit form's inputs: `values` shown, each remembered as the text it started from.
+/// An edit form's inputs: `values` shown, each remembered as the text it started from (in
+/// the form's own terms: a date-time in the person's zone).
 fn edit_inputs(
+    conn: &mut DbConn,
+    who: &Who,
     table: TableId,
     values: &BTreeMap<String, String>,
     shown: &BTreeMap<String, String>,
     errors: &BTreeMap<String, String>,
-    rights: Rights,
-) -> Vec<FieldInput> {
-    let mut fields = inputs(table, values, errors, |f| rights.may_edit(f));
-    for f in &mut fields {
-        f.shown = Some(shown.get(&f.name).cloned().unwrap_or_default());
+) -> Result<Vec<FieldInput>, DbError> {
+    let rights = who.rights;
+    let mut fields = inputs(conn, who, table, values, errors, |f| rights.may_edit(f))?;
+    for (input, f) in fields.iter_mut().zip(TABLES[table].fields) {
+        let was = shown.get(f.name).cloned().unwrap_or_default();
+        input.shown = Some(match f.ty {
+            FieldType::Timestamp => present::local_input(&was, who.zone).unwrap_or(was),
+            _ => was,
+        });
     }
-    fields
+    Ok(fields)
 }
 
 /// Why a create or delete is refused, as the page says it.
@@ -437,21 +546,35 @@ fn forbidden(rights: Rights, table: &Table, what: &str) -> EditError {
 }
 
 /// A posted record form: the field texts (with their `was.NAME` texts) and the version it
-/// was made from; the CSRF token was checked on the way in.
+/// was made from; the CSRF token was checked on the way in. Date-times come in the zone
+/// the form was made in (its `tz`) and are kept as UTC from here on.
 pub struct Posted {
     values: BTreeMap<String, String>,
     version: Option<i64>,
 }
 
 impl Posted {
-    pub fn new(pairs: Vec<(String, String)>) -> Posted {
+    pub fn new(table: TableId, pairs: Vec<(String, String)>, zone: Tz) -> Posted {
+        let zone = pairs
+            .iter()
+            .find(|(k, _)| k == "tz")
+            .and_then(|(_, v)| v.parse::<Tz>().ok())
+            .unwrap_or(zone);
         let mut values = BTreeMap::new();
         let mut version = None;
         for (k, v) in pairs {
             match k.as_str() {
-                "csrf" => {}
+                "csrf" | "tz" => {}
                 "version" => version = v.parse().ok(),
                 _ => {
+                    let name = k.strip_prefix("was.").unwrap_or(&k);
+                    let instant = TABLES[table]
+                        .field_index(name)
+                        .is_some_and(|i| TABLES[table].fields[i].ty == FieldType::Timestamp);
+                    let v = match instant {
+                        true => present::from_local_input(&v, zone),
+                        false => v,
+                    };
                     values.insert(k, v);
                 }
             }
@@ -468,37 +591,61 @@ impl Posted {
     }
 }
 
+fn form_view(
+    who: &Who,
+    table: TableId,
+    heading: String,
+    action: String,
+    cancel: String,
+    fields: Vec<FieldInput>,
+) -> FormView {
+    FormView {
+        readonly_why: readonly_why(who.rights),
+        heading,
+        noun: TABLES[table].noun.to_owned(),
+        action,
+        cancel,
+        version: String::new(),
+        fields,
+        stale: None,
+        invalid: false,
+        zone: who.zone.name().to_owned(),
+    }
+}
+
 fn new_form_view(
-    rights: Rights,
+    conn: &mut DbConn,
+    who: &Who,
     table: TableId,
     values: &BTreeMap<String, String>,
     errors: &BTreeMap<String, String>,
     cancel: String,
-) -> FormView {
+) -> Result<FormView, DbError> {
     let def = &TABLES[table];
-    FormView {
-        readonly_why: readonly_why(rights),
-        heading: format!("New {}", def.noun),
-        noun: def.noun.to_owned(),
-        action: format!("/{}/new", def.name),
+    let fields = inputs(conn, who, table, values, errors, |_| true)?;
+    let mut view = form_view(
+        who,
+        table,
+        format!("New {}", def.noun),
+        format!("/{}/new", def.name),
         cancel,
-        version: String::new(),
-        fields: inputs(table, values, errors, |_| true),
-        stale: None,
-        invalid: !errors.is_empty(),
-    }
+        fields,
+    );
+    view.invalid = !errors.is_empty();
+    Ok(view)
 }
 
-/// The form for a new row, under `parent` when one is given.
+/// The form for a new row, under `parent` when one is given. A date-time starts at now,
+/// an inspector as the engineer at the pages.
 pub fn new_form(
     conn: &mut DbConn,
-    rights: Rights,
+    who: &Who,
     table: TableId,
     parent: Option<&str>,
 ) -> Result<FormView, EditError> {
     let def = &TABLES[table];
-    if !rights.may_create(def) {
-        return Err(forbidden(rights, def, "created"));
+    if !who.rights.may_create(def) {
+        return Err(forbidden(who.rights, def, "created"));
     }
     let mut values = BTreeMap::new();
     let mut cancel = format!("/{}", def.name);
@@ -509,70 +656,86 @@ pub fn new_form(
         );
         cancel = href(pt, pid);
     }
+    for f in def.fields {
+        match (f.ty, f.name) {
+            // Now, to the minute: what a person would pick.
+            (FieldType::Timestamp, _) => {
+                let now = time::now();
+                values.insert(f.name.to_owned(), time::format(now - now % 60_000_000));
+            }
+            // The one field that names a person: the engineer making the inspection.
+            (FieldType::Text, "inspector") => {
+                if let Some(name) = &who.engineer {
+                    values.insert(f.name.to_owned(), name.clone());
+                }
+            }
+            _ => {}
+        }
+    }
     Ok(new_form_view(
-        rights,
+        conn,
+        who,
         table,
         &values,
         &BTreeMap::new(),
         cancel,
-    ))
+    )?)
 }
 
 pub fn create(
     conn: &mut DbConn,
-    rights: Rights,
+    who: &Who,
     table: TableId,
     posted: Posted,
-    actor: &str,
 ) -> Result<Saved, EditError> {
-    match editing::create(conn, rights, table, &posted.values, actor) {
+    match editing::create(conn, who.rights, table, &posted.values, &who.name) {
         Ok(id) => Ok(Saved::Done {
             go_to: href(table, &id),
         }),
         Err(EditError::Invalid(errors)) => Ok(Saved::Invalid(new_form_view(
-            rights,
+            conn,
+            who,
             table,
             &posted.values,
             &errors,
             format!("/{}", TABLES[table].name),
-        ))),
+        )?)),
         Err(e) => Err(e),
     }
 }
 
 fn edit_view(
-    rights: Rights,
+    who: &Who,
     table: TableId,
     id: &str,
     heading: String,
     version: String,
     fields: Vec<FieldInput>,
 ) -> FormView {
-    let def = &TABLES[table];
-    FormView {
-        readonly_why: readonly_why(rights),
+    let mut view = form_view(
+        who,
+        table,
         heading,
-        noun: def.noun.to_owned(),
-        action: format!("{}/edit", href(table, id)),
-        cancel: href(table, id),
-        version,
+        format!("{}/edit", href(table, id)),
+        href(table, id),
         fields,
-        stale: None,
-        invalid: false,
-    }
+    );
+    view.version = version;
+    view
 }
 
 /// The form to edit row `id`, each field starting from its value now.
 pub fn edit_form(
     conn: &mut DbConn,
-    rights: Rights,
+    who: &Who,
     table: TableId,
     id: &str,
 ) -> Result<FormView, EditError> {
     let row = rows::get(conn, table, id)?.ok_or(EditError::NotFound)?;
     let values = editing::form_values_of(conn, table, &row.values)?;
+    let fields = edit_inputs(conn, who, table, &values, &values, &BTreeMap::new())?;
     Ok(edit_view(
-        rights,
+        who,
         table,
         id,
         format!(
@@ -581,37 +744,44 @@ pub fn edit_form(
             row_label(table, &row.values)
         ),
         row.last_updated.to_string(),
-        edit_inputs(table, &values, &values, &BTreeMap::new(), rights),
+        fields,
     ))
 }
 
 /// Saves the fields of row `id` that the person touched.
 pub fn update(
     conn: &mut DbConn,
-    rights: Rights,
+    who: &Who,
     table: TableId,
     id: &str,
     posted: Posted,
-    actor: &str,
 ) -> Result<Saved, EditError> {
     let version = posted.version.unwrap_or(-1);
     let heading = format!("Edit {}", TABLES[table].noun);
-    match editing::update(conn, rights, table, id, version, &posted.values, actor) {
+    match editing::update(
+        conn,
+        who.rights,
+        table,
+        id,
+        version,
+        &posted.values,
+        &who.name,
+    ) {
         Ok(()) => Ok(Saved::Done {
             go_to: href(table, id),
         }),
         Err(EditError::Invalid(errors)) => {
-            let fields = edit_inputs(table, &posted.values, &posted.shown(), &errors, rights);
+            let fields = edit_inputs(conn, who, table, &posted.values, &posted.shown(), &errors)?;
             let shown_version = posted.version.map(|v| v.to_string()).unwrap_or_default();
-            let mut view = edit_view(rights, table, id, heading, shown_version, fields);
+            let mut view = edit_view(who, table, id, heading, shown_version, fields);
             view.invalid = true;
             Ok(Saved::Invalid(view))
         }
         Err(EditError::Stale(row)) => {
             let server = editing::form_values_of(conn, table, &row.values)?;
-            let fields = stale_inputs(rights, table, &posted, &server);
+            let fields = stale_inputs(conn, who, table, &posted, &server)?;
             let mut view = edit_view(
-                rights,
+                who,
                 table,
                 id,
                 heading,
@@ -635,11 +805,12 @@ pub fn update(
 /// touched ones keep theirs, with the server's beside them where it differs. Every field
 /// starts from the server's value now, so that saving again writes only what was touched.
 fn stale_inputs(
-    rights: Rights,
+    conn: &mut DbConn,
+    who: &Who,
     table: TableId,
     posted: &Posted,
     server: &BTreeMap<String, String>,
-) -> Vec<FieldInput> {
+) -> Result<Vec<FieldInput>, DbError> {
     let before = posted.shown();
     let mut shown_values = posted.values.clone();
     for f in TABLES[table].fields {
@@ -650,18 +821,23 @@ fn stale_inputs(
             shown_values.insert(f.name.to_owned(), now);
         }
     }
-    let mut fields = edit_inputs(table, &shown_values, server, &BTreeMap::new(), rights);
-    for f in &mut fields {
-        let now = server.get(&f.name).cloned().unwrap_or_default();
-        if now != f.value {
-            f.server = if now.is_empty() {
-                "(empty)".into()
-            } else {
-                now
+    let mut fields = edit_inputs(conn, who, table, &shown_values, server, &BTreeMap::new())?;
+    for (input, f) in fields.iter_mut().zip(TABLES[table].fields) {
+        let now = server.get(f.name).cloned().unwrap_or_default();
+        let differs = !value::same(
+            f.ty,
+            Some(now.as_str()),
+            shown_values.get(f.name).map(String::as_str),
+        );
+        if differs {
+            input.server = match (now.is_empty(), f.ty) {
+                (true, _) => "(empty)".into(),
+                (false, FieldType::Timestamp) => present::instant_in(&now, who.zone).unwrap_or(now),
+                (false, _) => now,
             };
         }
     }
-    fields
+    Ok(fields)
 }
 
 /// The question before a delete, with what goes with the row.
@@ -676,13 +852,13 @@ pub struct DeleteView {
 
 pub fn delete_form(
     conn: &mut DbConn,
-    rights: Rights,
+    who: &Who,
     table: TableId,
     id: &str,
 ) -> Result<DeleteView, EditError> {
     let def = &TABLES[table];
-    if !rights.may_delete(def) {
-        return Err(forbidden(rights, def, "deleted"));
+    if !who.rights.may_delete(def) {
+        return Err(forbidden(who.rights, def, "deleted"));
     }
     let row = rows::get(conn, table, id)?.ok_or(EditError::NotFound)?;
     let mut below = Vec::new();
@@ -719,18 +895,24 @@ pub enum Deleted {
 
 pub fn delete(
     conn: &mut DbConn,
-    rights: Rights,
+    who: &Who,
     table: TableId,
     id: &str,
-    posted: Posted,
-    actor: &str,
+    version: Option<i64>,
 ) -> Result<Deleted, EditError> {
     let def = &TABLES[table];
     let parent = rows::get(conn, table, id)?.and_then(|row| {
         def.parent()
             .and_then(|(fk, pt)| row.values[fk].clone().map(|pid| href(pt, &pid)))
     });
-    match editing::delete(conn, rights, table, id, posted.version.unwrap_or(-1), actor) {
+    match editing::delete(
+        conn,
+        who.rights,
+        table,
+        id,
+        version.unwrap_or(-1),
+        &who.name,
+    ) {
         Ok(_) => Ok(Deleted::Done {
             go_to: parent.unwrap_or_else(|| format!("/{}", def.name)),
         }),

@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 
 use super::AppState;
 use super::error::ApiError;
-use crate::accounts::{self, AccountError, SignIn};
+use crate::accounts::{self, AccountError, Enrolment, SignIn};
 use crate::db::repo::accounts::Device;
 use crate::domain::time;
 use crate::sync::code::ErrorCode;
@@ -154,17 +154,41 @@ pub async fn upload(
     state: Data<AppState>,
     token: BearerToken,
     path: Path<String>,
-    mut form: Multipart,
+    form: Multipart,
 ) -> Result<HttpResponse, ApiError> {
     let device = authenticate(&state, token).await?;
     let session_id = path.into_inner();
-    let limit = state.limits.max_upload_bytes;
+    let (file, sha256) = spool_changes(form, state.limits.max_upload_bytes).await?;
+    let Some(turn) = state.uploads.turn().await else {
+        let at_once = state.uploads.limits().at_once;
+        return Err(ApiError::busy(
+            format!("{at_once} uploads are being applied on this server; try again shortly"),
+            state.uploads.retry_after(),
+        ));
+    };
+    let pool = state.pool.clone();
+    let limits = state.limits;
+    let result = super::block(move || {
+        let result = session::upload(&pool, &device, &session_id, file, &sha256, limits);
+        drop(turn);
+        result
+    })
+    .await??;
+    Ok(xml(StatusCode::OK, result))
+}
+
+/// The form's file part `changes`, streamed to an anonymous temporary file (at most
+/// `limit` bytes) with its SHA-256 (to recognise a repeated upload); other parts are read
+/// past within a small budget.
+async fn spool_changes(
+    mut form: Multipart,
+    limit: u64,
+) -> Result<(std::fs::File, String), ApiError> {
     let mut received: Option<(std::fs::File, String)> = None;
     let mut other_bytes = 0usize;
     while let Some(field) = next_part(&mut form).await? {
         let mut field = field.map_err(broken_multipart)?;
         if field.name() != Some("changes") || received.is_some() {
-            // Other parts are not ours: read past them, within a small budget.
             while let Some(chunk) = next_part(&mut field).await? {
                 other_bytes += chunk.map_err(broken_multipart)?.len();
                 if other_bytes > OTHER_PARTS_LIMIT {
@@ -198,29 +222,13 @@ pub async fn upload(
         file.seek(SeekFrom::Start(0)).map_err(ApiError::internal)?;
         received = Some((file, hex::encode(hasher.finalize())));
     }
-    let Some((file, sha256)) = received else {
-        return Err(ApiError::new(
+    received.ok_or_else(|| {
+        ApiError::new(
             StatusCode::BAD_REQUEST,
             ErrorCode::MissingFile,
             "the upload has no file part named \"changes\"",
-        ));
-    };
-    let Some(turn) = state.uploads.turn().await else {
-        let at_once = state.uploads.limits().at_once;
-        return Err(ApiError::busy(
-            format!("{at_once} uploads are being applied on this server; try again shortly"),
-            state.uploads.retry_after(),
-        ));
-    };
-    let pool = state.pool.clone();
-    let limits = state.limits;
-    let result = super::block(move || {
-        let result = session::upload(&pool, &device, &session_id, file, &sha256, limits);
-        drop(turn);
-        result
+        )
     })
-    .await??;
-    Ok(xml(StatusCode::OK, result))
 }
 
 /// Hands the gzip stream from the blocking writer to the response, in bounded pieces.
@@ -399,22 +407,22 @@ pub async fn enrol(
         password,
         label,
     } = form.into_inner();
-    let from = address.clone();
     let who = username.clone();
+    let from = address.clone();
     let pool = state.pool.clone();
     let outcome = super::block(move || {
-        let mut conn = pool.get()?;
-        let welcome = accounts::sign_in_limited(&mut conn, &username, &password, &from, &limits)?;
-        Ok::<_, crate::db::DbError>(match welcome {
-            SignIn::Welcome(user) => Ok(accounts::add_device(&mut conn, &user.name, &label)),
-            refused => Err(refused),
-        })
+        let mut conn = pool.get().map_err(crate::db::DbError::from)?;
+        accounts::enrol(&mut conn, &username, &password, &from, &limits, &label)
     })
-    .await??;
+    .await?
+    .map_err(|e| match e {
+        AccountError::Db(db) => ApiError::from(db),
+        other => ApiError::internal(other),
+    })?;
     let log_who = crate::logsafe::Escaped(&who);
     let log_from = crate::logsafe::Escaped(&address);
     match outcome {
-        Ok(Ok((device, token))) => {
+        Enrolment::Welcome(device, token) => {
             tracing::info!(user = %log_who, device = %device.id, address = %log_from, "laptop connected");
             Ok(xml(
                 StatusCode::CREATED,
@@ -426,13 +434,12 @@ pub async fn enrol(
                 ),
             ))
         }
-        Ok(Err(AccountError::Invalid(m))) => Err(ApiError::new(
+        Enrolment::Invalid(m) => Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             ErrorCode::InvalidValue,
             m,
         )),
-        Ok(Err(e)) => Err(ApiError::internal(e)),
-        Err(refused) => {
+        Enrolment::Refused(refused) => {
             tracing::info!(user = %log_who, address = %log_from, "laptop connection refused");
             Err(enrol_refusal(&refused))
         }

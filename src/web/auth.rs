@@ -117,9 +117,27 @@ pub struct Viewer {
     pub layout: Layout,
     /// What they may do with the records (the laptop's on the offline copy).
     pub rights: crate::editing::Rights,
+    /// The zone their browser is in (its `offsync-tz` cookie), else the setting's.
+    pub zone: chrono_tz::Tz,
+    /// The engineer at the pages, when known: the signed-in user; on a laptop, who
+    /// connected it.
+    pub engineer: Option<String>,
 }
 
+/// The cookie the pages' script sets to the browser's time zone (an IANA name).
+pub const ZONE_COOKIE: &str = "offsync-tz";
+
 impl Viewer {
+    /// The viewer as the record pages' services need them.
+    pub fn who(&self) -> crate::services::records::Who {
+        crate::services::records::Who {
+            rights: self.rights,
+            zone: self.zone,
+            name: self.user.name.clone(),
+            engineer: self.engineer.clone(),
+        }
+    }
+
     /// The viewer, if an administrator; else 403 saying `what` is for administrators.
     pub fn administrator(self, what: &str) -> Result<Viewer, PageError> {
         if !self.user.is_admin {
@@ -142,10 +160,17 @@ impl actix_web::FromRequest for Viewer {
         use actix_session::SessionExt;
         let state = req.app_data::<Data<AppState>>().cloned();
         let session = req.get_session();
+        let zone = req
+            .cookie(ZONE_COOKIE)
+            .and_then(|c| c.value().parse::<chrono_tz::Tz>().ok());
         Box::pin(async move {
             let state =
                 state.ok_or_else(|| PageError::internal("the server's state is missing"))?;
-            viewer(&state, &session).await
+            let mut v = viewer(&state, &session).await?;
+            if let Some(zone) = zone {
+                v.zone = zone;
+            }
+            Ok(v)
         })
     }
 }
@@ -164,10 +189,15 @@ pub async fn viewer(state: &AppState, session: &Session) -> Result<Viewer, PageE
             disabled_at: None,
             role: String::new(),
         };
+        let engineer = state
+            .db(|conn| crate::offline::store::get_state(conn, crate::offline::store::ENGINEER))
+            .await?;
         return Ok(Viewer {
             user,
             layout,
             rights: crate::editing::Rights::Laptop,
+            zone: crate::config::tuning().time_zone,
+            engineer,
         });
     }
     let Some(secret) = session.get::<String>(SESSION_KEY).ok().flatten() else {
@@ -198,9 +228,11 @@ pub async fn viewer(state: &AppState, session: &Session) -> Result<Viewer, PageE
     };
     let rights = accounts::Role::of(&user).rights();
     Ok(Viewer {
+        engineer: Some(user.name.clone()),
         user,
         layout,
         rights,
+        zone: crate::config::tuning().time_zone,
     })
 }
 

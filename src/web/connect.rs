@@ -169,17 +169,9 @@ pub async fn connect(
         }
     };
     let (base, token) = (upstream.base.clone(), upstream.token().to_owned());
+    let engineer = form.username.trim().to_owned();
     state
-        .db(move |conn| {
-            // A new device's first download is whole; a laptop with nothing of its own
-            // waiting starts from it alone, so that nothing of an earlier data set lingers.
-            if store::pending_rows(conn)? == 0 && store::held(conn)?.is_empty() {
-                store::forget_data(conn)?;
-            }
-            store::set_state(conn, store::UPSTREAM, &base)?;
-            store::set_state(conn, store::DEVICE_TOKEN, &token)?;
-            Ok::<_, DbError>(())
-        })
+        .db(move |conn| store::keep_connection(conn, &base, &token, &engineer))
         .await?;
     tracing::info!(server = %crate::logsafe::Escaped(&upstream.base), "this laptop is connected");
     app.connect(upstream, state.pool.clone());

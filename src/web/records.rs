@@ -40,9 +40,9 @@ pub async fn list(
     let table = table_of(&path)?;
     let Query(ListQuery { q, page }) = query;
     let page = crate::services::present::page_number(page);
-    let rights = v.rights;
+    let who = v.who();
     let view = state
-        .db(move |conn| records::list(conn, rights, table, q.unwrap_or_default(), page))
+        .db(move |conn| records::list(conn, &who, table, q.unwrap_or_default(), page))
         .await?;
     let layout = v.layout;
     Ok(Html::new(ListPage { layout, view }.render()?))
@@ -56,9 +56,9 @@ pub async fn show(
 ) -> Result<Html, PageError> {
     let (name, id) = path.into_inner();
     let table = table_of(&name)?;
-    let rights = v.rights;
+    let who = v.who();
     let view = state
-        .db(move |conn| records::record(conn, rights, table, &id))
+        .db(move |conn| records::record(conn, &who, table, &id))
         .await?
         .ok_or_else(PageError::not_found)?;
     let layout = v.layout;
@@ -79,9 +79,9 @@ pub async fn new_form(
 ) -> Result<Html, PageError> {
     let table = table_of(&path)?;
     let parent = query.into_inner().parent;
-    let rights = v.rights;
+    let who = v.who();
     let view = state
-        .db(move |conn| records::new_form(conn, rights, table, parent.as_deref()))
+        .db(move |conn| records::new_form(conn, &who, table, parent.as_deref()))
         .await?;
     let layout = v.layout;
     Ok(Html::new(FormPage { layout, view }.render()?))
@@ -112,9 +112,12 @@ pub async fn create(
     Checked(form): Checked<Vec<(String, String)>>,
 ) -> Result<HttpResponse, PageError> {
     let table = table_of(&path)?;
-    let (rights, actor) = (v.rights, v.user.name.clone());
+    let who = v.who();
     let outcome = state
-        .db(move |conn| records::create(conn, rights, table, Posted::new(form), &actor))
+        .db(move |conn| {
+            let posted = Posted::new(table, form, who.zone);
+            records::create(conn, &who, table, posted)
+        })
         .await?;
     saved(&state, v, outcome)
 }
@@ -134,9 +137,9 @@ pub async fn edit_form(
 ) -> Result<Html, PageError> {
     let (name, id) = path.into_inner();
     let table = table_of(&name)?;
-    let rights = v.rights;
+    let who = v.who();
     let view = state
-        .db(move |conn| records::edit_form(conn, rights, table, &id))
+        .db(move |conn| records::edit_form(conn, &who, table, &id))
         .await?;
     let layout = v.layout;
     Ok(Html::new(FormPage { layout, view }.render()?))
@@ -151,9 +154,12 @@ pub async fn update(
 ) -> Result<HttpResponse, PageError> {
     let (name, id) = path.into_inner();
     let table = table_of(&name)?;
-    let (rights, actor) = (v.rights, v.user.name.clone());
+    let who = v.who();
     let outcome = state
-        .db(move |conn| records::update(conn, rights, table, &id, Posted::new(form), &actor))
+        .db(move |conn| {
+            let posted = Posted::new(table, form, who.zone);
+            records::update(conn, &who, table, &id, posted)
+        })
         .await?;
     saved(&state, v, outcome)
 }
@@ -166,9 +172,9 @@ pub async fn delete_form(
 ) -> Result<Html, PageError> {
     let (name, id) = path.into_inner();
     let table = table_of(&name)?;
-    let rights = v.rights;
+    let who = v.who();
     let view = state
-        .db(move |conn| records::delete_form(conn, rights, table, &id))
+        .db(move |conn| records::delete_form(conn, &who, table, &id))
         .await?;
     let layout = v.layout;
     Ok(Html::new(DeletePage { layout, view }.render()?))
@@ -183,9 +189,13 @@ pub async fn delete(
 ) -> Result<HttpResponse, PageError> {
     let (name, id) = path.into_inner();
     let table = table_of(&name)?;
-    let (rights, actor) = (v.rights, v.user.name.clone());
+    let who = v.who();
+    let version = form
+        .iter()
+        .find(|(k, _)| k == "version")
+        .and_then(|(_, v)| v.parse().ok());
     let outcome = state
-        .db(move |conn| records::delete(conn, rights, table, &id, Posted::new(form), &actor))
+        .db(move |conn| records::delete(conn, &who, table, &id, version))
         .await?;
     match outcome {
         Deleted::Done { go_to } => {

@@ -932,6 +932,7 @@ macro_rules! on_both {
 pub struct Browser {
     base: String,
     pub http: reqwest::blocking::Client,
+    jar: std::sync::Arc<reqwest::cookie::Jar>,
 }
 
 impl Browser {
@@ -941,14 +942,23 @@ impl Browser {
 
     /// A browser for the server at `base`.
     pub fn at(base: &str) -> Browser {
+        let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
         Browser {
             base: base.to_owned(),
             http: reqwest::blocking::Client::builder()
-                .cookie_store(true)
+                .cookie_provider(jar.clone())
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .unwrap(),
+            jar,
         }
+    }
+
+    /// A cookie the page's script would set (the browser's time zone).
+    pub fn set_cookie(&self, name: &str, value: &str) {
+        let url = self.base.parse().expect("the base is a URL");
+        self.jar
+            .add_cookie_str(&format!("{name}={value}; Path=/"), &url);
     }
 
     pub fn get(&self, path: &str) -> (u16, String) {

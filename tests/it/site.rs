@@ -4,6 +4,7 @@ use crate::helpers::*;
 use crate::on_both;
 
 on_both!(
+    a_new_inspection_starts_now_by_its_engineer_in_their_time_zone,
     pages_need_a_signed_in_person,
     sites_are_listed_searched_and_paginated,
     a_record_page_shows_parents_and_children,
@@ -136,9 +137,9 @@ fn creating_checks_every_field_and_says_where(b: Backend) {
     let (status, form) = br.get(&format!("/assets/new?parent={site}"));
     assert_eq!(status, 200);
     assert_eq!(
-        attr_after(&form, "name=\"site_id\"", "value").as_deref(),
-        Some(code.as_str()),
-        "the parent is filled in by its code"
+        shown_value(&form, "site_id"),
+        code,
+        "the parent is chosen, by its code"
     );
     let csrf = br.csrf(&form);
     // A taken tag, a missing site and an empty status: each named beside its field.
@@ -229,8 +230,7 @@ fn editing_over_a_change_made_meanwhile_shows_both(b: Backend) {
     let (_, form) = br.get(&format!("/assets/{asset}/edit"));
     let csrf = br.csrf(&form);
     let version = form_version(&form);
-    let field =
-        |name: &str| attr_after(&form, &format!("name=\"{name}\""), "value").unwrap_or_default();
+    let field = |name: &str| shown_value(&form, name);
     let (site_code, tag) = (field("site_id"), field("tag"));
     // Someone else changes the notes meanwhile.
     app.online_edit("assets", &asset, "notes", Some("changed meanwhile"));
@@ -400,5 +400,82 @@ fn values_are_escaped_everywhere(b: Backend) {
     assert_eq!(
         r.headers().get("x-content-type-options").unwrap(),
         "nosniff"
+    );
+}
+
+fn a_new_inspection_starts_now_by_its_engineer_in_their_time_zone(b: Backend) {
+    let Some(app) = TestApp::spawn(b) else { return };
+    app.add_user("jo", "password", false);
+    let (_, asset) = app.seed_asset();
+    let tag = app.row("assets", &asset).unwrap().fields["tag"]
+        .clone()
+        .unwrap();
+    let br = Browser::signed_in(&app, "jo");
+    br.set_cookie("offsync-tz", "America/New_York");
+    let (status, form) = br.get("/inspections/new");
+    assert_eq!(status, 200);
+    // Now, in New York, to the minute (allowing for a minute turning over meanwhile).
+    let zone: chrono_tz::Tz = "America/New_York".parse().unwrap();
+    let shown = shown_value(&form, "inspected_at");
+    let now = chrono::Utc::now().with_timezone(&zone);
+    let before = (now - chrono::Duration::minutes(1))
+        .format("%Y-%m-%dT%H:%M")
+        .to_string();
+    assert!(
+        shown == now.format("%Y-%m-%dT%H:%M").to_string() || shown == before,
+        "{shown} is now in New York"
+    );
+    assert!(
+        form.contains("type=\"datetime-local\""),
+        "a date-time picker"
+    );
+    assert!(form.contains("America/New_York"), "the form says its zone");
+    assert_eq!(shown_value(&form, "inspector"), "jo", "by the engineer");
+    // The asset is chosen by name from a list, not typed as an id.
+    assert!(form.contains("<select id=\"f-asset_id\""), "{form}");
+    assert!(
+        form.contains(&format!("<option value=\"{tag}\">")),
+        "the asset by its tag"
+    );
+
+    let csrf = br.csrf(&form);
+    let (status, page, to) = br.post(
+        "/inspections/new",
+        &[
+            ("csrf", &csrf),
+            ("tz", "America/New_York"),
+            ("asset_id", &tag),
+            ("inspected_at", "2026-11-21T09:14"),
+            ("inspector", "jo"),
+            ("result", "pass"),
+            ("summary", ""),
+        ],
+    );
+    assert_eq!(status, 303, "{page}");
+    let id = to
+        .expect("to the new inspection")
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    let stored = app.row("inspections", &id).unwrap().fields["inspected_at"]
+        .clone()
+        .unwrap();
+    assert_eq!(
+        offsync::domain::time::parse(&stored),
+        offsync::domain::time::parse("2026-11-21T14:14:00Z"),
+        "kept as UTC: {stored}"
+    );
+    // Shown again in the person's zone, with UTC on hover.
+    let (_, page) = br.get(&format!("/inspections/{id}"));
+    assert!(page.contains("2026-11-21 09:14 EST"), "{page}");
+    assert!(page.contains("title=\"2026-11-21 14:14:00 UTC\""), "{page}");
+    let (_, edit) = br.get(&format!("/inspections/{id}/edit"));
+    assert_eq!(shown_value(&edit, "inspected_at"), "2026-11-21T09:14");
+    // The parent's choice names the asset, its own label the time and the inspector.
+    let (_, reading) = br.get(&format!("/readings/new?parent={id}"));
+    assert!(
+        reading.contains(&format!("{tag} · 2026-11-21 14:14:00 UTC · jo")),
+        "{reading}"
     );
 }
