@@ -697,6 +697,94 @@ fn an_engineer_connects_a_laptop_by_signing_in() {
     assert_eq!(rows[0].values[2].as_deref(), Some("jo"));
 }
 
+#[test]
+fn the_laptop_shows_its_conflicts_with_the_main_site_down() {
+    if !browser_available() {
+        return;
+    }
+    let main = TestApp::spawn(Backend::Sqlite).expect("SQLite is always there");
+    let (_, asset) = main.seed_asset();
+    let (inspection, _) = main.seed_inspection(&asset);
+    let device = main.device("jo");
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, &device.token).unwrap();
+    let token_arg = token_file.to_str().unwrap().to_owned();
+    let (mut copy, laptop_base) = start_copy(
+        dir.path(),
+        &[
+            "--upstream",
+            &main.base,
+            "--token-file",
+            &token_arg,
+            "--sync-every-minutes",
+            "0",
+        ],
+    );
+    // The engineer's edit, posted as a browser without script would; the office deletes
+    // the inspection meanwhile.
+    let br = Browser::at(&laptop_base);
+    let sync = |br: &Browser| {
+        let (_, page) = br.get("/sites");
+        br.post("/sync", &[("csrf", &br.csrf(&page))]);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (_, bar) = br.get("/sync/bar");
+            if bar.contains("sync complete") && bar.contains("id=\"sync-now\"") {
+                break;
+            }
+            assert!(Instant::now() < deadline, "no sync: {bar}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    sync(&br);
+    let (_, form) = br.get(&format!("/inspections/{inspection}/edit"));
+    let mut pairs = form_as_sent(&form);
+    set_field(&mut pairs, "summary", "Corrosion on the flange");
+    assert_eq!(
+        post_form(&br, &format!("/inspections/{inspection}/edit"), &pairs).0,
+        303
+    );
+    main.online_delete("inspections", &inspection);
+    sync(&br);
+    drop(main);
+
+    let driver = Driver::start();
+    let profile = tempfile::tempdir().unwrap();
+    let screenshot =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots/laptop-conflicts.png");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let outcome: WebDriverResult<()> = runtime.block_on(async {
+        let wd = chromium(&driver, profile.path()).await?;
+        let result = async {
+            wd.goto(format!("{laptop_base}/sites")).await?;
+            wd.find(By::LinkText("1 not taken by the server"))
+                .await
+                .or(wd.find(By::LinkText("Conflicts")).await)?
+                .click()
+                .await?;
+            wait_for_text(&wd, "Your conflicts on the main site").await?;
+            let main_text = wd.find(By::Tag("main")).await?.text().await?;
+            assert!(
+                main_text
+                    .contains("This inspection was deleted on the main site by offsync import")
+                    && main_text.contains("your edit waits in your conflicts")
+                    && main_text.contains("Corrosion on the flange"),
+                "{main_text}"
+            );
+            let png = wd.screenshot_as_png().await?;
+            std::fs::write(&screenshot, png).expect("the screenshot is written");
+            Ok(())
+        }
+        .await;
+        wd.quit().await?;
+        result
+    });
+    let _ = copy.kill();
+    let _ = copy.wait();
+    outcome.expect("the browser session");
+}
+
 /// Signs in on the main site's form, as a person types it (the test users' password).
 async fn sign_in(wd: &WebDriver, base: &str, user: &str) -> WebDriverResult<()> {
     wd.goto(format!("{base}/login")).await?;

@@ -188,6 +188,19 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    offline_open_conflicts (id) {
+        id -> Text,
+        table_name -> Text,
+        row_id -> Text,
+        kind -> Text,
+        recorded -> Text,
+        server_by -> Nullable<Text>,
+        server_at -> Nullable<Text>,
+        fields -> Text,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     users,
     web_sessions,

@@ -272,6 +272,23 @@ impl Upstream {
         Ok(upstream)
     }
 
+    /// The user's open conflicts on the main site (docs/protocol.md §10), to show offline.
+    pub fn open_conflicts(&self) -> Result<Vec<crate::offline::store::OpenConflict>, ClientError> {
+        let url = format!("{}/api/sync/conflicts", self.base);
+        let r = self.with_retries("reading your conflicts", || {
+            self.http
+                .get(&url)
+                .bearer_auth(&self.token)
+                .send()
+                .map_err(Failure::from)
+        })?;
+        let body = text(r, "reading your conflicts")?;
+        parse_open_conflicts(&body).map_err(|reason| ClientError::Protocol {
+            what: "reading your conflicts",
+            reason,
+        })
+    }
+
     /// The device token, to keep in the laptop's database.
     pub fn token(&self) -> &str {
         &self.token
@@ -420,4 +437,75 @@ fn protocol(what: &'static str, body: &str) -> ClientError {
         what,
         reason: body.chars().take(200).collect(),
     }
+}
+
+/// The `<conflicts>` document of docs/protocol.md §10.
+fn parse_open_conflicts(body: &str) -> Result<Vec<crate::offline::store::OpenConflict>, String> {
+    use crate::offline::store::{OpenConflict, OpenConflictField};
+    use quick_xml::events::{BytesStart, Event};
+    fn attrs(e: &BytesStart<'_>) -> Result<std::collections::HashMap<String, String>, String> {
+        let mut out = std::collections::HashMap::new();
+        for a in e.attributes() {
+            let a = a.map_err(|e| e.to_string())?;
+            let value = a
+                .normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                .map_err(|e| e.to_string())?
+                .into_owned();
+            let key = a.key.0.to_owned();
+            out.insert(key, value);
+        }
+        Ok(out)
+    }
+    let mut reader = quick_xml::Reader::from_str(body);
+    let mut out = Vec::new();
+    let mut current: Option<OpenConflict> = None;
+    loop {
+        let event = reader.read_event().map_err(|e| e.to_string())?;
+        let (e, empty) = match &event {
+            Event::Start(e) => (e, false),
+            Event::Empty(e) => (e, true),
+            Event::End(e) if e.name().into_inner() == "conflict" => {
+                out.extend(current.take());
+                continue;
+            }
+            Event::Eof => break,
+            _ => continue,
+        };
+        match e.name().into_inner() {
+            "conflict" => {
+                let mut a = attrs(e)?;
+                let mut need = |name: &str| {
+                    a.remove(name)
+                        .ok_or_else(|| format!("a conflict without {name}"))
+                };
+                let c = OpenConflict {
+                    id: need("id")?,
+                    table_name: need("table")?,
+                    row_id: need("row")?,
+                    kind: need("kind")?,
+                    recorded: need("recorded")?,
+                    server_by: a.remove("serverBy"),
+                    server_at: a.remove("serverAt"),
+                    fields: Vec::new(),
+                };
+                match empty {
+                    true => out.push(c),
+                    false => current = Some(c),
+                }
+            }
+            "field" => {
+                let mut a = attrs(e)?;
+                let field = OpenConflictField {
+                    name: a.remove("name").ok_or("a field without a name")?,
+                    server: a.remove("server"),
+                    offline: a.remove("offline"),
+                };
+                if let Some(c) = current.as_mut() {
+                    c.fields.push(field);
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(out)
 }

@@ -540,6 +540,7 @@ pub fn forget_data(conn: &mut DbConn) -> Result<(), DbError> {
             "offline_conflicts",
             "offline_held",
             "offline_state",
+            "offline_open_conflicts",
             "tombstones",
             "aliases",
         ];
@@ -550,4 +551,104 @@ pub fn forget_data(conn: &mut DbConn) -> Result<(), DbError> {
         }
         Ok::<_, DbError>(())
     })
+}
+
+/// One of the user's open conflicts on the main site, as the last sync brought it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct OpenConflict {
+    pub id: String,
+    pub table_name: String,
+    pub row_id: String,
+    /// As the server words it: fields, delete, edit_deleted, duplicate, parent_deleted.
+    pub kind: String,
+    pub recorded: String,
+    pub server_by: Option<String>,
+    pub server_at: Option<String>,
+    pub fields: Vec<OpenConflictField>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct OpenConflictField {
+    pub name: String,
+    pub server: Option<String>,
+    pub offline: Option<String>,
+}
+
+/// Replaces the laptop's copy of its user's open conflicts, in one transaction.
+pub fn keep_open_conflicts(conn: &mut DbConn, list: &[OpenConflict]) -> Result<(), DbError> {
+    use crate::db::schema::offline_open_conflicts as t;
+    crate::db::write_txn(conn, |c, _| {
+        diesel::delete(t::table).execute(c)?;
+        for o in list {
+            let fields = serde_json::to_string(&o.fields)
+                .map_err(|e| DbError::Corrupt(format!("a conflict's fields: {e}")))?;
+            diesel::insert_into(t::table)
+                .values((
+                    t::id.eq(&o.id),
+                    t::table_name.eq(&o.table_name),
+                    t::row_id.eq(&o.row_id),
+                    t::kind.eq(&o.kind),
+                    t::recorded.eq(&o.recorded),
+                    t::server_by.eq(&o.server_by),
+                    t::server_at.eq(&o.server_at),
+                    t::fields.eq(fields),
+                ))
+                .execute(c)?;
+        }
+        Ok::<_, DbError>(())
+    })
+}
+
+type OpenConflictRow = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    String,
+);
+
+/// The user's open conflicts as of the last sync, the latest first; those of one row when
+/// `row` is given.
+pub fn open_conflicts(
+    conn: &mut DbConn,
+    row: Option<(&str, &str)>,
+) -> Result<Vec<OpenConflict>, DbError> {
+    use crate::db::schema::offline_open_conflicts as t;
+    let mut query = t::table.into_boxed();
+    if let Some((table, id)) = row {
+        query = query.filter(t::table_name.eq(table).and(t::row_id.eq(id)));
+    }
+    let rows: Vec<OpenConflictRow> = query
+        .order((t::recorded.desc(), t::id))
+        .select((
+            t::id,
+            t::table_name,
+            t::row_id,
+            t::kind,
+            t::recorded,
+            t::server_by,
+            t::server_at,
+            t::fields,
+        ))
+        .load(conn)?;
+    rows.into_iter()
+        .map(
+            |(id, table_name, row_id, kind, recorded, server_by, server_at, fields)| {
+                Ok(OpenConflict {
+                    fields: serde_json::from_str(&fields)
+                        .map_err(|e| DbError::Corrupt(format!("conflict {id}'s fields: {e}")))?,
+                    id,
+                    table_name,
+                    row_id,
+                    kind,
+                    recorded,
+                    server_by,
+                    server_at,
+                })
+            },
+        )
+        .collect()
 }

@@ -254,6 +254,14 @@ fn sync_once(
         store::set_state(c, "last_summary", &summary.to_string())?;
         Ok(())
     })?;
+    // What is still open on the main site, to show offline. The sync has completed: a
+    // list that cannot be had now keeps the last one, and says so in the log only.
+    match upstream.open_conflicts() {
+        Ok(list) => store::keep_open_conflicts(&mut conn, &list)?,
+        Err(e) => {
+            tracing::info!(reason = %e, "the open conflicts were not read; the last list stays")
+        }
+    }
     Ok(summary)
 }
 

@@ -6,6 +6,7 @@
 
 pub mod conflicts;
 pub mod deleted;
+pub mod laptop;
 pub mod present;
 pub mod records;
 pub mod users;

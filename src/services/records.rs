@@ -199,6 +199,8 @@ pub struct RecordView {
     /// Offline: local changes not yet synced, and fields the server did not take.
     pub pending: bool,
     pub not_taken: Vec<String>,
+    /// Offline: the record's open conflicts on the main site, in words, with their ids.
+    pub open_conflicts: Vec<(String, String)>,
 }
 
 /// The chain of parents above a row, top first, as (label, link).
@@ -305,8 +307,8 @@ pub fn record(
         .children()
         .map(|(child, fk)| section(conn, who, &row, child, fk))
         .collect::<Result<Vec<_>, _>>()?;
-    let (pending, not_taken) = match rights.mode() {
-        Mode::Online => (false, Vec::new()),
+    let (pending, not_taken, open_conflicts) = match rights.mode() {
+        Mode::Online => (false, Vec::new(), Vec::new()),
         Mode::Offline => {
             let pending = offline_store::changes_of(conn, table, std::slice::from_ref(&row.id))?
                 .contains_key(&row.id);
@@ -315,7 +317,11 @@ pub fn record(
                 .filter(|c| c.table_name == def.name && c.row_id == row.id)
                 .map(|c| field_label(&c.field))
                 .collect();
-            (pending, not_taken)
+            let open = offline_store::open_conflicts(conn, Some((def.name, &row.id)))?
+                .into_iter()
+                .map(|c| (super::laptop::sentence(&c, def.noun), c.id))
+                .collect();
+            (pending, not_taken, open)
         }
     };
     Ok(Some(RecordView {
@@ -323,6 +329,7 @@ pub fn record(
         can_delete: rights.may_delete(def),
         pending,
         not_taken,
+        open_conflicts,
         crumbs: ancestors(conn, table, &row)?,
         noun: def.noun.to_owned(),
         title: row_label(table, &row.values),

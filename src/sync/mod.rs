@@ -8,6 +8,7 @@ pub mod codec;
 pub mod download;
 pub mod import;
 pub mod judge;
+pub mod open_conflicts;
 pub mod resolve;
 pub mod session;
 mod spool;

@@ -482,3 +482,19 @@ fn enrol_refusal(outcome: &SignIn) -> ApiError {
         ),
     }
 }
+
+/// `GET /api/sync/conflicts`: the device user's open conflicts (docs/protocol.md §10), for
+/// the laptop to show offline.
+pub async fn open_conflicts(
+    state: Data<AppState>,
+    token: BearerToken,
+) -> Result<HttpResponse, ApiError> {
+    let device = authenticate(&state, token).await?;
+    let pool = state.pool.clone();
+    let body = super::block(move || {
+        let mut conn = pool.get()?;
+        crate::sync::open_conflicts::document(&mut conn, &device.user_id)
+    })
+    .await??;
+    Ok(xml(StatusCode::OK, body))
+}

@@ -441,6 +441,7 @@ struct ConflictsPage {
     layout: Layout,
     items: Vec<LocalConflictView>,
     held: Vec<HeldView>,
+    open: Vec<crate::services::laptop::OpenConflictView>,
     upstream: String,
 }
 
@@ -466,7 +467,7 @@ fn record_name(
 
 /// `GET /conflicts` on the laptop: local changes the server kept its own value for.
 pub async fn conflicts(state: Data<AppState>, v: Viewer) -> Result<Html, PageError> {
-    let (items, held) = state
+    let (items, held, open) = state
         .db(move |conn| {
             let mut held = Vec::new();
             for h in store::held(conn)? {
@@ -494,7 +495,8 @@ pub async fn conflicts(state: Data<AppState>, v: Viewer) -> Result<Html, PageErr
                     when: timestamp(c.marked_at),
                 })
                 .collect::<Vec<_>>();
-            Ok::<_, DbError>((items, held))
+            let open = crate::services::laptop::open_conflicts(conn)?;
+            Ok::<_, DbError>((items, held, open))
         })
         .await?;
     let upstream = state
@@ -505,6 +507,7 @@ pub async fn conflicts(state: Data<AppState>, v: Viewer) -> Result<Html, PageErr
         layout: v.layout,
         items,
         held,
+        open,
         upstream,
     };
     Ok(Html::new(page.render()?))

@@ -50,6 +50,7 @@ pub fn main_site(cfg: &mut web::ServiceConfig) {
                     }),
             )
             .route("/sync/state", web::get().to(api::sync_state))
+            .route("/sync/conflicts", web::get().to(api::open_conflicts))
             .route("/devices", web::post().to(api::enrol))
             .default_service(web::to(api::api_not_found)),
     )

@@ -14,6 +14,7 @@ on_both!(
     an_edit_of_a_deleted_row_is_a_conflict,
     the_rest_of_the_upload_goes_on_after_a_conflict,
     many_conflicts_in_one_upload_are_all_recorded,
+    a_device_reads_its_users_open_conflicts,
 );
 
 fn open_conflicts(
@@ -308,4 +309,49 @@ fn many_conflicts_in_one_upload_are_all_recorded(b: Backend) {
     let (r, _) = d.sync(&edits);
     assert_eq!(r, Some((0, 0, 300, true)));
     assert_eq!(d.state().2, 300);
+}
+
+fn a_device_reads_its_users_open_conflicts(b: Backend) {
+    let Some(app) = TestApp::spawn(b) else { return };
+    let (_, asset) = app.seed_asset();
+    let mut d = app.device("alice");
+    d.sync(&[]);
+    let base = d.base("assets", &asset);
+    app.online_edit("assets", &asset, "notes", Some("server <&> \"quoted\""));
+    d.sync(&[record(
+        "assets",
+        &asset,
+        Some(&base),
+        &[("notes", Some("offline"), Some(Some("n0")))],
+    )]);
+    let read = |token: Option<&str>| {
+        let mut req = client().get(format!("{}/api/sync/conflicts", app.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let r = req.send().unwrap();
+        (r.status().as_u16(), r.text().unwrap())
+    };
+    let (status, body) = read(Some(&d.token));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(attr(&body, "count").as_deref(), Some("1"), "{body}");
+    let id = &open_conflicts(&app, "alice")[0].0.id;
+    assert!(body.contains(&format!("id=\"{id}\"")), "{body}");
+    assert!(body.contains(&format!("row=\"{asset}\"")), "{body}");
+    assert!(body.contains("kind=\"fields\""), "{body}");
+    assert!(
+        body.contains("name=\"notes\"") && body.contains("offline=\"offline\""),
+        "{body}"
+    );
+    assert!(
+        body.contains("server=\"server &lt;&amp;&gt; &quot;quoted&quot;\""),
+        "escaped: {body}"
+    );
+    // Another person's device sees only theirs; no token, no list.
+    let other = app.device("bob");
+    let (status, body) = read(Some(&other.token));
+    assert_eq!(status, 200);
+    assert_eq!(attr(&body, "count").as_deref(), Some("0"), "{body}");
+    assert!(!body.contains("<conflict "), "{body}");
+    assert_eq!(read(None).0, 401);
 }

@@ -232,3 +232,57 @@ fn the_laptops_form_sends_only_what_was_touched_and_sync_now_takes_it_up() {
     assert_eq!(row.fields["notes"].as_deref(), Some("office notes"));
     assert_eq!(row.fields["description"].as_deref(), Some(""));
 }
+
+#[test]
+fn the_laptop_shows_what_the_server_did_with_its_changes_offline() {
+    let main = TestApp::spawn(Backend::Sqlite).unwrap();
+    let (_, asset) = main.seed_asset();
+    let (inspection, _) = main.seed_inspection(&asset);
+    let (_, reading) = main.seed_inspection(&asset);
+    let token = main.device("jo").token;
+    let laptop = TestApp::spawn_offline(&main.base, &token);
+    let br = Browser::new(&laptop);
+    let (_, page) = br.get("/sites");
+    sync_now(&br, &page);
+
+    // Offline, the engineer edits one inspection and deletes another's reading; meanwhile
+    // the office deletes that inspection and changes that reading.
+    let (_, form) = br.get(&format!("/inspections/{inspection}/edit"));
+    let mut pairs = form_as_sent(&form);
+    set_field(&mut pairs, "summary", "written on the laptop");
+    let (status, _) = post_form(&br, &format!("/inspections/{inspection}/edit"), &pairs);
+    assert_eq!(status, 303);
+    let (_, confirm) = br.get(&format!("/readings/{reading}/delete"));
+    let csrf = br.csrf(&confirm);
+    let (status, _, _) = br.post(
+        &format!("/readings/{reading}/delete"),
+        &[("csrf", &csrf), ("version", &form_version(&confirm))],
+    );
+    assert_eq!(status, 303);
+    main.online_edit("readings", &reading, "value", Some("9.9"));
+    main.online_delete("inspections", &inspection);
+    let (_, page) = br.get("/sites");
+    sync_now(&br, &page);
+
+    // The server recorded both as conflicts; the laptop lists them with both values and
+    // where to resolve them, readable without the network.
+    drop(main);
+    let (status, page) = br.get("/conflicts");
+    assert_eq!(status, 200);
+    assert!(
+        page.contains("This inspection was deleted on the main site")
+            && page.contains("your edit waits"),
+        "{page}"
+    );
+    assert!(
+        page.contains("written on the laptop"),
+        "the engineer's value: {page}"
+    );
+    assert!(page.contains("Your delete was not taken"), "{page}");
+    assert!(page.contains("/conflicts/"), "a link to resolve it: {page}");
+    // The reading came back; its page says why.
+    let (status, record) = br.get(&format!("/readings/{reading}"));
+    assert_eq!(status, 200, "the office's change brought the reading back");
+    assert!(record.contains("Your delete was not taken"), "{record}");
+    assert!(record.contains("See both versions"), "{record}");
+}
