@@ -156,7 +156,7 @@ impl World {
     /// takes what it downloads.
     fn sync(&mut self, edit: Option<String>) {
         let mut conn = self.pool.get().expect("a connection");
-        let s = session::open(&mut conn, &self.device, None, None).expect("open");
+        let s = session::open(&mut conn, &self.device, None, None, false).expect("open");
         if let Some(edit) = edit {
             let mut file = tempfile::tempfile().expect("a file");
             std::io::Write::write_all(&mut file, &gzip(doc(&[edit]).as_bytes())).expect("written");

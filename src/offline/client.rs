@@ -295,11 +295,21 @@ impl Upstream {
     }
 
     pub fn open(&self, clock: &str) -> Result<OpenSession, ClientError> {
+        self.open_session(clock, false)
+    }
+
+    /// A session whose download is whole, as a first sync's (docs/protocol.md §11).
+    pub fn open_whole(&self, clock: &str) -> Result<OpenSession, ClientError> {
+        self.open_session(clock, true)
+    }
+
+    fn open_session(&self, clock: &str, whole: bool) -> Result<OpenSession, ClientError> {
         // The laptop's clock, so that the server can show change times corrected for it.
         let url = format!(
-            "{}/api/sync/sessions?clock={}",
+            "{}/api/sync/sessions?clock={}{}",
             self.base,
-            clock.replace('+', "%2B")
+            clock.replace('+', "%2B"),
+            if whole { "&whole=1" } else { "" }
         );
         let r = self.with_retries("opening a session", || {
             self.http

@@ -652,3 +652,98 @@ pub fn open_conflicts(
         )
         .collect()
 }
+
+/// Forgets the logged changes made before `before` (this laptop's clock): a restored
+/// laptop's changes that the main site already had. Returns how many rows they touched.
+pub fn drop_changes_before(conn: &mut DbConn, before: Micros) -> Result<u64, DbError> {
+    use crate::db::schema::offline_changes as ch;
+    crate::db::write_txn(conn, |c, _| {
+        let rows: Vec<(String, String)> = ch::table
+            .filter(ch::changed_at.lt(before))
+            .select((ch::table_name, ch::row_id))
+            .distinct()
+            .load(c)?;
+        diesel::delete(ch::table.filter(ch::changed_at.lt(before))).execute(c)?;
+        Ok::<_, DbError>(rows.len() as u64)
+    })
+}
+
+/// The rows a whole download brought, kept in a temporary table (memory does not grow with
+/// the download), so that the laptop's other rows can be forgotten after it: a whole
+/// download carries no deletes.
+pub struct Seen {
+    pending: Vec<(TableId, String)>,
+}
+
+impl Seen {
+    pub fn start(conn: &mut DbConn) -> Result<Seen, DbError> {
+        diesel::sql_query(
+            "CREATE TEMP TABLE IF NOT EXISTS offline_whole_seen \
+             (table_name TEXT NOT NULL, id TEXT NOT NULL, PRIMARY KEY (table_name, id))",
+        )
+        .execute(conn)?;
+        diesel::sql_query("DELETE FROM offline_whole_seen").execute(conn)?;
+        Ok(Seen {
+            pending: Vec::with_capacity(BATCH),
+        })
+    }
+
+    pub fn add(&mut self, conn: &mut DbConn, table: TableId, id: &str) -> Result<(), DbError> {
+        self.pending.push((table, id.to_owned()));
+        if self.pending.len() >= BATCH {
+            self.flush(conn)?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self, conn: &mut DbConn) -> Result<(), DbError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let mut sql = Sql::new("INSERT OR IGNORE INTO offline_whole_seen (table_name, id) VALUES ");
+        for (i, (table, id)) in self.pending.drain(..).enumerate() {
+            sql.push(if i == 0 { "(" } else { ", (" })
+                .param(TABLES[table].name)
+                .push(", ")
+                .param(&id)
+                .push(")");
+        }
+        sql.execute(conn)?;
+        Ok(())
+    }
+
+    /// Forgets every synced row the download did not bring, unless a change of this
+    /// laptop's waits for it, or a row kept under it (children first).
+    pub fn forget_the_rest(mut self, conn: &mut DbConn) -> Result<(), DbError> {
+        self.flush(conn)?;
+        for def in TABLES.iter().rev() {
+            let t = def.name;
+            let mut sql = Sql::new(format!(
+                "DELETE FROM {t} WHERE NOT EXISTS (SELECT 1 FROM offline_whole_seen s \
+                 WHERE s.table_name = "
+            ));
+            sql.param(t)
+                .push(&format!(
+                    " AND s.id = {t}.id) AND NOT EXISTS (SELECT 1 FROM offline_changes ch \
+                     WHERE ch.table_name = "
+                ))
+                .param(t)
+                .push(&format!(
+                    " AND ch.row_id = {t}.id) AND NOT EXISTS (SELECT 1 FROM offline_held h \
+                     WHERE h.table_name = "
+                ))
+                .param(t)
+                .push(&format!(" AND h.row_id = {t}.id)"));
+            for (child, fk) in def.children() {
+                let c = TABLES[child].name;
+                let f = TABLES[child].fields[fk].name;
+                sql.push(&format!(
+                    " AND NOT EXISTS (SELECT 1 FROM {c} WHERE {c}.{f} = {t}.id)"
+                ));
+            }
+            sql.execute(conn)?;
+        }
+        diesel::sql_query("DROP TABLE offline_whole_seen").execute(conn)?;
+        Ok(())
+    }
+}

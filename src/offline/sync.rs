@@ -37,6 +37,10 @@ pub struct Summary {
     pub conflicts: u64,
     /// Changes the server refused, kept on the laptop for the engineer to see to.
     pub held: u64,
+    /// The laptop's data was older than its last completed sync (restored from a backup,
+    /// or a copy): downloaded whole again, and this many changes the server already had
+    /// were left out.
+    pub restored: Option<u64>,
 }
 
 impl std::fmt::Display for Summary {
@@ -51,6 +55,14 @@ impl std::fmt::Display for Summary {
                 f,
                 "; {} change(s) refused by the server, held on this laptop",
                 self.held
+            )?;
+        }
+        if let Some(seen) = self.restored {
+            write!(
+                f,
+                "; this laptop's data was older than its last sync (restored from a backup?): \
+                 it was downloaded again, and {seen} change(s) the main site already had were \
+                 not sent twice"
             )?;
         }
         Ok(())
@@ -218,6 +230,36 @@ fn sync_once(
     upstream: &Upstream,
     progress: &dyn Progress,
 ) -> Result<Summary, SyncFailure> {
+    progress.step(Step::Preparing, "opening a session");
+    let local_last = {
+        let mut conn = pool.get().map_err(DbError::from)?;
+        store::get_state(&mut conn, "last_sync")?.and_then(|t| time::parse(&t))
+    };
+    let opened_at = time::now();
+    let mut session = upstream.open(&time::format(opened_at))?;
+    // The server completed a sync of this device after the last one this database knows:
+    // it is an older copy (a backup put back, a disk image). What it logged before that
+    // sync began was uploaded then; the rest of the data is downloaded whole again.
+    let server_since = session.since.as_deref().and_then(time::parse);
+    let restored = match (server_since, local_last) {
+        (Some(since), None) => Some(since),
+        (Some(since), Some(last)) if last < since => Some(since),
+        _ => None,
+    };
+    let mut seen = None;
+    if let Some(since) = restored {
+        // Change times are the laptop's clock: read them against the server's by the offset
+        // this open showed.
+        let offset = time::parse(&session.started).map_or(0, |s| s - opened_at);
+        let mut conn = pool.get().map_err(DbError::from)?;
+        let dropped = store::drop_changes_before(&mut conn, since - offset)?;
+        tracing::warn!(
+            dropped,
+            "this laptop's data is older than its last completed sync; downloading it whole"
+        );
+        seen = Some(dropped);
+        session = upstream.open_whole(&time::format(time::now()))?;
+    }
     progress.step(Step::Preparing, "collecting local changes");
     let (upto, held) = {
         let mut conn = pool.get().map_err(DbError::from)?;
@@ -226,7 +268,6 @@ fn sync_once(
     let spool = tempfile::NamedTempFile::new()?;
     let uploaded = write_upload(pool, upto, &held, spool.as_file())?;
 
-    let session = upstream.open(&time::format(time::now()))?;
     let mut result = UploadResult::default();
     if uploaded > 0 {
         progress.step(Step::Uploading, &format!("{uploaded} changed rows"));
@@ -237,7 +278,7 @@ fn sync_once(
     let received = fetch_download(upstream, &session.id, progress)?;
     progress.step(Step::Downloading, "applying");
     let mut items = received.items()?;
-    let downloaded = apply_download(pool, &mut items, upto, &held, progress)?;
+    let downloaded = apply_download(pool, &mut items, upto, &held, progress, seen.is_some())?;
 
     progress.step(Step::Completing, "");
     upstream.complete(&session.id)?;
@@ -247,6 +288,7 @@ fn sync_once(
         downloaded,
         conflicts: result.conflicts,
         held: held.len() as u64,
+        restored: seen,
     };
     write_txn::<_, SyncFailure>(&mut conn, |c, _| {
         store::drop_upto(c, upto)?;
@@ -279,7 +321,7 @@ pub fn apply_changeset(
     let mut reader = ChangesetReader::for_download(decompressing(body)?);
     reader.header()?;
     let mut items = || reader.next_item().map_err(SyncFailure::from);
-    apply_download(pool, &mut items, upto, &held, &Quiet)
+    apply_download(pool, &mut items, upto, &held, &Quiet, false)
 }
 
 /// A download received whole, kept in a temporary file (one item per line) until it is
@@ -581,15 +623,24 @@ fn apply_download(
     upto: i64,
     held: &HashSet<(TableId, String)>,
     progress: &dyn Progress,
+    whole: bool,
 ) -> Result<u64, SyncFailure> {
     let mut conn = pool.get().map_err(DbError::from)?;
     write_txn::<_, SyncFailure>(&mut conn, |c, now| {
         let mut applied = 0u64;
+        // A whole download has no deletes: what it does not hold is gone from the server.
+        let mut seen = match whole {
+            true => Some(store::Seen::start(c)?),
+            false => None,
+        };
         // Rows are applied a batch at a time; anything else first flushes the batch.
         let mut batch: Vec<Record> = Vec::with_capacity(rows::BATCH);
         while let Some(item) = next_item()? {
             match item {
                 Item::Record(r) => {
+                    if let Some(seen) = seen.as_mut() {
+                        seen.add(c, r.table, &r.id)?;
+                    }
                     if batch.len() == rows::BATCH
                         || batch.first().is_some_and(|b| b.table != r.table)
                     {
@@ -608,6 +659,9 @@ fn apply_download(
             }
         }
         apply_records(c, std::mem::take(&mut batch), upto, held, now)?;
+        if let Some(seen) = seen {
+            seen.forget_the_rest(c)?;
+        }
         progress.downloaded(applied);
         // Uploaded fields the server did not take although their row was not in this
         // download: it changed the row earlier (the shadow holds its value).

@@ -41,6 +41,7 @@ pub fn open(
     device: &Device,
     device_clock: Option<Micros>,
     version: Option<&str>,
+    whole: bool,
 ) -> Result<Session, SyncError> {
     write_txn(conn, |c, now| {
         let cursor = cursor::current(c)?.to_string();
@@ -48,7 +49,12 @@ pub fn open(
         if sessions::abandon_open(c, &device.id, now)? > 0 {
             crate::telemetry::sync_ended("abandoned");
         }
-        let last = last_completed(c, device)?;
+        // A whole download starts from nothing, as a first sync's (a laptop whose data is
+        // older than its last sync asks for one).
+        let last = match whole {
+            true => None,
+            false => last_completed(c, device)?,
+        };
         let id = uuid::Uuid::new_v4().to_string();
         sessions::insert(
             c,

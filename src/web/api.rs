@@ -62,10 +62,10 @@ fn xml(status: StatusCode, body: String) -> HttpResponse {
 #[derive(serde::Deserialize)]
 pub struct ClockParam {
     clock: Option<String>,
+    /// `1`: a session whose download is whole, as a first sync's (docs/protocol.md §11).
+    whole: Option<String>,
 }
 
-/// `POST /api/sync/sessions`: opens a session. The device's clock may come as a query
-/// parameter or a form field named `clock`.
 /// The offsync version a client names in its `User-Agent` (`offsync/0.1.0`), for the
 /// fleet page; other clients name none.
 fn client_version(req: &HttpRequest) -> Option<String> {
@@ -79,6 +79,8 @@ fn client_version(req: &HttpRequest) -> Option<String> {
     (!version.is_empty()).then_some(version)
 }
 
+/// `POST /api/sync/sessions`: opens a session. The device's clock may come as a query
+/// parameter or a form field named `clock`; `whole=1` asks for a whole download.
 pub async fn open_session(
     state: Data<AppState>,
     req: HttpRequest,
@@ -87,8 +89,15 @@ pub async fn open_session(
     body: Bytes,
 ) -> Result<HttpResponse, ApiError> {
     let device = authenticate(&state, token).await?;
-    let from_form = clock_from_form(&body);
-    let clock = match query.into_inner().clock.or(from_form) {
+    let form = serde_urlencoded::from_bytes::<ClockParam>(&body).ok();
+    let query = query.into_inner();
+    let whole = query
+        .whole
+        .as_deref()
+        .or(form.as_ref().and_then(|f| f.whole.as_deref()))
+        == Some("1");
+    let from_form = form.and_then(|f| f.clock);
+    let clock = match query.clock.or(from_form) {
         Some(text) => Some(time::parse(&text).ok_or_else(|| {
             ApiError::new(
                 StatusCode::BAD_REQUEST,
@@ -102,17 +111,10 @@ pub async fn open_session(
     let version = client_version(&req);
     let s = super::block(move || {
         let mut conn = pool.get().map_err(crate::db::DbError::from)?;
-        session::open(&mut conn, &device, clock, version.as_deref())
+        session::open(&mut conn, &device, clock, version.as_deref(), whole)
     })
     .await??;
     Ok(xml(StatusCode::CREATED, session::session_xml(&s, false)))
-}
-
-/// The `clock` field of a form-encoded body, if that is what the body is.
-fn clock_from_form(body: &[u8]) -> Option<String> {
-    serde_urlencoded::from_bytes::<ClockParam>(body)
-        .ok()
-        .and_then(|p| p.clock)
 }
 
 /// What the parts of an upload other than `changes` may hold together, in bytes.

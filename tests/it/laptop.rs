@@ -43,6 +43,23 @@ impl Laptop {
         }
     }
 
+    /// A copy of this laptop's database as a backup keeps it (`VACUUM INTO`: consistent
+    /// while the laptop runs), with the same device token: the laptop restored from it.
+    pub fn backup(&self) -> Laptop {
+        use diesel::RunQueryDsl;
+        let db = TestDb::new(Backend::Sqlite).unwrap();
+        let path = db.url.trim_start_matches("sqlite://").to_owned();
+        diesel::sql_query(format!("VACUUM INTO '{path}'"))
+            .execute(&mut self.pool.get().unwrap())
+            .expect("the backup is written");
+        let pool = db::connect(&db.url, 4).unwrap();
+        Laptop {
+            pool,
+            upstream: self.upstream.clone(),
+            _db: db,
+        }
+    }
+
     pub fn sync(&self) -> Summary {
         sync::sync(&self.pool, &self.upstream, &Quiet).expect("the sync completes")
     }

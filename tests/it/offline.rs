@@ -11,6 +11,7 @@ use crate::laptop::{Laptop, Proxy};
 use crate::on_both;
 
 on_both!(
+    a_laptop_restored_from_a_backup_is_not_a_time_machine,
     a_first_sync_brings_everything,
     two_laptops_editing_one_row_end_with_the_chosen_values,
     the_same_tag_made_on_two_laptops_is_one_asset,
@@ -47,6 +48,7 @@ fn a_first_sync_brings_everything(b: Backend) {
             downloaded: 0,
             conflicts: 0,
             held: 0,
+            restored: None,
         },
         "nothing new the second time"
     );
@@ -610,4 +612,77 @@ fn a_child_of_a_row_deleted_offline_does_not_wedge_the_sync(b: Backend) {
     assert!(laptop.exists("inspections", &inspection));
     assert!(laptop.exists("readings", &reading));
     assert_eq!(laptop.sync().conflicts, 0, "and the next sync goes through");
+}
+
+fn a_laptop_restored_from_a_backup_is_not_a_time_machine(b: Backend) {
+    let Some(app) = TestApp::spawn(b) else { return };
+    let (_, asset) = app.seed_asset();
+    let (kept, _) = app.seed_inspection(&asset);
+    let (deleted, _) = app.seed_inspection(&asset);
+    let laptop = Laptop::new(&app, "jo");
+    laptop.sync();
+    // A change waits when the backup is taken; the laptop then syncs it.
+    laptop.edit("assets", &asset, &[("notes", "before the backup")]);
+    let old_copy = laptop.backup();
+    assert_eq!(old_copy.pending(), 1);
+    laptop.sync();
+    // Meanwhile on the main site: the same field changed again, a row deleted, another
+    // changed.
+    app.online_edit("assets", &asset, "notes", Some("the office, later"));
+    app.online_delete("inspections", &deleted);
+    app.online_edit(
+        "inspections",
+        &kept,
+        "summary",
+        Some("the office's summary"),
+    );
+
+    // The laptop is put back from the backup and goes on: one new change.
+    old_copy.edit(
+        "assets",
+        &asset,
+        &[("description", "typed on the old copy")],
+    );
+    let summary = old_copy.sync();
+    assert_eq!(
+        summary.restored,
+        Some(1),
+        "told: the change the server had was not sent twice ({summary})"
+    );
+    assert!(
+        summary.to_string().contains("older than its last sync"),
+        "{summary}"
+    );
+    assert_eq!(
+        summary.conflicts, 0,
+        "no conflict from an old change sent again"
+    );
+    let server = app.row("assets", &asset).unwrap();
+    assert_eq!(
+        server.fields["notes"].as_deref(),
+        Some("the office, later"),
+        "the server's later value stands"
+    );
+    assert_eq!(
+        server.fields["description"].as_deref(),
+        Some("typed on the old copy"),
+        "the new change is uploaded"
+    );
+    // It has what it missed, and not what was deleted meanwhile.
+    assert_eq!(
+        old_copy.value("assets", &asset, "notes"),
+        Some(Some("the office, later".into()))
+    );
+    assert_eq!(
+        old_copy.value("inspections", &kept, "summary"),
+        Some(Some("the office's summary".into()))
+    );
+    assert!(
+        !old_copy.exists("inspections", &deleted),
+        "deleted meanwhile"
+    );
+    assert_eq!(old_copy.pending(), 0);
+    // From now on it is this device's copy: an ordinary sync.
+    let again = old_copy.sync();
+    assert_eq!(again.restored, None, "{again}");
 }
