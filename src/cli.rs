@@ -335,10 +335,18 @@ fn serve(url: &str, args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// What the laptop knows of its main server: its address and, once connected, the
-/// upstream to sync with (address and device token). Both as given (then kept in the
-/// laptop's database for the next run), else as kept there.
-fn connection(args: &UpstreamArgs, pool: &Pool) -> anyhow::Result<(String, Option<Upstream>)> {
+/// What the laptop knows of its main server, as given (then kept in the laptop's database
+/// for the next run), else as kept there.
+struct Kept {
+    /// The main server's address, or empty.
+    server: String,
+    /// Address and device token, once connected.
+    upstream: Option<Upstream>,
+    /// Who connected it on its page.
+    engineer: Option<String>,
+}
+
+fn connection(args: &UpstreamArgs, pool: &Pool) -> anyhow::Result<Kept> {
     use crate::offline::store;
     let mut conn = pool.get()?;
     let given_token = match (&args.token, &args.token_file) {
@@ -369,18 +377,23 @@ fn connection(args: &UpstreamArgs, pool: &Pool) -> anyhow::Result<(String, Optio
         (Some(url), Some(token)) => Some(Upstream::new(url, &token)?),
         _ => None,
     };
-    Ok((url.unwrap_or_default(), upstream))
+    Ok(Kept {
+        server: url.unwrap_or_default(),
+        upstream,
+        engineer: store::get_state(&mut conn, store::ENGINEER)?,
+    })
 }
 
 /// The upstream of a connected laptop, for `offsync sync`.
 fn upstream(args: &UpstreamArgs, pool: &Pool) -> anyhow::Result<Upstream> {
-    match connection(args, pool)? {
-        (_, Some(upstream)) => Ok(upstream),
-        (url, None) if url.is_empty() => bail!(
+    let kept = connection(args, pool)?;
+    match (kept.upstream, kept.server) {
+        (Some(upstream), _) => Ok(upstream),
+        (None, url) if url.is_empty() => bail!(
             "this laptop is not connected to a main site yet: start `offsync offline` and \
              connect it on its page, or give --upstream https://… and --token-file FILE"
         ),
-        (url, None) => bail!(
+        (None, url) => bail!(
             "this laptop is not connected to {url} yet: start `offsync offline` and connect \
              it on its page, or give --token-file FILE (from the main site's Devices page)"
         ),
@@ -412,7 +425,11 @@ fn offline(url: &str, args: OfflineArgs) -> anyhow::Result<()> {
         bail!("the offline copy keeps its data in SQLite: use --database-url sqlite://PATH");
     }
     let pool = open(url, 4)?;
-    let (server, upstream) = connection(&args.upstream, &pool)?;
+    let Kept {
+        server,
+        upstream,
+        engineer,
+    } = connection(&args.upstream, &pool)?;
     let password = match (&args.password_file, &config::tuning().laptop_password) {
         (Some(path), _) => Some(read_password(path)?),
         (None, Some(p)) => {
@@ -466,7 +483,9 @@ fn offline(url: &str, args: OfflineArgs) -> anyhow::Result<()> {
     if !args.no_open {
         open_in_browser(&page);
     }
-    let app = web::offline::OfflineApp::new(upstream, server).with_password(password);
+    let app = web::offline::OfflineApp::new(upstream, server)
+        .with_password(password)
+        .with_engineer(engineer);
     if args.sync_every_minutes > 0 {
         app.sync_in_background(
             pool.clone(),

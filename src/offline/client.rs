@@ -244,7 +244,6 @@ impl Upstream {
         label: &str,
     ) -> Result<Upstream, ClientError> {
         let mut upstream = Upstream::new(base, "")?;
-        upstream.attempts = 1;
         let url = format!("{}/api/devices", upstream.base);
         let r = upstream
             .http
@@ -268,7 +267,6 @@ impl Upstream {
         let body = text(r, "connecting this laptop")?;
         upstream.token =
             attr(&body, "token").ok_or_else(|| protocol("connecting this laptop", &body))?;
-        upstream.attempts = 4;
         Ok(upstream)
     }
 

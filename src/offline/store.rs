@@ -521,36 +521,41 @@ pub fn keep_connection(
     token: &str,
     engineer: &str,
 ) -> Result<(), DbError> {
-    if pending_rows(conn)? == 0 && held(conn)?.is_empty() {
-        forget_data(conn)?;
-    }
-    set_state(conn, UPSTREAM, upstream)?;
-    set_state(conn, DEVICE_TOKEN, token)?;
-    set_state(conn, ENGINEER, engineer)
+    crate::db::write_txn(conn, |c, _| {
+        if pending_rows(c)? == 0 && held(c)?.is_empty() {
+            clear(c)?;
+        }
+        set_state(c, UPSTREAM, upstream)?;
+        set_state(c, DEVICE_TOKEN, token)?;
+        set_state(c, ENGINEER, engineer)
+    })
 }
 
 /// Forgets what the laptop downloaded and everything about its syncs (its upstream and token
 /// too): a laptop disconnected, or connected anew as a new device whose first download is
 /// whole. Tombstones and aliases included, so that nothing of the last data set lingers.
 pub fn forget_data(conn: &mut DbConn) -> Result<(), DbError> {
-    crate::db::write_txn(conn, |c, _| {
-        let fixed = [
-            "offline_changes",
-            "offline_shadow",
-            "offline_conflicts",
-            "offline_held",
-            "offline_state",
-            "offline_open_conflicts",
-            "tombstones",
-            "aliases",
-        ];
-        let synced = TABLES.iter().rev().map(|t| t.name);
-        for table in fixed.into_iter().chain(synced) {
-            // Names from this program's own lists, never from outside.
-            diesel::sql_query(format!("DELETE FROM {table}")).execute(c)?;
-        }
-        Ok::<_, DbError>(())
-    })
+    crate::db::write_txn(conn, |c, _| clear(c))
+}
+
+/// [`forget_data`]'s deletes, inside the caller's transaction.
+fn clear(c: &mut DbConn) -> Result<(), DbError> {
+    let fixed = [
+        "offline_changes",
+        "offline_shadow",
+        "offline_conflicts",
+        "offline_held",
+        "offline_state",
+        "offline_open_conflicts",
+        "tombstones",
+        "aliases",
+    ];
+    let synced = TABLES.iter().rev().map(|t| t.name);
+    for table in fixed.into_iter().chain(synced) {
+        // Names from this program's own lists, never from outside.
+        diesel::sql_query(format!("DELETE FROM {table}")).execute(c)?;
+    }
+    Ok(())
 }
 
 /// One of the user's open conflicts on the main site, as the last sync brought it.

@@ -246,7 +246,7 @@ fn sync_once(
         (Some(since), Some(last)) if last < since => Some(since),
         _ => None,
     };
-    let mut seen = None;
+    let mut already_had = None;
     if let Some(since) = restored {
         // Change times are the laptop's clock: read them against the server's by the offset
         // this open showed.
@@ -257,7 +257,7 @@ fn sync_once(
             dropped,
             "this laptop's data is older than its last completed sync; downloading it whole"
         );
-        seen = Some(dropped);
+        already_had = Some(dropped);
         session = upstream.open_whole(&time::format(time::now()))?;
     }
     progress.step(Step::Preparing, "collecting local changes");
@@ -278,7 +278,14 @@ fn sync_once(
     let received = fetch_download(upstream, &session.id, progress)?;
     progress.step(Step::Downloading, "applying");
     let mut items = received.items()?;
-    let downloaded = apply_download(pool, &mut items, upto, &held, progress, seen.is_some())?;
+    let downloaded = apply_download(
+        pool,
+        &mut items,
+        upto,
+        &held,
+        progress,
+        already_had.is_some(),
+    )?;
 
     progress.step(Step::Completing, "");
     upstream.complete(&session.id)?;
@@ -288,7 +295,7 @@ fn sync_once(
         downloaded,
         conflicts: result.conflicts,
         held: held.len() as u64,
-        restored: seen,
+        restored: already_had,
     };
     write_txn::<_, SyncFailure>(&mut conn, |c, _| {
         store::drop_upto(c, upto)?;

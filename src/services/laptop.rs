@@ -2,10 +2,12 @@
 //! last sync brought them (`store::open_conflicts`), each in words ("the office deleted
 //! this inspection on 21 Nov; your edit waits in your conflicts") with both values.
 
+use std::collections::HashMap;
+
 use super::present::{field_label, row_label};
 use crate::db::repo::rows;
 use crate::db::{DbConn, DbError};
-use crate::domain::{TABLES, table_by_name};
+use crate::domain::{TABLES, TableId, table_by_name};
 use crate::offline::store::{self, OpenConflict};
 
 /// One open conflict, for the laptop's pages.
@@ -62,41 +64,54 @@ fn shown(v: &Option<String>) -> String {
     v.clone().unwrap_or_else(|| "(empty)".into())
 }
 
-/// The user's open conflicts as of the last sync, named and in words.
+/// The user's open conflicts as of the last sync, named and in words. The records still on
+/// the laptop are read in one query per table.
 pub fn open_conflicts(conn: &mut DbConn) -> Result<Vec<OpenConflictView>, DbError> {
-    let mut out = Vec::new();
-    for c in store::open_conflicts(conn, None)? {
-        let table = table_by_name(&c.table_name);
-        let noun = table.map_or("record", |t| TABLES[t].noun);
-        let here = match table {
-            Some(t) => rows::get(conn, t, &c.row_id)?.map(|r| row_label(t, &r.values)),
-            None => None,
-        };
-        // A row gone from the laptop is named by what the conflict holds of it.
-        let record = match &here {
-            Some(label) => format!("{noun} {label}"),
-            None => format!("{noun} (no longer on this laptop)"),
-        };
-        out.push(OpenConflictView {
-            href: match here {
-                Some(_) => format!("/{}/{}", c.table_name, c.row_id),
-                None => String::new(),
-            },
-            record,
-            sentence: sentence(&c, noun),
-            fields: c
-                .fields
-                .iter()
-                .map(|f| {
-                    let server = match c.kind.as_str() {
-                        "edit_deleted" => "(deleted)".to_owned(),
-                        _ => shown(&f.server),
-                    };
-                    (field_label(&f.name), server, shown(&f.offline))
-                })
-                .collect(),
-            id: c.id,
-        });
+    let list = store::open_conflicts(conn, None)?;
+    let mut here: HashMap<(TableId, String), String> = HashMap::new();
+    for (table, def) in TABLES.iter().enumerate() {
+        let ids: Vec<String> = list
+            .iter()
+            .filter(|c| c.table_name == def.name)
+            .map(|c| c.row_id.clone())
+            .collect();
+        if ids.is_empty() {
+            continue;
+        }
+        for (id, row) in rows::by_ids(conn, table, &ids, false)? {
+            here.insert((table, id), row_label(table, &row.values));
+        }
     }
-    Ok(out)
+    Ok(list
+        .into_iter()
+        .map(|c| {
+            let table = table_by_name(&c.table_name);
+            let noun = table.map_or("record", |t| TABLES[t].noun);
+            let label = table.and_then(|t| here.get(&(t, c.row_id.clone())));
+            OpenConflictView {
+                // A row gone from the laptop is named by its kind alone.
+                record: match label {
+                    Some(label) => format!("{noun} {label}"),
+                    None => format!("{noun} (no longer on this laptop)"),
+                },
+                href: match label {
+                    Some(_) => format!("/{}/{}", c.table_name, c.row_id),
+                    None => String::new(),
+                },
+                sentence: sentence(&c, noun),
+                fields: c
+                    .fields
+                    .iter()
+                    .map(|f| {
+                        let server = match c.kind.as_str() {
+                            "edit_deleted" => "(deleted)".to_owned(),
+                            _ => shown(&f.server),
+                        };
+                        (field_label(&f.name), server, shown(&f.offline))
+                    })
+                    .collect(),
+                id: c.id,
+            }
+        })
+        .collect())
 }

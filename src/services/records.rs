@@ -449,13 +449,23 @@ fn parent_choices(
         })
         .collect();
     if !current.is_empty() && !out.iter().any(|(r, _)| r == current) {
-        let name = match rows::get(conn, parent, current)? {
-            Some(r) => row_label(parent, &r.values),
-            None => current.to_owned(),
-        };
-        out.insert(0, (current.to_owned(), name));
+        out.insert(0, parent_named(conn, parent, current)?);
     }
     Ok(out)
+}
+
+/// The parent a form holds, as (reference, name): a natural key names itself, an id is
+/// looked up.
+fn parent_named(
+    conn: &mut DbConn,
+    parent: TableId,
+    reference: &str,
+) -> Result<(String, String), DbError> {
+    let name = match rows::get(conn, parent, reference)? {
+        Some(r) => row_label(parent, &r.values),
+        None => reference.to_owned(),
+    };
+    Ok((reference.to_owned(), name))
 }
 
 /// The form's inputs; `editable` says which fields may be changed. Date-times are shown in
@@ -488,7 +498,12 @@ fn inputs(
             }
             FieldType::Parent(p) => {
                 let pt = table_by_name(p).unwrap_or_default();
-                let options = parent_choices(conn, pt, &raw)?;
+                // A parent shown read-only needs its own name only, not the list.
+                let options = match (editable(f), raw.is_empty()) {
+                    (true, _) => parent_choices(conn, pt, &raw)?,
+                    (false, true) => Vec::new(),
+                    (false, false) => vec![parent_named(conn, pt, &raw)?],
+                };
                 let display = options
                     .iter()
                     .find(|(r, _)| *r == raw)

@@ -190,8 +190,8 @@ pub async fn viewer(state: &AppState, session: &Session) -> Result<Viewer, PageE
             role: String::new(),
         };
         let engineer = state
-            .db(|conn| crate::offline::store::get_state(conn, crate::offline::store::ENGINEER))
-            .await?;
+            .laptop()
+            .and_then(super::offline::OfflineApp::engineer);
         return Ok(Viewer {
             user,
             layout,

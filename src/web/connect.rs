@@ -64,18 +64,27 @@ async fn not_yet(state: &AppState) -> Result<Option<String>, PageError> {
     })
 }
 
-/// `GET /connect`.
-pub async fn form(state: Data<AppState>, session: Session) -> Result<Html, PageError> {
-    let app = laptop(&state)?;
-    let page = ConnectPage {
-        layout: offline_layout(&state, &session).await?,
+/// The connection page as the laptop stands now, with `error` above it.
+async fn connection_page(
+    state: &AppState,
+    session: &Session,
+    error: Option<String>,
+) -> Result<ConnectPage, PageError> {
+    let app = laptop(state)?;
+    Ok(ConnectPage {
+        layout: offline_layout(state, session).await?,
         connected: app.upstream().is_some(),
         server: app.server_hint(),
         username: String::new(),
         label: default_label(),
-        error: None,
-        not_yet: not_yet(&state).await?,
-    };
+        error,
+        not_yet: not_yet(state).await?,
+    })
+}
+
+/// `GET /connect`.
+pub async fn form(state: Data<AppState>, session: Session) -> Result<Html, PageError> {
+    let page = connection_page(&state, &session, None).await?;
     Ok(Html::new(page.render()?))
 }
 
@@ -101,8 +110,8 @@ fn refusal(e: &ClientError) -> (StatusCode, String) {
                         .to_owned()
                 }
                 "not-found" => {
-                    "The main site does not connect laptops (is this the right address, and is \
-                     it offsync 0.2 or later?)."
+                    "The main site at this address does not connect laptops: check the address \
+                     (the one you sign in at), or ask for a device token from its Devices page."
                         .to_owned()
                 }
                 _ => {
@@ -171,10 +180,13 @@ pub async fn connect(
     let (base, token) = (upstream.base.clone(), upstream.token().to_owned());
     let engineer = form.username.trim().to_owned();
     state
-        .db(move |conn| store::keep_connection(conn, &base, &token, &engineer))
+        .db({
+            let engineer = engineer.clone();
+            move |conn| store::keep_connection(conn, &base, &token, &engineer)
+        })
         .await?;
     tracing::info!(server = %crate::logsafe::Escaped(&upstream.base), "this laptop is connected");
-    app.connect(upstream, state.pool.clone());
+    app.connect(upstream, Some(engineer), state.pool.clone());
     Ok(see_other("/"))
 }
 
@@ -194,15 +206,8 @@ pub async fn disconnect(
 ) -> Result<HttpResponse, PageError> {
     let app = laptop(&state)?;
     if let Some(why) = not_yet(&state).await? {
-        let page = ConnectPage {
-            layout: offline_layout(&state, &session).await?,
-            connected: app.upstream().is_some(),
-            server: app.server_hint(),
-            username: String::new(),
-            label: default_label(),
-            error: Some(format!("This laptop was not disconnected: {why}")),
-            not_yet: Some(why),
-        };
+        let error = format!("This laptop was not disconnected: {why}");
+        let page = connection_page(&state, &session, Some(error)).await?;
         return Ok(page_with_status(StatusCode::CONFLICT, page.render()?));
     }
     app.disconnect();

@@ -28,6 +28,9 @@ pub struct OfflineApp {
     connection: Arc<RwLock<Option<Upstream>>>,
     /// The main server's address to offer on the connect page.
     server_hint: Mutex<String>,
+    /// The main-site user who connected the laptop (a new inspection's inspector), kept
+    /// with the connection rather than read again for every page.
+    engineer: RwLock<Option<String>>,
     /// Asked of every request when the copy listens beyond loopback
     /// ([`super::laptop::Guard`]).
     pub password: Option<String>,
@@ -91,6 +94,7 @@ impl OfflineApp {
         OfflineApp {
             connection: Arc::new(RwLock::new(upstream)),
             server_hint: Mutex::new(server_hint),
+            engineer: RwLock::new(None),
             password: None,
             status: Arc::new(Mutex::new(SyncStatus::default())),
             wake: Arc::new((Mutex::new(Wake::default()), Condvar::new())),
@@ -102,6 +106,19 @@ impl OfflineApp {
     pub fn with_password(mut self, password: Option<String>) -> OfflineApp {
         self.password = password;
         self
+    }
+
+    /// Who connected the laptop, as kept in its database.
+    pub fn with_engineer(self, engineer: Option<String>) -> OfflineApp {
+        if let Ok(mut e) = self.engineer.write() {
+            *e = engineer;
+        }
+        self
+    }
+
+    /// Who connected the laptop, when it was connected on its page.
+    pub fn engineer(&self) -> Option<String> {
+        self.engineer.read().ok().and_then(|e| e.clone())
     }
 
     /// The main server and token to sync with, while connected.
@@ -122,7 +139,10 @@ impl OfflineApp {
     }
 
     /// Connected (the enrolment answered): syncs with `upstream` from now on, at once.
-    pub fn connect(&self, upstream: Upstream, pool: Pool) {
+    pub fn connect(&self, upstream: Upstream, engineer: Option<String>, pool: Pool) {
+        if let Ok(mut e) = self.engineer.write() {
+            *e = engineer;
+        }
         if let Ok(mut hint) = self.server_hint.lock() {
             hint.clone_from(&upstream.base);
         }
@@ -139,6 +159,9 @@ impl OfflineApp {
     pub fn disconnect(&self) {
         if let Ok(mut c) = self.connection.write() {
             *c = None;
+        }
+        if let Ok(mut e) = self.engineer.write() {
+            *e = None;
         }
         if let Ok(mut s) = self.status.lock() {
             *s = SyncStatus::default();
