@@ -252,3 +252,91 @@ fn a_database_of_the_last_release_upgrades_with_its_conflicts(b: Backend) {
         .execute(&mut conn)
         .expect("parent_deleted is a kind now");
 }
+
+/// SQLite only: the migration that rewrote the assets' status CHECK as comparisons rebuilds
+/// the table (SQLite cannot alter a CHECK). Rows, their rowids, their children and the rule
+/// come through it.
+#[test]
+fn the_rebuilt_assets_table_keeps_its_rows_children_and_rule() {
+    use diesel::Connection;
+    use diesel::connection::SimpleConnection;
+    use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+    const SQLITE: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+    let Some(db) = TestDb::new(Backend::Sqlite) else {
+        return;
+    };
+    let path = db.url.trim_start_matches("sqlite://").to_owned();
+    {
+        let mut c = diesel::SqliteConnection::establish(&path).unwrap();
+        // Every migration before the rebuild (2026-12-05-000009).
+        for _ in 0..8 {
+            c.run_next_migration(SQLITE).unwrap();
+        }
+        c.batch_execute(
+            "INSERT INTO sites (id, code, name, last_updated) VALUES ('s1', 'S-1', 'Site', 1);
+             INSERT INTO assets (id, site_id, tag, status, notes, last_updated, change_id)
+                 VALUES ('a1', 's1', 'P-1', 'ok', 'first', 1, 7),
+                        ('a2', 's1', 'P-2', 'retired', NULL, 2, 8);
+             DELETE FROM assets WHERE id = 'a1';
+             INSERT INTO assets (id, site_id, tag, status, notes, last_updated, change_id)
+                 VALUES ('a1', 's1', 'P-1', 'broken', 'again', 3, 9);
+             INSERT INTO inspections (id, asset_id, inspected_at, result, last_updated)
+                 VALUES ('i1', 'a2', '2026-12-01T10:00:00Z', 'pass', 4);",
+        )
+        .unwrap();
+    }
+    #[derive(QueryableByName, Debug, PartialEq)]
+    struct Asset {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        rid: i64,
+        #[diesel(sql_type = Text)]
+        id: String,
+        #[diesel(sql_type = Text)]
+        status: String,
+        #[diesel(sql_type = diesel::sql_types::Nullable<Text>)]
+        notes: Option<String>,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        change_id: i64,
+    }
+    let read = "SELECT rowid AS rid, id, status, notes, change_id FROM assets ORDER BY rowid";
+    let before: Vec<Asset> = {
+        let mut c = DbConn::Sqlite(diesel::SqliteConnection::establish(&path).unwrap());
+        Sql::new(read).load(&mut c).unwrap()
+    };
+    assert_eq!(before.len(), 2);
+    // offsync opens it: the rebuild runs.
+    let pool = offsync::db::connect(&db.url, 1).expect("the upgraded database");
+    let mut conn = pool.get().unwrap();
+    let after: Vec<Asset> = Sql::new(read).load(&mut conn).unwrap();
+    assert_eq!(after, before, "same rows, same rowids, same values");
+    let defs = definitions(&mut conn, "assets");
+    assert!(
+        defs.contains("status = 'ok' OR") && !defs.contains("IN ("),
+        "{defs}"
+    );
+    assert_eq!(
+        check_words(&defs, "status"),
+        ["broken", "degraded", "ok", "retired"]
+            .map(str::to_owned)
+            .into(),
+    );
+    let refused = Sql::new("UPDATE assets SET status = 'lost' WHERE id = 'a2'").execute(&mut conn);
+    assert!(
+        format!("{refused:?}").contains("CHECK constraint failed"),
+        "{refused:?}"
+    );
+    // The inspection still points at its asset, and the foreign key is still enforced.
+    let orphaned = Sql::new("DELETE FROM assets WHERE id = 'a2'").execute(&mut conn);
+    assert!(
+        format!("{orphaned:?}").contains("FOREIGN KEY constraint failed"),
+        "{orphaned:?}"
+    );
+    #[derive(QueryableByName)]
+    struct Check {
+        #[diesel(sql_type = Text)]
+        integrity_check: String,
+    }
+    let ok: Vec<Check> = Sql::new("PRAGMA integrity_check").load(&mut conn).unwrap();
+    assert_eq!(ok.len(), 1);
+    assert_eq!(ok[0].integrity_check, "ok");
+}

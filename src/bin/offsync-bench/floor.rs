@@ -340,6 +340,25 @@ fn compare_on(args: &FloorArgs, backend: &'static str, admin: Option<&str>) -> a
         ),
     };
     let upload_file = PathBuf::from(files.path("upload.xml.gz"));
+    // To profile one side by hand: the prepared databases and files, kept.
+    if let Ok(keep) = std::env::var("OFFSYNC_BENCH_KEEP") {
+        let keep = PathBuf::from(keep);
+        std::fs::create_dir_all(&keep)?;
+        for name in [
+            "import.xml.gz",
+            "online.xml.gz",
+            "upload.xml.gz",
+            "download.xml.gz",
+        ] {
+            std::fs::copy(files.path(name), keep.join(name))?;
+        }
+        if let (Store::Sqlite(ours), Store::Sqlite(floor)) = (&our_store, &floor_store) {
+            std::fs::copy(ours, keep.join("offsync.db"))?;
+            std::fs::copy(floor, keep.join("floor.db"))?;
+        }
+        std::fs::write(keep.join("token"), &token)?;
+        eprintln!("floor: kept the files in {}", keep.display());
+    }
     let upload_path = files.path("upload.xml.gz");
     let sink = files.path("floor-download.xml.gz");
     let mut upload = Ratios::new("upload of 100% edits (10% stale, 5% conflicts)");

@@ -340,6 +340,14 @@ pub fn field_names_of(
     Ok(out)
 }
 
+/// `status = 'open'` written as a literal: the one-open-conflict-per-row index is partial
+/// (`WHERE status = 'open'`), and SQLite uses a partial index only when the query names
+/// the same constant. Bound as a parameter, each batch of an upload scanned all of the
+/// user's open conflicts instead (an eighth of an upload with 5% conflicts).
+fn is_open() -> diesel::expression::SqlLiteral<diesel::sql_types::Bool> {
+    diesel::dsl::sql::<diesel::sql_types::Bool>("conflicts.status = 'open'")
+}
+
 /// A user's open conflicts of one kind in one table.
 pub fn open_of_kind(
     conn: &mut DbConn,
@@ -350,7 +358,7 @@ pub fn open_of_kind(
     Ok(conflicts::table
         .filter(conflicts::user_id.eq(user_id))
         .filter(conflicts::table_name.eq(table))
-        .filter(conflicts::status.eq(ConflictStatus::Open.as_str()))
+        .filter(is_open())
         .filter(conflicts::kind.eq(conflict_kind.as_str()))
         .select(Conflict::as_select())
         .load(conn)?)
@@ -368,7 +376,7 @@ pub fn open_for_rows(
         let found: Vec<Conflict> = conflicts::table
             .filter(conflicts::user_id.eq(user_id))
             .filter(conflicts::table_name.eq(table))
-            .filter(conflicts::status.eq(ConflictStatus::Open.as_str()))
+            .filter(is_open())
             .filter(conflicts::row_id.eq_any(chunk))
             .select(Conflict::as_select())
             .load(conn)?;
