@@ -140,6 +140,20 @@ pub fn change_id_sql(conn: &DbConn) -> &'static str {
     }
 }
 
+/// What an update of a synced row sets beside its fields: the writing transaction's id
+/// and, on PostgreSQL, the row's place among that transaction's writes (`seq`, the
+/// sequence's next value; an insert takes it by the column's default), which orders a
+/// change id's rows in the cursor index. SQLite orders them by rowid.
+pub fn cursor_sets(conn: &DbConn) -> &'static str {
+    match conn {
+        DbConn::Sqlite(_) => "change_id = (SELECT n FROM write_lock WHERE id = 1)",
+        DbConn::Pg(_) => {
+            "change_id = CAST(CAST(pg_current_xact_id() AS TEXT) AS BIGINT), \
+             seq = nextval('row_seq')"
+        }
+    }
+}
+
 #[derive(diesel::QueryableByName)]
 struct SnapshotText {
     #[diesel(sql_type = diesel::sql_types::Text)]
@@ -200,10 +214,11 @@ impl Window {
     }
 
     /// Appends the condition on a table's `change_id` (and `last_updated` for a stamp).
-    /// It starts with the range `[from.xmin, to's end)`, which the `(change_id, id)` index
-    /// seeks; the rest filters within it. A page after the first gives `paging`: then its
-    /// own row value `(change_id, id) > (…)` is the start, and the window's would make both
-    /// databases scan from the window's start for every page (quadratic downloads).
+    /// It starts with the range `[from.xmin, to's end)`, which the cursor index seeks; the
+    /// rest filters within it. A page after the first gives `paging`: then its own start
+    /// (`(change_id, id) > (…)`, on SQLite `change_id = … AND rowid > …` or `change_id > …`)
+    /// is the start, and the window's would make both databases scan from the window's
+    /// start for every page (quadratic downloads).
     pub fn push_condition(&self, sql: &mut Sql, paging: bool) {
         let start = match &self.from {
             From::After(s) => s.snapshot.xmin.min(s.upload.unwrap_or(i64::MAX)),

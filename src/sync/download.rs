@@ -64,7 +64,16 @@ impl Resume {
     pub fn token(&self) -> String {
         match self {
             Resume::Rows(p) => match &p.after {
-                Some((change_id, id)) => format!("r.{}.{change_id}.{id}", p.table),
+                Some(rows::Mark {
+                    key,
+                    place: Some(place),
+                    id,
+                }) => format!("r.{}.{key}.{place}.{id}", p.table),
+                Some(rows::Mark {
+                    key,
+                    place: None,
+                    id,
+                }) => format!("r.{}.{key}.{id}", p.table),
                 None => format!("r.{}", p.table),
             },
             Resume::Tombstones(Some((change_id, table, id))) => {
@@ -82,9 +91,21 @@ impl Resume {
                 table: table.parse().ok().filter(|t| *t <= TABLES.len())?,
                 after: None,
             })),
-            ["r", table, change_id, row] => Some(Resume::Rows(rows::Position {
+            ["r", table, key, row] => Some(Resume::Rows(rows::Position {
                 table: table.parse().ok().filter(|t| *t < TABLES.len())?,
-                after: Some((change_id.parse().ok()?, id(row)?)),
+                after: Some(rows::Mark {
+                    key: key.parse().ok()?,
+                    place: None,
+                    id: id(row)?,
+                }),
+            })),
+            ["r", table, key, place, row] => Some(Resume::Rows(rows::Position {
+                table: table.parse().ok().filter(|t| *t < TABLES.len())?,
+                after: Some(rows::Mark {
+                    key: key.parse().ok()?,
+                    place: Some(place.parse().ok()?),
+                    id: id(row)?,
+                }),
             })),
             ["t"] => Some(Resume::Tombstones(None)),
             ["t", change_id, table, row] => {
@@ -304,7 +325,19 @@ mod tests {
             Resume::Rows(rows::Position::default()),
             Resume::Rows(rows::Position {
                 table: 2,
-                after: Some((7411, id.clone())),
+                after: Some(rows::Mark {
+                    key: 7411,
+                    place: None,
+                    id: id.clone(),
+                }),
+            }),
+            Resume::Rows(rows::Position {
+                table: 1,
+                after: Some(rows::Mark {
+                    key: 7411,
+                    place: Some(93),
+                    id: id.clone(),
+                }),
             }),
             Resume::Rows(rows::Position {
                 table: TABLES.len(),

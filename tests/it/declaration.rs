@@ -99,11 +99,16 @@ fn the_migrated_schema_is_the_declaration(b: Backend) {
         );
         assert!(col("last_updated").ty.contains("bigint") && col("last_updated").not_null);
         assert!(col("change_id").ty.contains("bigint") && col("change_id").not_null);
+        if let DbConn::Pg(_) = &*conn {
+            assert!(col("seq").ty.contains("bigint") && col("seq").not_null);
+        }
         let known: BTreeSet<&str> = def
             .fields
             .iter()
             .map(|f| f.name)
             .chain(["id", "last_updated", "changed_by", "change_id"])
+            // PostgreSQL orders a change id's rows by `seq`; SQLite by rowid.
+            .chain(matches!(&*conn, DbConn::Pg(_)).then_some("seq"))
             .collect();
         for c in &cols {
             assert!(

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Nullable, Text};
 
-use crate::db::cursor::{Window, change_id_sql};
+use crate::db::cursor::{Window, change_id_sql, cursor_sets};
 use crate::db::schema::tombstones;
 use crate::db::{DbConn, DbError, Sql, dialect};
 use crate::domain::rules::next_stamp;
@@ -33,6 +33,9 @@ struct RawRow {
     changed_by: Option<String>,
     #[diesel(sql_type = BigInt)]
     change_id: i64,
+    /// The rowid where a walk needs it beside the change id (SQLite), else 0.
+    #[diesel(sql_type = BigInt)]
+    rid: i64,
     #[diesel(sql_type = Nullable<Text>)]
     f0: Option<String>,
     #[diesel(sql_type = Nullable<Text>)]
@@ -67,12 +70,13 @@ impl RawRow {
 pub const BATCH: usize = 500;
 
 fn select_columns(table: &Table) -> String {
-    select_keyed(table, "change_id")
+    select_keyed(table, ("change_id", "CAST(0 AS BIGINT)"))
 }
 
-/// [`select_columns`] with `key` read in the place of the change id (a walk's position).
-fn select_keyed(table: &Table, key: &str) -> String {
-    let mut cols = format!("SELECT id, last_updated, changed_by, {key} AS change_id");
+/// [`select_columns`] with a walk's position read in the place of the change id and of
+/// `rid` ([`Walk::keys`]).
+fn select_keyed(table: &Table, (key, rid): (&str, &str)) -> String {
+    let mut cols = format!("SELECT id, last_updated, changed_by, {key} AS change_id, {rid} AS rid");
     for i in 0..MAX_FIELDS {
         match table.fields.get(i) {
             Some(f) => cols.push_str(&format!(", {} AS f{i}", f.name)),
@@ -194,7 +198,7 @@ pub fn update(
     }
     sql.push("last_updated = ").param(stamp);
     sql.push(", changed_by = ").param(actor);
-    sql.push(", change_id = ").push(change_id_sql(conn));
+    sql.push(", ").push(cursor_sets(conn));
     sql.push(" WHERE id = ").param(id);
     sql.execute(conn)?;
     Ok(())
@@ -437,8 +441,19 @@ pub fn delete_cascade(
 /// The order a walk over a window's rows takes, and so what the number in its position is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Walk {
-    /// `(change_id, id)`, which the cursor index serves: any window.
+    /// `(change_id, seq, id)` on PostgreSQL, which its cursor index holds: any window.
+    /// `seq` is the row's place among its transaction's writes (a sequence's next value at
+    /// each write), so an upload's new index entries go at the index's end instead of among
+    /// the ids (half the time of each written row there; docs/performance.md). The id
+    /// orders the rows written before `seq` existed (0).
     ChangeId,
+    /// `(change_id, rowid)` on SQLite, whose cursor index is on `change_id` alone (SQLite
+    /// orders equal keys by rowid): a new entry of an upload's rows, which all have one
+    /// change id, is then a number beside a number, not a 36-character id among 100,000
+    /// (half of the index work of each written row; docs/performance.md). A position is the
+    /// change id, the rowid and the id, the rowid taken from the id while the row exists
+    /// (as for [`Walk::Rowid`]).
+    ChangeRowid,
     /// `rowid` on SQLite, for a window with no start (a first download): the table in file
     /// order. One import writes all its rows with one change id, so the `(change_id, id)`
     /// order visits their pages at random (2.7× the floor's time for 100k rows; in file
@@ -452,16 +467,41 @@ impl Walk {
     fn of(conn: &DbConn, window: &Window) -> Walk {
         match (conn, &window.from) {
             (DbConn::Sqlite(_), crate::db::cursor::From::Everything) => Walk::Rowid,
-            _ => Walk::ChangeId,
+            (DbConn::Sqlite(_), _) => Walk::ChangeRowid,
+            (DbConn::Pg(_), _) => Walk::ChangeId,
         }
     }
 
-    fn key(self) -> &'static str {
+    /// What a page's rows are read with as their position: (key, rowid).
+    fn keys(self) -> (&'static str, &'static str) {
         match self {
-            Walk::ChangeId => "change_id",
-            Walk::Rowid => "rowid",
+            Walk::ChangeId => ("change_id", "seq"),
+            Walk::Rowid => ("rowid", "CAST(0 AS BIGINT)"),
+            Walk::ChangeRowid => ("change_id", "rowid"),
         }
     }
+}
+
+/// Where a walk's last row stands: see [`Position::after`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mark {
+    /// Its place in the walk's order: its change id, or in a first download on SQLite its
+    /// rowid.
+    pub key: i64,
+    /// Its place among the rows of its change id: its `seq` on PostgreSQL, its rowid on
+    /// SQLite; none in a first download on SQLite, or in a token from before places.
+    pub place: Option<i64>,
+    pub id: String,
+}
+
+/// Which rows of a [`Walk::ChangeRowid`] page a query reads: the rest of the last row's
+/// change id, or the change ids after it (one range of the index each, where a row-value
+/// comparison with the rowid would scan the change id's rows from their start).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stretch {
+    Whole,
+    SameChange,
+    LaterChanges,
 }
 
 /// ` WHERE` the rows of a table written in `window`, after `after` in the walk's order: a
@@ -472,29 +512,59 @@ fn push_rows_in(
     table: &Table,
     walk: Walk,
     window: &Window,
-    after: Option<&(i64, String)>,
+    after: Option<&Mark>,
+    stretch: Stretch,
 ) {
     sql.push(" WHERE ");
-    window.push_condition(sql, after.is_some() && walk == Walk::ChangeId);
-    match (walk, after) {
-        (_, None) => {}
-        (Walk::ChangeId, Some((change_id, id))) => {
-            sql.push(" AND (change_id, id) > (")
-                .param(*change_id)
-                .push(", ")
-                .param(id)
-                .push(")");
+    window.push_condition(sql, after.is_some() && walk != Walk::Rowid);
+    // The row's rowid now (VACUUM may renumber them), or where it was if it is gone.
+    let rowid_of = |sql: &mut Sql, m: &Mark, rowid: i64| {
+        sql.push(&format!(
+            "COALESCE((SELECT rowid FROM {} WHERE id = ",
+            table.name
+        ))
+        .param(&m.id)
+        .push("), ")
+        .param(rowid)
+        .push(")");
+    };
+    let Some(m) = after else { return };
+    match walk {
+        Walk::ChangeId => match m.place {
+            Some(seq) => {
+                sql.push(" AND (change_id, seq, id) > (")
+                    .param(m.key)
+                    .push(", ")
+                    .param(seq)
+                    .push(", ")
+                    .param(&m.id)
+                    .push(")");
+            }
+            // A token from before places (it walked a change id's rows by id): that change
+            // id is sent again whole, so that nothing of it is missed.
+            None => {
+                sql.push(" AND change_id >= ").param(m.key);
+            }
+        },
+        Walk::Rowid => {
+            sql.push(" AND rowid > ");
+            rowid_of(sql, m, m.key);
         }
-        (Walk::Rowid, Some((rowid, id))) => {
-            sql.push(&format!(
-                " AND rowid > COALESCE((SELECT rowid FROM {} WHERE id = ",
-                table.name
-            ))
-            .param(id)
-            .push("), ")
-            .param(*rowid)
-            .push(")");
-        }
+        Walk::ChangeRowid => match (stretch, m.place) {
+            (Stretch::SameChange, Some(rowid)) => {
+                sql.push(" AND change_id = ")
+                    .param(m.key)
+                    .push(" AND rowid > ");
+                rowid_of(sql, m, rowid);
+            }
+            // A token from before places, as for PostgreSQL above.
+            (Stretch::SameChange, None) => {
+                sql.push(" AND change_id = ").param(m.key);
+            }
+            (Stretch::LaterChanges | Stretch::Whole, _) => {
+                sql.push(" AND change_id > ").param(m.key);
+            }
+        },
     }
 }
 
@@ -520,23 +590,42 @@ fn changed_in(
     conn: &mut DbConn,
     table: TableId,
     window: &Window,
-    after: Option<&(i64, String)>,
+    after: Option<&Mark>,
     limit: usize,
-) -> Result<Vec<(i64, Row)>, DbError> {
+) -> Result<Vec<(Mark, Row)>, DbError> {
     let def = &TABLES[table];
     let walk = Walk::of(conn, window);
-    let mut sql = Sql::new(select_keyed(def, walk.key()));
-    push_rows_in(&mut sql, def, walk, window, after);
-    sql.push(match walk {
-        Walk::ChangeId => " ORDER BY change_id, id LIMIT ",
-        Walk::Rowid => " ORDER BY rowid LIMIT ",
-    })
-    .param(limit as i64);
-    Ok(sql
-        .load::<RawRow>(conn)?
-        .into_iter()
-        .map(|r| (r.change_id, r.into_row(def)))
-        .collect())
+    let mut page = Vec::with_capacity(limit);
+    for &stretch in stretches(walk, after) {
+        let mut sql = Sql::new(select_keyed(def, walk.keys()));
+        push_rows_in(&mut sql, def, walk, window, after, stretch);
+        sql.push(match (walk, stretch) {
+            (Walk::ChangeId, _) => " ORDER BY change_id, seq, id LIMIT ",
+            (Walk::Rowid, _) | (Walk::ChangeRowid, Stretch::SameChange) => " ORDER BY rowid LIMIT ",
+            (Walk::ChangeRowid, _) => " ORDER BY change_id, rowid LIMIT ",
+        })
+        .param((limit - page.len()) as i64);
+        page.extend(sql.load::<RawRow>(conn)?.into_iter().map(|r| {
+            let mark = Mark {
+                key: r.change_id,
+                place: (walk != Walk::Rowid).then_some(r.rid),
+                id: r.id.clone(),
+            };
+            (mark, r.into_row(def))
+        }));
+        if page.len() == limit {
+            break;
+        }
+    }
+    Ok(page)
+}
+
+/// The queries a page after `after` takes, in order.
+fn stretches(walk: Walk, after: Option<&Mark>) -> &'static [Stretch] {
+    match (walk, after) {
+        (Walk::ChangeRowid, Some(_)) => &[Stretch::SameChange, Stretch::LaterChanges],
+        _ => &[Stretch::Whole],
+    }
 }
 
 /// How many rows of `table` were written in `window` after `after` (for a download's
@@ -545,13 +634,17 @@ pub fn count_in(
     conn: &mut DbConn,
     table: TableId,
     window: &Window,
-    after: Option<&(i64, String)>,
+    after: Option<&Mark>,
 ) -> Result<i64, DbError> {
     let def = &TABLES[table];
     let walk = Walk::of(conn, window);
-    let mut sql = Sql::new(format!("SELECT COUNT(*) AS n FROM {}", def.name));
-    push_rows_in(&mut sql, def, walk, window, after);
-    super::accounts::count(conn, sql)
+    let mut n = 0;
+    for &stretch in stretches(walk, after) {
+        let mut sql = Sql::new(format!("SELECT COUNT(*) AS n FROM {}", def.name));
+        push_rows_in(&mut sql, def, walk, window, after, stretch);
+        n += super::accounts::count(conn, sql)?;
+    }
+    Ok(n)
 }
 
 /// How many tombstones were written in `window` after `after`.
@@ -570,9 +663,8 @@ pub fn count_tombstones_in(
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Position {
     pub table: TableId,
-    /// The last row sent: its place in the walk's order (change id, or on SQLite for a
-    /// first download its rowid) and its id.
-    pub after: Option<(i64, String)>,
+    /// The last row sent.
+    pub after: Option<Mark>,
 }
 
 /// A walk over every row written in a window, table by table (parents first), one keyset
@@ -610,8 +702,8 @@ impl ChangedPages {
                 self.limit,
             )?;
             match page.last() {
-                Some((change_id, row)) if page.len() == self.limit => {
-                    self.position.after = Some((*change_id, row.id.clone()))
+                Some((mark, _)) if page.len() == self.limit => {
+                    self.position.after = Some(mark.clone())
                 }
                 _ => {
                     self.position.table += 1;
@@ -721,8 +813,8 @@ pub fn update_many(
                 fields.len() + 2
             ))
             .param(actor)
-            .push(", change_id = ")
-            .push(change_id_sql(conn))
+            .push(", ")
+            .push(cursor_sets(conn))
             .push(" FROM (VALUES ");
             for (n, (id, values, stamp)) in chunk.iter().enumerate() {
                 sql.push(if n == 0 { "(" } else { ", (" }).param(id);
@@ -754,8 +846,8 @@ fn update_each(
             text.push_str(def.fields[*i].name);
             text.push_str(" = ?, ");
         }
-        text.push_str("last_updated = ?, changed_by = ?, change_id = ");
-        text.push_str(change_id_sql(conn));
+        text.push_str("last_updated = ?, changed_by = ?, ");
+        text.push_str(cursor_sets(conn));
         text.push_str(" WHERE id = ?");
         // One text for every row: only the values change.
         let mut sql = Sql::new(text);
