@@ -33,7 +33,7 @@ struct RawRow {
     changed_by: Option<String>,
     #[diesel(sql_type = BigInt)]
     change_id: i64,
-    /// The rowid where a walk needs it beside the change id (SQLite), else 0.
+    /// A walk's [`Mark::place`] (`seq` or the rowid) where it has one, else 0.
     #[diesel(sql_type = BigInt)]
     rid: i64,
     #[diesel(sql_type = Nullable<Text>)]
@@ -446,7 +446,7 @@ enum Walk {
     /// each write), so an upload's new index entries go at the index's end instead of among
     /// the ids (half the time of each written row there; docs/performance.md). The id
     /// orders the rows written before `seq` existed (0).
-    ChangeId,
+    ChangeSeq,
     /// `(change_id, rowid)` on SQLite, whose cursor index is on `change_id` alone (SQLite
     /// orders equal keys by rowid): a new entry of an upload's rows, which all have one
     /// change id, is then a number beside a number, not a 36-character id among 100,000
@@ -455,8 +455,8 @@ enum Walk {
     /// (as for [`Walk::Rowid`]).
     ChangeRowid,
     /// `rowid` on SQLite, for a window with no start (a first download): the table in file
-    /// order. One import writes all its rows with one change id, so the `(change_id, id)`
-    /// order visits their pages at random (2.7× the floor's time for 100k rows; in file
+    /// order. One import writes all its rows with one change id, so walking by change id
+    /// and id visited their pages at random (2.7× the floor's time for 100k rows; in file
     /// order 1.4×). A row keeps its rowid when updated. SQLite says VACUUM may renumber the
     /// rowids of a table like these (its copy keeps them today) and would keep their
     /// order, so a position is taken from its row's id while that row exists.
@@ -468,14 +468,15 @@ impl Walk {
         match (conn, &window.from) {
             (DbConn::Sqlite(_), crate::db::cursor::From::Everything) => Walk::Rowid,
             (DbConn::Sqlite(_), _) => Walk::ChangeRowid,
-            (DbConn::Pg(_), _) => Walk::ChangeId,
+            (DbConn::Pg(_), _) => Walk::ChangeSeq,
         }
     }
 
-    /// What a page's rows are read with as their position: (key, rowid).
+    /// What a page's rows are read with as their position: ([`Mark::key`],
+    /// [`Mark::place`]).
     fn keys(self) -> (&'static str, &'static str) {
         match self {
-            Walk::ChangeId => ("change_id", "seq"),
+            Walk::ChangeSeq => ("change_id", "seq"),
             Walk::Rowid => ("rowid", "CAST(0 AS BIGINT)"),
             Walk::ChangeRowid => ("change_id", "rowid"),
         }
@@ -530,7 +531,7 @@ fn push_rows_in(
     };
     let Some(m) = after else { return };
     match walk {
-        Walk::ChangeId => match m.place {
+        Walk::ChangeSeq => match m.place {
             Some(seq) => {
                 sql.push(" AND (change_id, seq, id) > (")
                     .param(m.key)
@@ -600,7 +601,7 @@ fn changed_in(
         let mut sql = Sql::new(select_keyed(def, walk.keys()));
         push_rows_in(&mut sql, def, walk, window, after, stretch);
         sql.push(match (walk, stretch) {
-            (Walk::ChangeId, _) => " ORDER BY change_id, seq, id LIMIT ",
+            (Walk::ChangeSeq, _) => " ORDER BY change_id, seq, id LIMIT ",
             (Walk::Rowid, _) | (Walk::ChangeRowid, Stretch::SameChange) => " ORDER BY rowid LIMIT ",
             (Walk::ChangeRowid, _) => " ORDER BY change_id, rowid LIMIT ",
         })
