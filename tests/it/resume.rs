@@ -9,6 +9,7 @@ on_both!(
     a_first_download_cut_at_80_percent_resumes_where_it_stopped,
     a_resumed_first_download_sends_exactly_the_rest,
     a_resumed_later_download_sends_exactly_the_rest,
+    rows_written_before_the_cursor_got_places_are_walked_once_each,
 );
 
 const ASSETS: usize = 4000;
@@ -256,5 +257,98 @@ fn a_resumed_later_download_sends_exactly_the_rest(b: Backend) {
     assert_eq!(
         again, expected,
         "the whole change id, less what left the window"
+    );
+}
+
+/// A database written before the cursor ordered a change id's rows by their place (SQLite:
+/// rowid; PostgreSQL: `seq`, which such rows have as 0): after the upgrade a resumable
+/// download, checkpointed inside those rows, sends each row once, and rows written after
+/// it come in their turn.
+fn rows_written_before_the_cursor_got_places_are_walked_once_each(b: Backend) {
+    use diesel::Connection;
+    use diesel::connection::SimpleConnection;
+    use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+    const SQLITE: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+    const POSTGRES: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+    let Some(db) = TestDb::new(b) else { return };
+    let site = uid();
+    let assets: Vec<String> = (0..1500).map(|_| uid()).collect();
+    let mut rows = format!(
+        "INSERT INTO sites (id, code, name, last_updated, change_id) VALUES ('{site}', 'OLD', 'Old site', 1, 5);"
+    );
+    for (n, chunk) in assets.chunks(500).enumerate() {
+        rows.push_str(
+            "INSERT INTO assets (id, site_id, tag, status, last_updated, change_id) VALUES ",
+        );
+        let values: Vec<String> = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, id)| format!("('{id}', '{site}', 'OLD-{n}-{i}', 'ok', 2, 5)"))
+            .collect();
+        rows.push_str(&values.join(", "));
+        rows.push(';');
+    }
+    // Every migration before the one that gave the cursor its places.
+    match b {
+        Backend::Sqlite => {
+            let path = db.url.trim_start_matches("sqlite://").to_owned();
+            let mut c = diesel::SqliteConnection::establish(&path).unwrap();
+            for _ in 0..9 {
+                c.run_next_migration(SQLITE).unwrap();
+            }
+            c.batch_execute(&rows).unwrap();
+        }
+        Backend::Postgres => {
+            let mut c = diesel::PgConnection::establish(&db.url).unwrap();
+            for _ in 0..8 {
+                c.run_next_migration(POSTGRES).unwrap();
+            }
+            c.batch_execute(&rows).unwrap();
+        }
+    }
+    let app = TestApp::start_on(db);
+    // Rows written after the upgrade, some of them old rows written again.
+    for id in assets.iter().step_by(300) {
+        app.online_edit("assets", id, "notes", Some("after the upgrade"));
+    }
+    let device = app.device("probe");
+    let s = device.open();
+    let url = format!(
+        "{}/api/sync/sessions/{}/changes?resumable=1",
+        app.base, s.id
+    );
+    let get = |url: &str| {
+        let r = device
+            .http
+            .get(url)
+            .bearer_auth(&device.token)
+            .send()
+            .expect("a download");
+        assert_eq!(r.status(), 200);
+        ungzip(&r.bytes().expect("its body"))
+    };
+    let whole = get(&url);
+    let all = record_ids(&whole);
+    let mut expected: Vec<String> = assets.clone();
+    expected.push(site.clone());
+    expected.sort();
+    let mut sorted = all.clone();
+    sorted.sort();
+    assert_eq!(sorted, expected, "every row once");
+    let marks: Vec<(usize, &str)> = whole.match_indices("<checkpoint after=\"r.").collect();
+    let inside = marks
+        .iter()
+        .map(|(at, _)| *at)
+        .find(|at| {
+            let n = record_ids(&whole[..*at]).len();
+            n > 1 && n < all.len()
+        })
+        .expect("a checkpoint inside the assets");
+    let token = attr(&whole[inside..], "after").expect("a checkpoint's token");
+    let mut together = record_ids(&whole[..inside]);
+    together.extend(record_ids(&get(&format!("{url}&after={token}"))));
+    assert_eq!(
+        together, all,
+        "the rows before the checkpoint, then the rest"
     );
 }
