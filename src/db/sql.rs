@@ -149,6 +149,15 @@ impl Sql {
         Ok(self.query(conn).load(conn)?)
     }
 
+    /// [`Sql::load`] with the statement prepared once per connection and text, as
+    /// [`Sql::execute_prepared`] (the same caution: only for texts of few shapes).
+    pub fn load_prepared<T>(&self, conn: &mut DbConn) -> Result<Vec<T>, DbError>
+    where
+        T: QueryableByName<MultiBackend> + 'static,
+    {
+        Ok(Prepared(self).load(conn)?)
+    }
+
     pub fn first<T>(&self, conn: &mut DbConn) -> Result<Option<T>, DbError>
     where
         T: QueryableByName<MultiBackend> + 'static,
@@ -160,6 +169,10 @@ impl Sql {
 /// [`Sql`] as a statement diesel may keep in its per-connection cache, keyed by its text
 /// (diesel's own `sql_query` opts out of that cache).
 struct Prepared<'a>(&'a Sql);
+
+impl diesel::query_builder::Query for Prepared<'_> {
+    type SqlType = diesel::expression::expression_types::Untyped;
+}
 
 impl QueryId for Prepared<'_> {
     type QueryId = ();

@@ -113,7 +113,14 @@ pub fn by_ids(
         if lock {
             sql.push(dialect::for_update(conn));
         }
-        for row in load(conn, table, &sql)? {
+        // A full batch's text is the same every time (one per table): prepared once per
+        // connection, as an upload's lookups run hundreds of times.
+        let found = if chunk.len() == BATCH {
+            sql.load_prepared::<RawRow>(conn)?
+        } else {
+            sql.load::<RawRow>(conn)?
+        };
+        for row in found.into_iter().map(|r| r.into_row(table)) {
             out.insert(row.id.clone(), row);
         }
     }
@@ -825,7 +832,14 @@ pub fn update_many(
                 sql.push(", ").param(*stamp).push(")");
             }
             sql.push(&format!(") AS v WHERE {}.id = v.column1", def.name));
-            sql.execute(conn)?;
+            // A full chunk's text is the same for every full chunk of these fields: prepared
+            // once per connection, it is not parsed and planned again (a last, shorter chunk
+            // is run unprepared, so that the shapes kept stay few).
+            if chunk.len() == per_statement {
+                sql.execute_prepared(conn)?;
+            } else {
+                sql.execute(conn)?;
+            }
         }
     }
     Ok(())
