@@ -123,7 +123,7 @@ pub struct Tuning {
     /// 503 "the database is busy" (`OFFSYNC_SQLITE_BUSY_TIMEOUT_MS`, 30 s).
     pub sqlite_busy_timeout: Duration,
     /// The page cache of the SQLite connection applying an upload or an import, in MiB
-    /// (`OFFSYNC_SQLITE_UPLOAD_CACHE_MIB`, 64): the judge looks up every uploaded row by its
+    /// (`OFFSYNC_SQLITE_UPLOAD_CACHE_MIB`, 48): the judge looks up every uploaded row by its
     /// index, and with SQLite's default 2 MiB every batch read its pages from the file again
     /// (a third of an upload's time at 100,000 rows).
     pub sqlite_upload_cache_mib: i64,
@@ -155,7 +155,7 @@ pub fn tuning() -> &'static Tuning {
         ),
         sqlite_upload_cache_mib: number("OFFSYNC_SQLITE_UPLOAD_CACHE_MIB")
             .filter(|m: &i64| *m > 0)
-            .unwrap_or(64),
+            .unwrap_or(48),
         body_idle: Duration::from_secs(
             number("OFFSYNC_BODY_IDLE_SECONDS")
                 .filter(|s: &u64| *s > 0)
