@@ -613,7 +613,8 @@ fn changed_in(
             (Walk::ChangeRowid, _) => " ORDER BY change_id, rowid LIMIT ",
         })
         .param((limit - page.len()) as i64);
-        page.extend(sql.load::<RawRow>(conn)?.into_iter().map(|r| {
+        let found = dialect::in_index_order(conn, |c| sql.load::<RawRow>(c))?;
+        page.extend(found.into_iter().map(|r| {
             let mark = Mark {
                 key: r.change_id,
                 place: (walk != Walk::Rowid).then_some(r.rid),
@@ -751,14 +752,15 @@ pub fn tombstones_in(
     push_tombstones_in(&mut sql, window, after);
     sql.push(" ORDER BY change_id, table_name, id LIMIT ")
         .param(limit as i64);
-    Ok(sql
-        .load::<RawChangedTombstone>(conn)?
-        .into_iter()
-        .filter_map(|t| {
-            let table = crate::domain::table_by_name(&t.tombstone.table_name)?;
-            Some((t.change_id, table, t.tombstone.into_tombstone()))
-        })
-        .collect())
+    Ok(
+        dialect::in_index_order(conn, |c| sql.load::<RawChangedTombstone>(c))?
+            .into_iter()
+            .filter_map(|t| {
+                let table = crate::domain::table_by_name(&t.tombstone.table_name)?;
+                Some((t.change_id, table, t.tombstone.into_tombstone()))
+            })
+            .collect(),
+    )
 }
 
 /// Which of `ids` exist in `table`.
