@@ -438,20 +438,7 @@ fn the_laptop_syncs_by_itself_when_the_server_comes_back_and_the_header_follows_
     let proxy = laptop::Proxy::start(&main.base);
     proxy.set_down(true);
     let dir = tempfile::tempdir().unwrap();
-    let token_file = dir.path().join("token");
-    std::fs::write(&token_file, &device.token).unwrap();
-    let token_arg = token_file.to_str().unwrap().to_owned();
-    let (mut copy, laptop_base) = start_copy(
-        dir.path(),
-        &[
-            "--upstream",
-            &proxy.base,
-            "--token-file",
-            &token_arg,
-            "--sync-every-minutes",
-            "1",
-        ],
-    );
+    let (mut copy, laptop_base) = start_connected_copy(dir.path(), &proxy.base, &device.token, "1");
     let driver = Driver::start();
     let profile = tempfile::tempdir().unwrap();
     let screenshot =
@@ -513,6 +500,25 @@ fn the_laptop_syncs_by_itself_when_the_server_comes_back_and_the_header_follows_
 }
 
 /// `offsync offline` on its own database at `dir`, listening on a free port; its base URL.
+/// [`start_copy`] already connected: to `upstream` with a device token (in a file, as an
+/// administrator hands one out), syncing every `minutes` (0: only when asked).
+fn start_connected_copy(dir: &Path, upstream: &str, token: &str, minutes: &str) -> (Child, String) {
+    let token_file = dir.join("token");
+    std::fs::write(&token_file, token).unwrap();
+    let token_arg = token_file.to_str().unwrap().to_owned();
+    start_copy(
+        dir,
+        &[
+            "--upstream",
+            upstream,
+            "--token-file",
+            &token_arg,
+            "--sync-every-minutes",
+            minutes,
+        ],
+    )
+}
+
 fn start_copy(dir: &Path, args: &[&str]) -> (Child, String) {
     let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -688,20 +694,7 @@ fn the_laptop_shows_its_conflicts_with_the_main_site_down() {
     let (inspection, _) = main.seed_inspection(&asset);
     let device = main.device("jo");
     let dir = tempfile::tempdir().unwrap();
-    let token_file = dir.path().join("token");
-    std::fs::write(&token_file, &device.token).unwrap();
-    let token_arg = token_file.to_str().unwrap().to_owned();
-    let (mut copy, laptop_base) = start_copy(
-        dir.path(),
-        &[
-            "--upstream",
-            &main.base,
-            "--token-file",
-            &token_arg,
-            "--sync-every-minutes",
-            "0",
-        ],
-    );
+    let (mut copy, laptop_base) = start_connected_copy(dir.path(), &main.base, &device.token, "0");
     // The engineer's edit, posted as a browser without script would; the office deletes
     // the inspection meanwhile.
     let br = Browser::at(&laptop_base);

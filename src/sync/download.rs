@@ -64,16 +64,10 @@ impl Resume {
     pub fn token(&self) -> String {
         match self {
             Resume::Rows(p) => match &p.after {
-                Some(rows::Mark {
-                    key,
-                    place: Some(place),
-                    id,
-                }) => format!("r.{}.{key}.{place}.{id}", p.table),
-                Some(rows::Mark {
-                    key,
-                    place: None,
-                    id,
-                }) => format!("r.{}.{key}.{id}", p.table),
+                Some(m) => match m.place {
+                    Some(place) => format!("r.{}.{}.{place}.{}", p.table, m.key, m.id),
+                    None => format!("r.{}.{}.{}", p.table, m.key, m.id),
+                },
                 None => format!("r.{}", p.table),
             },
             Resume::Tombstones(Some((change_id, table, id))) => {
@@ -91,22 +85,22 @@ impl Resume {
                 table: table.parse().ok().filter(|t| *t <= TABLES.len())?,
                 after: None,
             })),
-            ["r", table, key, row] => Some(Resume::Rows(rows::Position {
-                table: table.parse().ok().filter(|t| *t < TABLES.len())?,
-                after: Some(rows::Mark {
-                    key: key.parse().ok()?,
-                    place: None,
-                    id: id(row)?,
-                }),
-            })),
-            ["r", table, key, place, row] => Some(Resume::Rows(rows::Position {
-                table: table.parse().ok().filter(|t| *t < TABLES.len())?,
-                after: Some(rows::Mark {
-                    key: key.parse().ok()?,
-                    place: Some(place.parse().ok()?),
-                    id: id(row)?,
-                }),
-            })),
+            ["r", table, key, mark @ ..] => {
+                // `r.TABLE.KEY.ID`, or with the row's place `r.TABLE.KEY.PLACE.ID`.
+                let (place, row) = match mark {
+                    [place, row] => (Some(place.parse().ok()?), row),
+                    [row] => (None, row),
+                    _ => return None,
+                };
+                Some(Resume::Rows(rows::Position {
+                    table: table.parse().ok().filter(|t| *t < TABLES.len())?,
+                    after: Some(rows::Mark {
+                        key: key.parse().ok()?,
+                        place,
+                        id: id(row)?,
+                    }),
+                }))
+            }
             ["t"] => Some(Resume::Tombstones(None)),
             ["t", change_id, table, row] => {
                 crate::domain::table_by_name(table)?;

@@ -89,11 +89,11 @@ fn select_keyed(table: &Table, (key, rid): (&str, &str)) -> String {
 }
 
 fn load(conn: &mut DbConn, table: &Table, sql: &Sql) -> Result<Vec<Row>, DbError> {
-    Ok(sql
-        .load::<RawRow>(conn)?
-        .into_iter()
-        .map(|r| r.into_row(table))
-        .collect())
+    Ok(rows_of(sql.load::<RawRow>(conn)?, table))
+}
+
+fn rows_of(raw: Vec<RawRow>, table: &Table) -> Vec<Row> {
+    raw.into_iter().map(|r| r.into_row(table)).collect()
 }
 
 /// The rows with these ids, locked for update where the backend supports it.
@@ -116,11 +116,11 @@ pub fn by_ids(
         // A full batch's text is the same every time (one per table): prepared once per
         // connection, as an upload's lookups run hundreds of times.
         let found = if chunk.len() == BATCH {
-            sql.load_prepared::<RawRow>(conn)?
+            rows_of(sql.load_prepared::<RawRow>(conn)?, table)
         } else {
-            sql.load::<RawRow>(conn)?
+            load(conn, table, &sql)?
         };
-        for row in found.into_iter().map(|r| r.into_row(table)) {
+        for row in found {
             out.insert(row.id.clone(), row);
         }
     }
