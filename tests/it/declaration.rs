@@ -198,11 +198,6 @@ fn the_xsd_names_exactly_the_declared_tables_and_fields() {
 
 /// Migrations up to the last release's (0003), some data, then the rest: nothing is lost.
 fn a_database_of_the_last_release_upgrades_with_its_conflicts(b: Backend) {
-    use diesel::Connection;
-    use diesel::connection::SimpleConnection;
-    use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
-    const SQLITE: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
-    const POSTGRES: EmbeddedMigrations = embed_migrations!("migrations/postgres");
     let Some(db) = TestDb::new(b) else { return };
     let data = "INSERT INTO users (id, name, password_hash, is_admin, is_conflict, created_at) \
                 VALUES ('u1', 'jo', 'x', FALSE, TRUE, 1); \
@@ -212,23 +207,7 @@ fn a_database_of_the_last_release_upgrades_with_its_conflicts(b: Backend) {
                 created_at, updated_at) VALUES ('c1', 'u1', 'd1', 'assets', 'r1', 'delete', 'open', 1, 1); \
                 INSERT INTO conflict_fields (conflict_id, field, base_known, base_value, \
                 server_value, offline_value) VALUES ('c1', 'notes', TRUE, 'a', 'b', 'c');";
-    match b {
-        Backend::Sqlite => {
-            let path = db.url.trim_start_matches("sqlite://").to_owned();
-            let mut c = diesel::SqliteConnection::establish(&path).unwrap();
-            for _ in 0..3 {
-                c.run_next_migration(SQLITE).unwrap();
-            }
-            c.batch_execute(data).unwrap();
-        }
-        Backend::Postgres => {
-            let mut c = diesel::PgConnection::establish(&db.url).unwrap();
-            for _ in 0..3 {
-                c.run_next_migration(POSTGRES).unwrap();
-            }
-            c.batch_execute(data).unwrap();
-        }
-    }
+    db.as_released(3, 3, data);
     // offsync opens it: the rest of the migrations run.
     let pool = offsync::db::connect(&db.url, 1).expect("the upgraded database");
     let mut conn = pool.get().unwrap();
@@ -264,21 +243,15 @@ fn a_database_of_the_last_release_upgrades_with_its_conflicts(b: Backend) {
 #[test]
 fn the_rebuilt_assets_table_keeps_its_rows_children_and_rule() {
     use diesel::Connection;
-    use diesel::connection::SimpleConnection;
-    use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
-    const SQLITE: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
     let Some(db) = TestDb::new(Backend::Sqlite) else {
         return;
     };
     let path = db.url.trim_start_matches("sqlite://").to_owned();
-    {
-        let mut c = diesel::SqliteConnection::establish(&path).unwrap();
-        // Every migration before the rebuild (2026-12-05-000009).
-        for _ in 0..8 {
-            c.run_next_migration(SQLITE).unwrap();
-        }
-        c.batch_execute(
-            "INSERT INTO sites (id, code, name, last_updated) VALUES ('s1', 'S-1', 'Site', 1);
+    // Every migration before the rebuild (2026-12-05-000009).
+    db.as_released(
+        8,
+        0,
+        "INSERT INTO sites (id, code, name, last_updated) VALUES ('s1', 'S-1', 'Site', 1);
              INSERT INTO assets (id, site_id, tag, status, notes, last_updated, change_id)
                  VALUES ('a1', 's1', 'P-1', 'ok', 'first', 1, 7),
                         ('a2', 's1', 'P-2', 'retired', NULL, 2, 8);
@@ -287,9 +260,7 @@ fn the_rebuilt_assets_table_keeps_its_rows_children_and_rule() {
                  VALUES ('a1', 's1', 'P-1', 'broken', 'again', 3, 9);
              INSERT INTO inspections (id, asset_id, inspected_at, result, last_updated)
                  VALUES ('i1', 'a2', '2026-12-01T10:00:00Z', 'pass', 4);",
-        )
-        .unwrap();
-    }
+    );
     #[derive(QueryableByName, Debug, PartialEq)]
     struct Asset {
         #[diesel(sql_type = diesel::sql_types::BigInt)]

@@ -54,6 +54,31 @@ pub struct TestDb {
 }
 
 impl TestDb {
+    /// The database as an earlier release left it: the first `sqlite` or `postgres`
+    /// migrations of its backend, then `data` (SQL). offsync runs the rest when it opens it.
+    #[allow(dead_code, reason = "for the upgrade tests only")]
+    pub fn as_released(&self, sqlite: usize, postgres: usize, data: &str) {
+        use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+        const SQLITE: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+        const POSTGRES: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+        match self.url.strip_prefix("sqlite://") {
+            Some(path) => {
+                let mut c = diesel::SqliteConnection::establish(path).unwrap();
+                for _ in 0..sqlite {
+                    c.run_next_migration(SQLITE).unwrap();
+                }
+                c.batch_execute(data).unwrap();
+            }
+            None => {
+                let mut c = diesel::PgConnection::establish(&self.url).unwrap();
+                for _ in 0..postgres {
+                    c.run_next_migration(POSTGRES).unwrap();
+                }
+                c.batch_execute(data).unwrap();
+            }
+        }
+    }
+
     pub fn new(backend: Backend) -> Option<TestDb> {
         match backend {
             Backend::Sqlite => {

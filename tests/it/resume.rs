@@ -264,11 +264,6 @@ fn a_resumed_later_download_sends_exactly_the_rest(b: Backend) {
 /// download, checkpointed inside those rows, sends each row once, and rows written after
 /// it come in their turn.
 fn rows_written_before_the_cursor_got_places_are_walked_once_each(b: Backend) {
-    use diesel::Connection;
-    use diesel::connection::SimpleConnection;
-    use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
-    const SQLITE: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
-    const POSTGRES: EmbeddedMigrations = embed_migrations!("migrations/postgres");
     let Some(db) = TestDb::new(b) else { return };
     let site = uid();
     let assets: Vec<String> = (0..1500).map(|_| uid()).collect();
@@ -288,23 +283,7 @@ fn rows_written_before_the_cursor_got_places_are_walked_once_each(b: Backend) {
         rows.push(';');
     }
     // Every migration before the one that gave the cursor its places.
-    match b {
-        Backend::Sqlite => {
-            let path = db.url.trim_start_matches("sqlite://").to_owned();
-            let mut c = diesel::SqliteConnection::establish(&path).unwrap();
-            for _ in 0..9 {
-                c.run_next_migration(SQLITE).unwrap();
-            }
-            c.batch_execute(&rows).unwrap();
-        }
-        Backend::Postgres => {
-            let mut c = diesel::PgConnection::establish(&db.url).unwrap();
-            for _ in 0..8 {
-                c.run_next_migration(POSTGRES).unwrap();
-            }
-            c.batch_execute(&rows).unwrap();
-        }
-    }
+    db.as_released(9, 8, &rows);
     let app = TestApp::start_on(db);
     // Rows written after the upgrade, some of them old rows written again.
     for id in assets.iter().step_by(300) {
