@@ -147,12 +147,13 @@ pub fn change_id_sql(conn: &DbConn) -> &'static str {
 pub fn cursor_sets(conn: &DbConn) -> &'static str {
     match conn {
         DbConn::Sqlite(_) => "change_id = (SELECT n FROM write_lock WHERE id = 1)",
-        DbConn::Pg(_) => {
-            "change_id = CAST(CAST(pg_current_xact_id() AS TEXT) AS BIGINT), \
-             seq = nextval('row_seq')"
-        }
+        DbConn::Pg(_) => PG_CURSOR_SETS,
     }
 }
+
+/// [`cursor_sets`] on PostgreSQL.
+pub const PG_CURSOR_SETS: &str = "change_id = CAST(CAST(pg_current_xact_id() AS TEXT) AS BIGINT), \
+                                  seq = nextval('row_seq')";
 
 #[derive(diesel::QueryableByName)]
 struct SnapshotText {

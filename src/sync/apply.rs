@@ -320,7 +320,8 @@ fn write(
             draft.fields,
         ));
     }
-    flush_conflicts(conn, ctx, table, drafts)?;
+    // A row with an open conflict of the user has that one updated.
+    conflicts::record_open(conn, &drafts)?;
     resends::add(conn, ctx.who.device_id, table, &resend, ctx.now)?;
     Ok(())
 }
@@ -352,38 +353,4 @@ fn conflict_of(
         resolution: None,
         server_by: d.server_by.clone(),
     }
-}
-
-/// Records the batch's conflicts: new ones many per statement; a row with an open conflict
-/// of the user's already has that one updated (one open conflict per user and row).
-fn flush_conflicts(
-    conn: &mut DbConn,
-    ctx: &Ctx<'_>,
-    table: TableId,
-    drafts: Vec<(Conflict, Vec<ConflictField>)>,
-) -> Result<(), SyncError> {
-    if drafts.is_empty() {
-        return Ok(());
-    }
-    let ids: Vec<String> = drafts.iter().map(|(c, _)| c.row_id.clone()).collect();
-    let open = conflicts::open_for_rows(conn, ctx.who.user_id, TABLES[table].name, &ids)?;
-    let mut new = Vec::with_capacity(drafts.len());
-    for (mut c, fields) in drafts {
-        match open.get(&c.row_id) {
-            Some(existing) => {
-                c.id = existing.id.clone();
-                c.created_at = existing.created_at;
-                if c.client_id.is_none() {
-                    c.client_id = existing.client_id.clone();
-                }
-                conflicts::update_open(conn, &c)?;
-                for f in &fields {
-                    conflicts::put_field(conn, &c.id, f)?;
-                }
-            }
-            None => new.push((c, fields)),
-        }
-    }
-    conflicts::insert_many(conn, &new)?;
-    Ok(())
 }

@@ -165,6 +165,7 @@ fn a_second_upload_updates_the_open_conflict(b: Backend) {
     let base = d.base("assets", &asset);
     app.online_edit("assets", &asset, "notes", Some("server"));
     d.sync(&[edit("assets", &asset, &base, &[("notes", Some("first"))])]);
+    let first = open_conflicts(&app, "alice").remove(0).0;
     let (r, _) = d.sync(&[edit(
         "assets",
         &asset,
@@ -174,6 +175,12 @@ fn a_second_upload_updates_the_open_conflict(b: Backend) {
     assert_eq!(r, Some((0, 0, 1, true)));
     let open = open_conflicts(&app, "alice");
     assert_eq!(open.len(), 1, "one open conflict per user and row");
+    assert_eq!(
+        open[0].0.id, first.id,
+        "the open conflict is kept, not replaced"
+    );
+    assert_eq!(open[0].0.created_at, first.created_at);
+    assert!(open[0].0.updated_at > first.updated_at);
     let fields = &open[0].1;
     let notes = fields.iter().find(|f| f.field == "notes").unwrap();
     assert_eq!(notes.offline_value.as_deref(), Some("second"));

@@ -87,14 +87,23 @@ impl Store {
         run: usize,
         side: &str,
     ) -> anyhow::Result<(String, Option<(String, String)>)> {
+        self.copy_as(&format!("run{run}"), side)
+    }
+
+    /// A copy named by `label`: its URL (or path) and a guard that drops it.
+    pub(crate) fn copy_as(
+        &self,
+        label: &str,
+        side: &str,
+    ) -> anyhow::Result<(String, Option<(String, String)>)> {
         match self {
             Store::Sqlite(base) => {
-                let copy = base.with_file_name(format!("{side}-run{run}.db"));
+                let copy = base.with_file_name(format!("{side}-{label}.db"));
                 std::fs::copy(base, &copy)?;
                 Ok((copy.display().to_string(), None))
             }
             Store::Postgres(admin, template) => {
-                let name = format!("{template}_run{run}");
+                let name = format!("{template}_{label}");
                 let mut c = diesel::PgConnection::establish(admin)?;
                 c.batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))?;
                 c.batch_execute(&format!("CREATE DATABASE {name} TEMPLATE {template}"))?;
@@ -352,9 +361,16 @@ fn compare_on(args: &FloorArgs, backend: &'static str, admin: Option<&str>) -> a
         ] {
             std::fs::copy(files.path(name), keep.join(name))?;
         }
-        if let (Store::Sqlite(ours), Store::Sqlite(floor)) = (&our_store, &floor_store) {
-            std::fs::copy(ours, keep.join("offsync.db"))?;
-            std::fs::copy(floor, keep.join("floor.db"))?;
+        match (&our_store, &floor_store) {
+            (Store::Sqlite(ours), Store::Sqlite(floor)) => {
+                std::fs::copy(ours, keep.join("offsync.db"))?;
+                std::fs::copy(floor, keep.join("floor.db"))?;
+            }
+            // Databases named `…_keep`, left in place; their URLs in the folder.
+            _ => {
+                std::fs::write(keep.join("offsync.url"), our_store.copy_as("keep", "")?.0)?;
+                std::fs::write(keep.join("floor.url"), floor_store.copy_as("keep", "")?.0)?;
+            }
         }
         std::fs::write(keep.join("token"), &token)?;
         eprintln!("floor: kept the files in {}", keep.display());

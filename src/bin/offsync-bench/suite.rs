@@ -621,7 +621,7 @@ pub fn pages(conflict_count: usize, requests: usize) -> anyhow::Result<()> {
             })
             .collect();
         write_txn::<_, anyhow::Error>(&mut conn, |c, _| {
-            conflicts::insert_many(c, &items)?;
+            conflicts::record_open(c, &items)?;
             offsync::db::repo::accounts::set_conflict_flag(c, &user.id, true)?;
             Ok(())
         })?;

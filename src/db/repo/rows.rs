@@ -6,9 +6,9 @@ use std::collections::HashMap;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Nullable, Text};
 
-use crate::db::cursor::{Window, change_id_sql, cursor_sets};
+use crate::db::cursor::{PG_CURSOR_SETS, Window, change_id_sql, cursor_sets};
 use crate::db::schema::tombstones;
-use crate::db::{DbConn, DbError, Sql, dialect};
+use crate::db::{DbConn, DbError, PgSql, Sql, dialect};
 use crate::domain::rules::next_stamp;
 use crate::domain::{MAX_FIELDS, Micros, TABLES, Table, TableId, Values};
 
@@ -105,6 +105,23 @@ pub fn by_ids(
 ) -> Result<HashMap<String, Row>, DbError> {
     let table = &TABLES[table];
     let mut out = HashMap::with_capacity(ids.len());
+    if let DbConn::Pg(pg) = conn {
+        for chunk in ids.chunks(BATCH) {
+            let mut sql = PgSql::new(select_columns(table));
+            sql.push(" WHERE id = ANY(")
+                .texts(chunk.iter().map(|id| Some(id.as_str())))
+                .push(") ORDER BY id");
+            if lock {
+                sql.push(" FOR UPDATE");
+            }
+            out.extend(
+                sql.load::<RawRow>(pg)?
+                    .into_iter()
+                    .map(|r| (r.id.clone(), r.into_row(table))),
+            );
+        }
+        return Ok(out);
+    }
     for chunk in ids.chunks(BATCH) {
         let mut sql = Sql::new(select_columns(table));
         sql.push(" WHERE id IN (")
@@ -789,9 +806,9 @@ pub fn existing(
 /// One row's changed fields and its new stamp, for [`update_many`].
 pub type RowUpdate = (String, Vec<(usize, Option<String>)>, Micros);
 
-/// Applies many updates with few statements: rows changing the same set of fields are
-/// written together, `UPDATE ... FROM (VALUES ...)` (both backends name the columns of a
-/// VALUES list column1, column2, ...).
+/// Applies many updates with few statements: on PostgreSQL, rows changing the same set of
+/// fields are written together, `UPDATE ... FROM unnest(ids, values..., stamps)`; on SQLite
+/// one prepared statement per row ([`update_each`]).
 pub fn update_many(
     conn: &mut DbConn,
     table: TableId,
@@ -806,42 +823,35 @@ pub fn update_many(
             .or_default()
             .push(u);
     }
-    if let DbConn::Sqlite(_) = conn {
+    let DbConn::Pg(pg) = conn else {
         return update_each(conn, def, groups, actor);
-    }
+    };
+    // One statement per set of fields and batch, its values as arrays, one per column: its
+    // text is the same for every batch (prepared once per connection).
     for (fields, rows) in groups {
-        let per_statement = (BATCH * 2 / (fields.len() + 2)).max(1);
-        for chunk in rows.chunks(per_statement) {
-            let mut sql = Sql::new(format!("UPDATE {} SET ", def.name));
-            // v.column1 is the id, then one column per field, then the stamp.
+        for chunk in rows.chunks(BATCH) {
+            let mut sql = PgSql::new(format!("UPDATE {} SET ", def.name));
             for (n, i) in fields.iter().enumerate() {
-                let name = def.fields[*i].name;
-                sql.push(&format!("{name} = v.column{}, ", n + 2));
+                sql.push(&format!("{} = v.f{n}, ", def.fields[*i].name));
             }
-            sql.push(&format!(
-                "last_updated = v.column{}, changed_by = ",
-                fields.len() + 2
-            ))
-            .param(actor)
-            .push(", ")
-            .push(cursor_sets(conn))
-            .push(" FROM (VALUES ");
-            for (n, (id, values, stamp)) in chunk.iter().enumerate() {
-                sql.push(if n == 0 { "(" } else { ", (" }).param(id);
-                for (_, value) in values {
-                    sql.push(", ").param(value.clone());
-                }
-                sql.push(", ").param(*stamp).push(")");
+            sql.push("last_updated = v.stamp, changed_by = ")
+                .text(actor)
+                .push(", ")
+                .push(PG_CURSOR_SETS)
+                .push(" FROM unnest(")
+                .texts(chunk.iter().map(|(id, _, _)| Some(id.as_str())));
+            for n in 0..fields.len() {
+                sql.push(", ")
+                    .texts(chunk.iter().map(|(_, values, _)| values[n].1.as_deref()));
             }
-            sql.push(&format!(") AS v WHERE {}.id = v.column1", def.name));
-            // A full chunk's text is the same for every full chunk of these fields: prepared
-            // once per connection, it is not parsed and planned again (a last, shorter chunk
-            // is run unprepared, so that the shapes kept stay few).
-            if chunk.len() == per_statement {
-                sql.execute_prepared(conn)?;
-            } else {
-                sql.execute(conn)?;
+            sql.push(", ")
+                .ints(chunk.iter().map(|(_, _, stamp)| *stamp))
+                .push(") AS v(id");
+            for n in 0..fields.len() {
+                sql.push(&format!(", f{n}"));
             }
+            sql.push(&format!(", stamp) WHERE {}.id = v.id", def.name));
+            sql.execute(pg)?;
         }
     }
     Ok(())
