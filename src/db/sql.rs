@@ -1,6 +1,9 @@
 //! A statement with positional parameters written once, in `?` style, and run on either
 //! backend.
 
+use std::cell::OnceCell;
+use std::ops::Range;
+
 use diesel::QueryableByName;
 use diesel::RunQueryDsl;
 use diesel::query_builder::{AstPass, BoxedSqlQuery, QueryFragment, QueryId, SqlQuery};
@@ -62,6 +65,10 @@ impl From<bool> for Bind {
 pub struct Sql {
     text: String,
     binds: Vec<Bind>,
+    /// Where the text between placeholders lies, found once per text: diesel walks a
+    /// prepared statement two or three times per run, and an upload runs one per row
+    /// (scanning the text each time was a tenth of SQLite's writing thread).
+    segments: OnceCell<Vec<Range<usize>>>,
 }
 
 impl Sql {
@@ -69,18 +76,21 @@ impl Sql {
         Sql {
             text: text.into(),
             binds: Vec::new(),
+            segments: OnceCell::new(),
         }
     }
 
     /// Appends SQL text (no parameters).
     pub fn push(&mut self, text: &str) -> &mut Self {
         self.text.push_str(text);
+        self.segments.take();
         self
     }
 
     /// Appends one `?` and its value.
     pub fn param(&mut self, value: impl Into<Bind>) -> &mut Self {
         self.text.push('?');
+        self.segments.take();
         self.binds.push(value.into());
         self
     }
@@ -112,6 +122,11 @@ impl Sql {
             self.param(v);
         }
         self
+    }
+
+    /// [`placeholder_gaps`] of the text, kept until the text changes.
+    fn gaps(&self) -> &[Range<usize>] {
+        self.segments.get_or_init(|| placeholder_gaps(&self.text))
     }
 
     fn query(&self, conn: &DbConn) -> BoxedSqlQuery<'static, MultiBackend, SqlQuery> {
@@ -183,7 +198,8 @@ impl QueryFragment<MultiBackend> for Prepared<'_> {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, MultiBackend>) -> diesel::QueryResult<()> {
         // The backend writes each placeholder (`?` or `$n`) as its parameter is pushed.
         let mut binds = self.0.binds.iter();
-        for (n, segment) in split_at_placeholders(&self.0.text).enumerate() {
+        let sql = self.0;
+        for (n, segment) in sql.gaps().iter().map(|r| &sql.text[r.clone()]).enumerate() {
             if n > 0 {
                 match binds.next() {
                     Some(Bind::Text(v)) => out.push_bind_param::<Nullable<Text>, _>(v)?,
@@ -202,15 +218,24 @@ impl QueryFragment<MultiBackend> for Prepared<'_> {
     }
 }
 
-/// The text between `?` placeholders (outside string literals).
-fn split_at_placeholders(text: &str) -> impl Iterator<Item = &str> {
+/// The byte ranges of the text between `?` placeholders (outside string literals).
+fn placeholder_gaps(text: &str) -> Vec<Range<usize>> {
+    let mut gaps = Vec::new();
+    let mut start = 0;
     let mut in_string = false;
-    text.split(move |c| {
-        if c == '\'' {
-            in_string = !in_string;
+    // Both marks are ASCII, so a byte scan cannot split a character.
+    for (i, b) in text.bytes().enumerate() {
+        match b {
+            b'\'' => in_string = !in_string,
+            b'?' if !in_string => {
+                gaps.push(start..i);
+                start = i + 1;
+            }
+            _ => {}
         }
-        c == '?' && !in_string
-    })
+    }
+    gaps.push(start..text.len());
+    gaps
 }
 
 impl RunQueryDsl<DbConn> for Prepared<'_> {}
@@ -294,7 +319,8 @@ impl QueryFragment<diesel::pg::Pg> for PgSql<'_> {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, diesel::pg::Pg>) -> diesel::QueryResult<()> {
         use diesel::sql_types::Array;
         let mut binds = self.binds.iter();
-        for (n, segment) in split_at_placeholders(&self.text).enumerate() {
+        let segments = placeholder_gaps(&self.text);
+        for (n, segment) in segments.iter().map(|r| &self.text[r.clone()]).enumerate() {
             if n > 0 {
                 match binds.next() {
                     Some(PgBind::Text(v)) => out.push_bind_param::<Text, _>(v)?,
@@ -341,9 +367,22 @@ fn numbered_placeholders(text: &str) -> String {
 mod tests {
     #[test]
     fn placeholders_split_outside_strings() {
-        let parts: Vec<&str> =
-            super::split_at_placeholders("a = ? AND b = '?' AND c IN (?, ?)").collect();
+        let text = "a = ? AND b = '?' AND c IN (?, ?)";
+        let parts: Vec<&str> = super::placeholder_gaps(text)
+            .into_iter()
+            .map(|r| &text[r])
+            .collect();
         assert_eq!(parts, ["a = ", " AND b = '?' AND c IN (", ", ", ")"]);
+    }
+
+    #[test]
+    fn the_kept_gaps_follow_the_text() {
+        let mut sql = super::Sql::new("a = ?");
+        assert_eq!(sql.gaps(), [0..4, 5..5]);
+        sql.push(" AND b = ").param(1);
+        assert_eq!(sql.gaps(), [0..4, 5..14, 15..15]);
+        sql.clear_binds();
+        assert_eq!(sql.gaps().len(), 3, "new values, the same text");
     }
 
     #[test]
