@@ -372,6 +372,8 @@ struct Recorded {
     #[diesel(sql_type = diesel::sql_types::Text)]
     id: String,
     #[diesel(sql_type = diesel::sql_types::Text)]
+    table_name: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
     row_id: String,
 }
 
@@ -389,6 +391,10 @@ pub fn record_open(
     conn: &mut DbConn,
     items: &[(Conflict, Vec<ConflictField>)],
 ) -> Result<(), DbError> {
+    // In one order of rows, as the rows themselves are locked, so that two uploads of one
+    // user meeting on the same open conflicts wait for each other instead of deadlocking.
+    let mut items: Vec<&(Conflict, Vec<ConflictField>)> = items.iter().collect();
+    items.sort_by(|(a, _), (b, _)| (&a.table_name, &a.row_id).cmp(&(&b.table_name, &b.row_id)));
     for chunk in items.chunks(100) {
         let mut sql = Sql::new(
             "INSERT INTO conflicts (id, user_id, device_id, session_id, table_name, row_id, kind, \
@@ -421,17 +427,18 @@ pub fn record_open(
              base = excluded.base, server_updated = excluded.server_updated, \
              offline_updated = excluded.offline_updated, server_by = excluded.server_by, \
              updated_at = excluded.updated_at \
-             RETURNING id, row_id",
+             RETURNING id, table_name, row_id",
         );
         // The id each row's conflict has now: the new one, or the open one it joined.
-        let ids: HashMap<String, String> = sql
+        let ids: HashMap<(String, String), String> = sql
             .load::<Recorded>(conn)?
             .into_iter()
-            .map(|r| (r.row_id, r.id))
+            .map(|r| ((r.table_name, r.row_id), r.id))
             .collect();
         let mut fields = Vec::new();
         for (c, fs) in chunk {
-            let id = ids.get(&c.row_id).ok_or_else(|| {
+            let key = (c.table_name.clone(), c.row_id.clone());
+            let id = ids.get(&key).ok_or_else(|| {
                 DbError::Corrupt(format!(
                     "the conflict on {} {} was not recorded",
                     c.table_name, c.row_id
