@@ -168,6 +168,18 @@ fn the_migrated_schema_is_the_declaration(b: Backend) {
                 def.name
             );
         }
+        // On PostgreSQL an update's new row version has room on its row's page.
+        if let DbConn::Pg(_) = *conn {
+            let options = Sql::new(format!(
+                "SELECT COALESCE(array_to_string(reloptions, ','), '') AS def FROM pg_class \
+                 WHERE relname = '{}' AND relkind = 'r'",
+                def.name
+            ))
+            .first::<Definition>(&mut conn)
+            .unwrap()
+            .map(|d| d.def);
+            assert_eq!(options.as_deref(), Some("fillfactor=80"), "{}", def.name);
+        }
     }
 }
 
