@@ -90,10 +90,14 @@ impl Seen {
     /// The condition "written by a transaction this covers" on `change_id`.
     fn push_visible(&self, sql: &mut Sql) {
         sql.push("((change_id < ").param(self.snapshot.xmax);
+        // The transactions in progress as one parameter, so that a download's page query
+        // has one text whatever their number (it is prepared once per connection). Only
+        // PostgreSQL's snapshots have any: SQLite has one writer at a time.
         if !self.snapshot.xip.is_empty() {
-            sql.push(" AND change_id NOT IN (")
-                .params(self.snapshot.xip.iter().copied())
-                .push(")");
+            let xip: Vec<String> = self.snapshot.xip.iter().map(i64::to_string).collect();
+            sql.push(" AND change_id <> ALL(CAST(string_to_array(")
+                .param(xip.join(","))
+                .push(", ',') AS BIGINT[]))");
         }
         sql.push(")");
         if let Some(u) = self.upload {

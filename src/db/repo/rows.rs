@@ -630,7 +630,9 @@ fn changed_in(
             (Walk::ChangeRowid, _) => " ORDER BY change_id, rowid LIMIT ",
         })
         .param((limit - page.len()) as i64);
-        let found = dialect::in_index_order(conn, |c| sql.load::<RawRow>(c))?;
+        // One text per table and stretch (the window's values are parameters): prepared
+        // once per connection, not parsed and planned for every page.
+        let found = dialect::in_index_order(conn, |c| sql.load_prepared::<RawRow>(c))?;
         page.extend(found.into_iter().map(|r| {
             let mark = Mark {
                 key: r.change_id,
@@ -770,7 +772,7 @@ pub fn tombstones_in(
     sql.push(" ORDER BY change_id, table_name, id LIMIT ")
         .param(limit as i64);
     Ok(
-        dialect::in_index_order(conn, |c| sql.load::<RawChangedTombstone>(c))?
+        dialect::in_index_order(conn, |c| sql.load_prepared::<RawChangedTombstone>(c))?
             .into_iter()
             .filter_map(|t| {
                 let table = crate::domain::table_by_name(&t.tombstone.table_name)?;
