@@ -767,7 +767,9 @@ async fn sign_in(wd: &WebDriver, base: &str, user: &str) -> WebDriverResult<()> 
 }
 
 /// Reloads until the page shows `text` (a background sync finishing), for up to 30 s. The
-/// page may be replaced while it is read (the button's redirect): that is "not yet".
+/// page may be replaced while it is read (the button's redirect): that is "not yet", which
+/// Chromium reports as a stale element or, for a node of the page just left, as an unknown
+/// error that the node "does not belong to the document".
 async fn wait_for_text(wd: &WebDriver, text: &str) -> WebDriverResult<()> {
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut last = String::new();
@@ -782,7 +784,9 @@ async fn wait_for_text(wd: &WebDriver, text: &str) -> WebDriverResult<()> {
             Err(e)
                 if {
                     let m = format!("{e:?}");
-                    m.contains("StaleElementReference") || m.contains("NoSuchElement")
+                    m.contains("StaleElementReference")
+                        || m.contains("NoSuchElement")
+                        || m.contains("does not belong to the document")
                 } => {}
             Err(e) => return Err(e),
         }
