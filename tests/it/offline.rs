@@ -625,6 +625,10 @@ fn a_laptop_restored_from_a_backup_is_not_a_time_machine(b: Backend) {
     laptop.edit("assets", &asset, &[("notes", "before the backup")]);
     let old_copy = laptop.backup();
     assert_eq!(old_copy.pending(), 1);
+    // The offset read at the restored copy's open is exact only to that open's round trip
+    // (docs/offline.md); a change made within it of the earlier sync's open is sent again.
+    // Here the change is well before it, as a change waiting for a backup is.
+    std::thread::sleep(std::time::Duration::from_millis(200));
     laptop.sync();
     // Meanwhile on the main site: the same field changed again, a row deleted, another
     // changed.
