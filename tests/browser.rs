@@ -318,14 +318,7 @@ fn an_inspection_made_offline_reaches_the_main_site_with_sync_now() {
             wait_for_text(&wd, "sync complete: uploaded 1").await?;
 
             // On the main site.
-            wd.goto(format!("{main_base}/login")).await?;
-            wd.find(By::Id("username")).await?.send_keys("jo").await?;
-            wd.find(By::Id("password"))
-                .await?
-                .send_keys("password")
-                .await?;
-            wd.find(By::Css("button.primary")).await?.click().await?;
-            wd.find(By::LinkText("Sites")).await?;
+            sign_in(&wd, &main_base, "jo").await?;
             wd.goto(format!("{main_base}/assets/{asset}")).await?;
             let page = wd.find(By::Tag("main")).await?.text().await?;
             assert!(
@@ -393,6 +386,8 @@ fn each_role_signs_in_and_is_offered_what_it_may_do() {
                     .await?
                     .click()
                     .await?;
+                // Signed out (the sign-in page) before going on, as in `sign_in`.
+                wd.find(By::Id("username")).await?;
                 wd.goto(format!("{base}/sites")).await?;
                 let url = wd.current_url().await?;
                 assert!(url.path().starts_with("/login"), "{user}: {url}");
@@ -763,7 +758,12 @@ async fn sign_in(wd: &WebDriver, base: &str, user: &str) -> WebDriverResult<()> 
         .await?
         .send_keys("password")
         .await?;
-    wd.find(By::Css("button.primary")).await?.click().await
+    wd.find(By::Css("button.primary")).await?.click().await?;
+    // The click only starts the form's submission: a `goto` issued before its response
+    // arrives cancels it, and the next page is the sign-in page again. Signed in is when the
+    // page offers to sign out.
+    wd.find(By::Css("form[action='/logout']")).await?;
+    Ok(())
 }
 
 /// Reloads until the page shows `text` (a background sync finishing), for up to 30 s. The
